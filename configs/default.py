@@ -1,0 +1,67 @@
+"""Paper-scale defaults for the dual-stream memory-augmented network.
+
+Every field carries a one-line comment. Dataset configs import ``get_config`` and override
+only what differs. Variants: ``configs/default.py:cpu`` (a model that trains on a laptop
+CPU) and ``configs/default.py:test`` (tiny, for the test suite).
+"""
+
+import ml_collections
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  config.model = model = ml_collections.ConfigDict()
+  model.name = "dual_stream"  # the network to build (dual_stream)
+  model.widths = (64, 128, 256, 512)  # encoder channels per resolution level (stride 8)
+  model.num_items = 20  # M: memory items per memory module
+  model.sequence_length = 5  # t: frames per clip (t-1 inputs, the last is predicted)
+  model.spatial_inputs = 0  # frames the spatial stream sees (0 = all t-1)
+  model.fusion = "average"  # how the two predictions make the final frame (see docs/model.md)
+  model.update_memory_at_test = False  # keep updating memory items at test time
+  model.use_rtsm = True  # residual temporal shift modules in the encoder (Eq. 1)
+  model.use_rcam = True  # residual channel attention after each decoder up-sampling (Eqs. 2-4)
+  model.use_memory = True  # memory modules on every skip connection and the bottleneck
+  model.fold_fraction = 1 / 8  # fraction of channels shifted in each time direction
+  model.circular_shift = False  # wrap the shifted frame around instead of zero-filling
+  model.attention_reduction = 16  # r: channel reduction of the attention block
+  model.negative_slope = 0.2  # LeakyReLU slope
+  model.dtype = "float32"  # compute dtype (bfloat16 for mixed precision; params stay float32)
+
+  config.loss = loss = ml_collections.ConfigDict()
+  loss.alpha = 0.1  # alpha_s: spatial discretization weight (Eq. 11)
+  loss.beta = 0.1  # beta_s: temporal discretization weight (Eq. 12)
+  loss.gamma_i = 0.5  # spatial stream weight (Eq. 13)
+  loss.gamma_x = 0.5  # temporal stream weight (Eq. 13), 1 - gamma_i
+  loss.margin_a = 2.0  # a in Eq. (10)
+  loss.margin_b = 1.0  # b in Eq. (10)
+  loss.hinge = True  # clamp each bracket of Eq. (10) at zero
+
+  config.score = score = ml_collections.ConfigDict()
+  score.lam = 0.8  # lambda in Eq. (16): weight of the PSNR term
+  score.memory_level = -1  # memory whose distance enters Eq. (15) (-1 = bottleneck)
+
+  config.data = data = ml_collections.ConfigDict()
+  data.image_size = (256, 256)  # (height, width) the frames are resized to
+  data.channels = 3  # colour channels fed to the network
+
+  config.optimizer = opt = ml_collections.ConfigDict()
+  opt.learning_rate = 2e-5  # initial Adam learning rate, cosine-annealed
+  opt.b1 = 0.9  # Adam rho_1
+  opt.b2 = 0.999  # Adam rho_2
+
+  config.batch_size = 8  # global batch size
+  config.seed = 0  # model initialisation seed
+
+  if variant == "cpu":
+    model.widths = (16, 32, 64, 128)
+    data.image_size = (128, 128)
+  elif variant == "test":
+    model.widths = (4, 8, 16)
+    model.num_items = 4
+    model.attention_reduction = 4
+    data.image_size = (16, 16)
+    config.batch_size = 8
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r} of configs/default.py; expected '', 'cpu' or 'test'")
+  return config
