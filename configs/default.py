@@ -42,16 +42,40 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   score.memory_level = -1  # memory whose distance enters Eq. (15) (-1 = bottleneck)
 
   config.data = data = ml_collections.ConfigDict()
+  data.name = "synthetic_surveillance"  # TFDS builder (tfds_builders/) to train and evaluate on
+  data.builder_config = ""  # builder config name ("" = the builder's default)
+  data.data_dir = ""  # TFDS data directory ("" = TFDS's default, ~/tensorflow_datasets)
+  data.manual_dir = ""  # where the downloaded archives/folders are (datasets that need them)
+  data.prepare = True  # prepare the dataset first if it is not prepared yet
+  data.train_split = "train"  # split used for training
+  data.eval_split = "test"  # split evaluated at the end of training
   data.image_size = (256, 256)  # (height, width) the frames are resized to
-  data.channels = 3  # colour channels fed to the network
+  data.channels = 3  # colour channels fed to the network (1 or 3)
+  data.jpeg_draft = True  # let PIL decode JPEGs at reduced scale when the target is smaller
+  data.frame_stride = 1  # distance in frames between consecutive frames of a clip
+  data.seed = 0  # shuffling seed of the training clips
+  data.num_epochs = None  # passes over the training clips (None: endless; training stops by steps)
+  data.num_workers = 0  # grain worker processes (0: read in the main process)
+  data.num_threads = 2  # reader threads per process
+  data.prefetch_batches = 2  # batches buffered per process
+  data.eval_batch_size = 0  # global evaluation batch (0: batch_size)
 
   config.optimizer = opt = ml_collections.ConfigDict()
   opt.learning_rate = 2e-5  # initial Adam learning rate, cosine-annealed
   opt.b1 = 0.9  # Adam rho_1
   opt.b2 = 0.999  # Adam rho_2
 
-  config.batch_size = 8  # global batch size
+  config.batch_size = 8  # global batch size (a multiple of the device count)
   config.seed = 0  # model initialisation seed
+  config.num_epochs = 50  # training length in passes over the training clips (Avenue: 50)
+  config.num_train_steps = 0  # training length in steps; overrides num_epochs when > 0
+  config.log_every_steps = 50  # steps between metric fetches, logs and non-finite checks
+  config.checkpoint_every_steps = 500  # steps between checkpoints (rounded to log_every_steps)
+  config.max_checkpoints_to_keep = 3  # latest checkpoints kept (plus the best, if tracked)
+  config.best_metric = ""  # eval metric that picks the best checkpoint ("" = none), e.g. fused_micro_auc
+  config.best_metric_split = ""  # labelled split evaluated at each checkpoint for best_metric
+  config.eval_at_end = True  # evaluate on data.eval_split when training finishes
+  config.eval_plots = True  # write score curves, ROC curves and frame panels
 
   if variant == "cpu":
     model.widths = (16, 32, 64, 128)
@@ -62,6 +86,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     model.attention_reduction = 4
     data.image_size = (16, 16)
     config.batch_size = 8
+    config.num_train_steps = 6
+    config.log_every_steps = 2
+    config.checkpoint_every_steps = 2
+    config.eval_plots = False
   elif variant:
     raise ValueError(f"unknown variant {variant!r} of configs/default.py; expected '', 'cpu' or 'test'")
   return config

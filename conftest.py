@@ -19,9 +19,9 @@ os.environ.setdefault("TFDS_DISABLE_TF", "1")
 
 import jax  # noqa: E402  (must come after the environment is set)
 
-_CACHE = pathlib.Path(__file__).resolve().parent.parent / ".jax_cache"
+_CACHE = pathlib.Path(__file__).resolve().parent / ".jax_cache"
 jax.config.update("jax_compilation_cache_dir", str(_CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
-SHARED = pathlib.Path(__file__).resolve().parent.parent.parent / "shared"
+SHARED = pathlib.Path(__file__).resolve().parent.parent / "shared"

@@ -1,0 +1,269 @@
+"""Training, checkpoint/resume, evaluation and their error paths, end to end on the tiny
+synthetic dataset over 8 virtual CPU devices."""
+
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from configs import synthetic
+from vad_jax import checkpointing, evaluate, sharding, train
+from vad_jax.data import prepare, sources
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  path = tmp_path_factory.mktemp("tfds")
+  config = synthetic.get_config("test")
+  config.data.data_dir = str(path)
+  prepare.ensure_prepared(config.data)
+  return path
+
+
+def tiny_config(data_dir, **overrides):
+  config = synthetic.get_config("test")
+  config.data.data_dir = str(data_dir)
+  for key, value in overrides.items():
+    target = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      target = target[p]
+    target[leaf] = value
+  return config
+
+
+def read_jsonl(workdir):
+  return [json.loads(l) for l in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_dir, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("run_a")
+  results = train.train_and_evaluate(tiny_config(data_dir), str(workdir))
+  return workdir, results
+
+
+def test_training_writes_everything(uninterrupted):
+  workdir, results = uninterrupted
+  for name in ("eval/metrics.json", "eval/scores.csv", "eval/roc.png", "metrics.jsonl"):
+    assert (workdir / name).is_file(), name
+  assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+  logged = read_jsonl(workdir)
+  assert [r["step"] for r in logged if "train/loss" in r] == [2, 4, 6]
+  assert json.loads((workdir / "eval/metrics.json").read_text())["fused_micro_auc"] == pytest.approx(
+      results["fused_micro_auc"])
+  lines = (workdir / "eval/scores.csv").read_text().splitlines()[1:]
+  assert len(lines) == results["frames"]
+  assert len({tuple(l.split(",")[:2]) for l in lines}) == len(lines)
+  assert 0.0 <= results["fused_micro_auc"] <= 1.0
+  assert sorted(checkpointing.Checkpointer(workdir / "checkpoints", create=False).all_steps()) == [2, 4, 6]
+
+
+def test_killed_run_resumes_identically(data_dir, uninterrupted, tmp_path):
+  workdir_a, results_a = uninterrupted
+  config = tiny_config(data_dir)
+  assert train.train_and_evaluate(config, str(tmp_path), stop_after_steps=3) == {}
+  # Simulate a kill after step 3 ran and was logged but before its checkpoint landed.
+  shutil.rmtree(tmp_path / "checkpoints" / "3")
+  assert [r["step"] for r in read_jsonl(tmp_path)] == [2, 3]
+  results_b = train.train_and_evaluate(config, str(tmp_path))
+  logged_a, logged_b = read_jsonl(workdir_a), read_jsonl(tmp_path)
+  assert [r["step"] for r in logged_b] == [r["step"] for r in logged_a]  # nothing lost or duplicated
+  for a, b in zip(logged_a, logged_b):
+    if "train/loss" in a:
+      np.testing.assert_allclose(a["train/loss"], b["train/loss"], rtol=1e-5)
+  for key in ("fused_micro_auc", "spatial_micro_auc", "temporal_micro_auc", "fused_eer"):
+    np.testing.assert_allclose(results_a[key], results_b[key], rtol=1e-5)
+
+
+def test_checkpoint_restores_on_other_device_counts(data_dir, uninterrupted):
+  workdir, _ = uninterrupted
+  scores = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    mesh = sharding.make_mesh(devices)
+    config, state = evaluate.restore_for_evaluation(workdir / "checkpoints", None, mesh)
+    config.data.data_dir = str(data_dir)
+    split = sources.open_split(config.data.name, "test", data_dir=str(data_dir))
+    arrays = evaluate.frame_statistics(config, mesh, split, evaluate.model_statistics(config, state))
+    assert len(jax.tree.leaves(state.params)[0].sharding.device_set) == len(devices)
+    scores.append(arrays)
+  for key in evaluate.STAT_KEYS:
+    np.testing.assert_allclose(scores[0][key], scores[1][key], rtol=1e-4, atol=1e-5)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
+  train.train_and_evaluate(tiny_config(data_dir), str(tmp_path), stop_after_steps=2)
+  with pytest.raises(train.NonFiniteLossError, match=r"step 3: .*'loss': nan"):
+    train.train_and_evaluate(tiny_config(data_dir, **{"loss.alpha": float("nan")}), str(tmp_path))
+  assert checkpointing.Checkpointer(tmp_path / "checkpoints", create=False).all_steps() == [2]
+
+
+# ---- evaluation aggregation with a fake model --------------------------------------
+
+
+def _png(level):
+  import io
+
+  from PIL import Image
+  buffer = io.BytesIO()
+  Image.fromarray(np.full((8, 8), level, np.uint8)).save(buffer, format="PNG")
+  return buffer.getvalue()
+
+
+def fake_split(videos):
+  """``videos``: list of (name, intensities, labels)."""
+  records, index = [], []
+  for v, (name, levels, labels) in enumerate(videos):
+    index.append({"name": name, "start": len(records), "length": len(levels), "label": int(max(labels))})
+    for i, (level, label) in enumerate(zip(levels, labels)):
+      records.append({"video": name, "video_index": v, "frame_index": i, "frame": _png(level), "label": label})
+  return sources.VideoSplit(source=records, videos=tuple(index))
+
+
+def test_evaluation_aggregation_hand_computed():
+  # The fake model's PSNR falls with the target frame's brightness; distances are
+  # constant (so they normalise to 0): score = 0.8 * minmax(brightness) per video.
+  split = fake_split([
+      ("a", [250, 250, 10, 20, 200, 100], [1, 1, 0, 0, 1, 1]),  # frames 0-1 excluded (T = 3)
+      ("b", [0, 0, 50, 60, 55], [0, 0, 1, 0, 0]),
+  ])
+  config = synthetic.get_config("test")
+  config.model.sequence_length = 3
+  config.data.image_size = (8, 8)
+
+  def fake_stats(frames):
+    brightness = frames[:, -1].mean(axis=(1, 2, 3))
+    zeros = 0.0 * brightness
+    return {"psnr": -brightness, "spatial_psnr": -brightness, "temporal_psnr": -brightness,
+            "spatial_distance": zeros + 1.0, "temporal_distance": zeros + 2.0}
+
+  mesh = sharding.make_mesh()
+  arrays = evaluate.frame_statistics(config, mesh, split, fake_stats)
+  videos = evaluate.per_video_scores(arrays, ["a", "b"], lam=0.8)
+  assert [list(v.frames) for v in videos] == [[2, 3, 4, 5], [2, 3, 4]]
+  np.testing.assert_allclose(videos[0].scores["fused"], 0.8 * np.array([0, 10 / 190, 1, 90 / 190]), atol=1e-3)
+  np.testing.assert_allclose(videos[1].scores["fused"], [0.0, 0.8, 0.4], atol=1e-3)
+  results = evaluate.frame_level_metrics(videos)
+  # Positives .8, .379, 0 vs negatives 0, .042, .8, .4: (3.5 + 2 + .5) / 12 pairs.
+  assert results["fused_micro_auc"] == pytest.approx(0.5)
+  assert results["fused_macro_auc"] == pytest.approx(0.5)  # video a: 1.0, video b: 0.0
+  assert results["fused_eer"] == pytest.approx(0.5)
+  assert results["frames"] == 7 and results["anomalous_frames"] == 3
+  # Without per-video normalisation the pooled AUC would be 10/12: the test can tell.
+  raw = np.array([10, 20, 200, 100, 50, 60, 55])
+  from vad_jax import metrics
+  assert metrics.roc_auc([0, 0, 1, 1, 1, 0, 0], raw) == pytest.approx(10 / 12)
+
+
+def test_duplicate_frames_are_rejected():
+  arrays = {"video_index": np.array([0, 0]), "frame_index": np.array([4, 4]), "label": np.array([0, 1]),
+            **{k: np.zeros(2) for k in evaluate.STAT_KEYS}}
+  with pytest.raises(ValueError, match="frame 4 of video v0 was scored more than once"):
+    evaluate.per_video_scores(arrays, ["v0"], lam=0.8)
+
+
+# ---- bad input ----------------------------------------------------------------------
+
+
+def test_config_typo_suggests_the_right_field():
+  result = subprocess.run(
+      [sys.executable, "-m", "vad_jax.train", "--config", "configs/synthetic.py:test",
+       "--config.optimizer.learning_rat=0.1", "--workdir", "/tmp/never-used"],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert 'Did you mean "learning_rate"' in result.stderr
+
+
+def test_missing_or_unknown_dataset(tmp_path):
+  config = synthetic.get_config("test")
+  config.data.data_dir = str(tmp_path)
+  config.data.prepare = False
+  with pytest.raises(FileNotFoundError, match="is not prepared in"):
+    prepare.ensure_prepared(config.data)
+  config.data.name = "avenu"
+  with pytest.raises(ValueError, match=r"unknown dataset 'avenu'.*avenue"):
+    prepare.ensure_prepared(config.data)
+
+
+def test_empty_dataset_errors():
+  with pytest.raises(ValueError, match="no clip of model.sequence_length frames"):
+    train.total_train_steps(_no_steps(), 0)
+  with pytest.raises(ValueError, match="evaluation produced no frames"):
+    evaluate.gather([])
+
+
+def _no_steps():
+  config = synthetic.get_config("test")
+  config.num_train_steps = 0
+  return config
+
+
+def test_missing_and_corrupt_checkpoints(uninterrupted, tmp_path):
+  mesh = sharding.make_mesh()
+  with pytest.raises(checkpointing.CheckpointError, match="no checkpoint directory at"):
+    evaluate.restore_for_evaluation(tmp_path / "nowhere", None, mesh)
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(checkpointing.CheckpointError, match="no checkpoint found"):
+    evaluate.restore_for_evaluation(tmp_path / "empty", None, mesh)
+  workdir, _ = uninterrupted
+  corrupt = tmp_path / "corrupt"
+  shutil.copytree(workdir / "checkpoints", corrupt)
+  for f in (corrupt / "6" / "state").rglob("*"):
+    if f.is_file():
+      f.write_bytes(b"garbage")
+  with pytest.raises(checkpointing.CheckpointError, match=r"could not restore checkpoint step 6 from .*corrupt/6"):
+    evaluate.restore_for_evaluation(corrupt, 6, mesh)
+
+
+def test_evaluate_cli_reports_missing_checkpoint(tmp_path):
+  result = subprocess.run([sys.executable, "-m", "vad_jax.evaluate", "--workdir", str(tmp_path / "none")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "no checkpoint directory at" in result.stderr
+
+
+# ---- two processes ------------------------------------------------------------------
+
+
+def test_two_process_training_on_localhost(data_dir, tmp_path):
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  script = textwrap.dedent(f"""
+      import sys
+      sys.path.insert(0, {str(REPO)!r})
+      from vad_jax import sharding
+      sharding.maybe_initialize_distributed()
+      import jax
+      from configs import synthetic
+      from vad_jax import train
+      config = synthetic.get_config("test")
+      config.data.data_dir = {str(data_dir)!r}
+      config.num_train_steps = 4
+      assert jax.process_count() == 2 and jax.device_count() == 4, (jax.process_count(), jax.device_count())
+      results = train.train_and_evaluate(config, {str(tmp_path / "run")!r})
+      print("RESULT", jax.process_index(), results["frames"], results["fused_micro_auc"])
+  """)
+  procs = []
+  for rank in range(2):
+    env = {**os.environ, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
+           "JAX_PROCESS_ID": str(rank), "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_PLATFORMS": "cpu"}
+    procs.append(subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True))
+  outputs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outputs):
+    assert p.returncode == 0, err[-3000:]
+  lines = sorted(next(l for l in out.splitlines() if l.startswith("RESULT")) for out, _ in outputs)
+  assert lines[0].split()[2:] == lines[1].split()[2:]  # both hosts agree on every frame
+  assert checkpointing.Checkpointer(tmp_path / "run" / "checkpoints", create=False).latest_step() == 4

@@ -1,0 +1,320 @@
+"""CUHK Avenue, one record per frame, in two label versions (``docs/DATASETS.md``).
+
+* ``official`` (default): the official videos ``Avenue Dataset/{training,testing}_videos
+  /NN.avi`` decoded with PyAV, and the official pixel masks
+  ``ground_truth_demo/testing_label_mask/N_label.mat`` (``01.avi`` pairs with
+  ``1_label.mat``). A test frame is anomalous when its mask has any nonzero pixel; the
+  masks are stored too. The number of masks must equal the number of decoded frames.
+* ``frames_avenue_mat``: the pre-extracted frame release of the frame-prediction
+  literature (``avenue/{training,testing}/frames/NN/XXXX.jpg``, 0-based) with the
+  interval labels of its ``avenue.mat`` (``gt``: per video a ``2 x K`` array of 1-based
+  inclusive ``[start; end]`` intervals). These intervals are NOT the official labels
+  (they disagree in most videos); results on this config must say so.
+
+``metadata["labels"]`` names the label version, ``metadata["layout"]`` what was read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import scipy.io
+from etils import epath
+
+import tensorflow_datasets as tfds
+
+from tfds_builders import common
+from tfds_builders import video as video_lib
+
+_DATASET_ZIP = "Avenue_Dataset.zip"
+_DATASET_DIR = "Avenue Dataset"
+_GT_ZIP = "ground_truth_demo.zip"
+_GT_DIR = "ground_truth_demo"
+_MASK_DIR = "testing_label_mask"
+
+_INSTRUCTIONS = f"""\
+Download {_DATASET_ZIP} and {_GT_ZIP} from
+http://www.cse.cuhk.edu.hk/leojia/projects/detectabnormal/dataset.html and put them
+in the manual dir, as archives or extracted (each part either way):
+
+  <manual_dir>/{_DATASET_ZIP}     or  <manual_dir>/{_DATASET_DIR}/training_videos/01.avi ...
+                                      <manual_dir>/{_DATASET_DIR}/testing_videos/01.avi ...
+  <manual_dir>/{_GT_ZIP}  or  <manual_dir>/{_GT_DIR}/{_MASK_DIR}/1_label.mat ...
+
+For the config frames_avenue_mat (pre-extracted frame release with avenue.mat labels):
+
+  <manual_dir>/avenue/training/frames/01/0000.jpg ...
+  <manual_dir>/avenue/testing/frames/01/0000.jpg ...
+  <manual_dir>/avenue/avenue.mat
+  (or the same three entries directly in <manual_dir>)
+"""
+
+OFFICIAL_LABELS = (
+    "official pixel masks (ground_truth_demo): frame anomalous if any mask pixel is set"
+)
+AVENUE_MAT_LABELS = (
+    "avenue.mat interval labels of the pre-extracted frame release "
+    "(differ from the official masks)"
+)
+
+
+@dataclasses.dataclass(eq=False)
+class AvenueConfig(common.VideoConfig):
+  """``source``: ``"official"`` (videos + masks) or ``"avenue_mat"`` (frames + intervals)."""
+
+  source: str = "official"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Video:
+  name: str
+  path: epath.Path                          # .avi file, or folder of frames
+  labels_path: epath.Path | None = None     # N_label.mat (official test videos)
+  labels: np.ndarray | None = None          # from avenue.mat (release test videos)
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+  """CUHK Avenue: 16 training and 21 test videos, 640x360, one record per frame."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
+  BUILDER_CONFIGS = [
+      AvenueConfig(
+          name="official", source="official",
+          description="Official videos; labels from the official pixel masks (masks included).",
+      ),
+      AvenueConfig(
+          name="frames_avenue_mat", source="avenue_mat",
+          description=(
+              "Pre-extracted frames with avenue.mat interval labels: a different label "
+              "version from the official masks."
+          ),
+      ),
+  ]
+  DEFAULT_BUILDER_CONFIG_NAME = "official"
+
+  def __init__(self, *, skip_undecodable: bool = False, **kwargs):
+    """``skip_undecodable``: skip (and count in ``metadata["skipped"]``) unreadable videos."""
+    self._skip_undecodable = skip_undecodable
+    kwargs.setdefault("file_format", common.FILE_FORMAT)
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=common.frame_features("mask", "has_mask"),
+        homepage="http://www.cse.cuhk.edu.hk/leojia/projects/detectabnormal/dataset.html",
+        disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    config: AvenueConfig = self.builder_config
+    if config.source == "official":
+      videos, layout = _official_videos(dl_manager)
+      labels = OFFICIAL_LABELS
+    elif config.source == "avenue_mat":
+      videos, layout = _release_videos(dl_manager.manual_dir)
+      labels = AVENUE_MAT_LABELS
+    else:
+      raise ValueError(f"Unknown Avenue source {config.source!r}.")
+    common.empty_metadata(self.info.metadata, videos)
+    self.info.metadata["layout"] = layout
+    self.info.metadata["labels"] = labels
+    return {split: self._generate_examples(split, v) for split, v in videos.items()}
+
+  def _generate_examples(self, split: str, videos: Sequence[_Video]):
+    config: AvenueConfig = self.builder_config
+    records = common.SplitRecords(self.info.metadata, split, num_videos=len(videos))
+    for video in videos:
+      if config.source == "official":
+        load = lambda video=video: _video_file_records(video, config)
+      else:
+        load = lambda video=video: _frame_folder_records(video, config)
+      yield from records.add_video(video.name, load, skip_undecodable=self._skip_undecodable)
+    records.finish()
+
+
+# ------------------------------------------------------------------ official videos
+
+def _locate(
+    dl_manager: tfds.download.DownloadManager, folder: str, archive: str, needed: Sequence[str]
+) -> tuple[epath.Path | None, str]:
+  """``folder`` in the manual dir, extracting ``archive`` if only that is there.
+
+  Returns ``(path, "")`` or ``(None, error text listing what was looked for)``.
+  """
+  manual_dir = dl_manager.manual_dir
+  try:
+    layout = common.find_layout(
+        manual_dir,
+        {"extracted": [f"{folder}/{n}" for n in needed], "archive": [archive]},
+        instructions="",
+    )
+  except common.ManualDataError as error:
+    return None, str(error)
+  if layout == "extracted":
+    return manual_dir / folder, ""
+  extracted = common.extract_archive(
+      manual_dir / archive, dl_manager.download_dir / "extracted" / archive.rsplit(".", 1)[0]
+  )
+  return common.require_path(extracted / folder, f"{folder}/ inside {archive}", _INSTRUCTIONS), ""
+
+
+def _official_videos(dl_manager) -> tuple[dict[str, list[_Video]], str]:
+  dataset_dir, dataset_error = _locate(
+      dl_manager, _DATASET_DIR, _DATASET_ZIP, ["training_videos", "testing_videos"]
+  )
+  gt_dir, gt_error = _locate(dl_manager, _GT_DIR, _GT_ZIP, [_MASK_DIR])
+  if dataset_error or gt_error:
+    raise common.ManualDataError(
+        "\n".join(e for e in (dataset_error, gt_error) if e) + "\n\n" + _INSTRUCTIONS
+    )
+  mask_dir = gt_dir / _MASK_DIR
+  videos = {}
+  for split, folder in (("train", "training_videos"), ("test", "testing_videos")):
+    files = common.list_visible(dataset_dir / folder, suffixes=(".avi",), dirs=False)
+    if not files:
+      raise common.ManualDataError(f"No .avi videos in {dataset_dir / folder}.")
+    split_videos = []
+    for path in files:
+      name = path.name[: -len(".avi")]
+      if not name.isdigit():
+        raise ValueError(f"{path}: Avenue videos are named by number (01.avi, ...).")
+      labels_path = None
+      if split == "test":
+        labels_path = common.require_path(
+            mask_dir / f"{int(name)}_label.mat", f"the label masks of test video {path.name}",
+        )
+      split_videos.append(_Video(name, path, labels_path=labels_path))
+    videos[split] = split_videos
+  expected = {v.labels_path.name for v in videos["test"]}
+  extra = sorted(p.name for p in common.list_visible(mask_dir, suffixes=(".mat",), dirs=False)
+                 if p.name not in expected)
+  if extra:
+    raise ValueError(f"{mask_dir} has label files without a test video: {extra}.")
+  return videos, "official"
+
+
+def read_label_masks(path: epath.PathLike) -> list[np.ndarray]:
+  """The per-frame masks of an official ``N_label.mat`` (variable ``volLabel``).
+
+  ``scipy.io.loadmat`` gives a ``(1, T)`` object array of 2-D uint8 masks; anything
+  else is an error naming the file and what was found.
+  """
+  path = os.fspath(path)
+  data = scipy.io.loadmat(path)
+  if "volLabel" not in data:
+    found = sorted(k for k in data if not k.startswith("__"))
+    raise ValueError(f"{path}: no variable 'volLabel' (variables: {found}).")
+  cells = np.asarray(data["volLabel"])
+  if cells.dtype != object or cells.ndim != 2 or cells.shape[0] != 1:
+    raise ValueError(
+        f"{path}: volLabel should be a (1, T) cell array, got {cells.dtype} {cells.shape}."
+    )
+  masks = [np.asarray(cell) for cell in cells[0]]
+  for t, mask in enumerate(masks):
+    if mask.ndim != 2:
+      raise ValueError(f"{path}: mask {t} has shape {mask.shape}, expected 2-D.")
+  return masks
+
+
+def _video_file_records(video: _Video, config: AvenueConfig) -> Iterator[dict]:
+  """Decodes one official video; test frames get labels and masks from its ``.mat``."""
+  masks = read_label_masks(video.labels_path) if video.labels_path else None
+  frames = video_lib.iter_frames(video.path, stride=config.frame_stride, size=config.frame_size)
+  kept = 0
+  while True:
+    try:
+      frame = next(frames)
+    except StopIteration as stop:
+      decoded = stop.value
+      break
+    index, kept = kept * config.frame_stride, kept + 1
+    record = {"frame": common.encode_frame(frame), "label": 0, "mask": b"", "has_mask": False}
+    if masks is not None and index < len(masks):
+      mask = masks[index]
+      if config.frame_size is None and mask.shape != frame.shape[:2]:
+        raise ValueError(
+            f"{video.labels_path}: mask {index} is {mask.shape} but the frames of "
+            f"{video.path.name} are {frame.shape[:2]}."
+        )
+      record.update(
+          label=int(np.any(mask)),
+          mask=common.encode_mask(common.resize_mask(mask, config.frame_size)),
+          has_mask=True,
+      )
+    yield record
+  if masks is not None and decoded != len(masks):
+    raise common.LabelCountError(video.name, decoded, len(masks), os.fspath(video.labels_path))
+
+
+# ------------------------------------------------------------ pre-extracted frames
+
+def read_intervals(path: epath.PathLike) -> list[np.ndarray]:
+  """Per test video, the ``(2, K)`` int array of 1-based inclusive intervals in ``gt``."""
+  path = os.fspath(path)
+  data = scipy.io.loadmat(path)
+  if "gt" not in data:
+    found = sorted(k for k in data if not k.startswith("__"))
+    raise ValueError(f"{path}: no variable 'gt' (variables: {found}).")
+  cells = np.asarray(data["gt"])
+  if cells.dtype != object:
+    raise ValueError(f"{path}: gt should be a cell array, got {cells.dtype} {cells.shape}.")
+  intervals = []
+  for v, cell in enumerate(cells.ravel()):
+    cell = np.asarray(cell, dtype=np.float64)
+    if cell.size == 0:
+      cell = np.zeros((2, 0))
+    if cell.ndim != 2 or cell.shape[0] != 2 or np.any(cell != np.round(cell)):
+      raise ValueError(f"{path}: gt of video {v + 1} should be 2 x K integers, got {cell.shape}.")
+    intervals.append(cell.astype(np.int64))
+  return intervals
+
+
+def _release_videos(manual_dir: epath.Path) -> tuple[dict[str, list[_Video]], str]:
+  layout = common.find_layout(
+      manual_dir,
+      {
+          "frame release": ["avenue/training/frames", "avenue/testing/frames", "avenue/avenue.mat"],
+          "frame release (in the manual dir itself)": [
+              "training/frames", "testing/frames", "avenue.mat",
+          ],
+      },
+      _INSTRUCTIONS,
+  )
+  root = manual_dir / "avenue" if layout == "frame release" else manual_dir
+  gt_path = root / "avenue.mat"
+  intervals = read_intervals(gt_path)
+  videos = {}
+  for split, folder in (("train", "training"), ("test", "testing")):
+    video_dirs = common.list_visible(root / folder / "frames", dirs=True)
+    if not video_dirs:
+      raise common.ManualDataError(f"No video folders in {root / folder / 'frames'}.")
+    if split == "test" and len(intervals) != len(video_dirs):
+      raise ValueError(
+          f"{gt_path} has labels for {len(intervals)} videos but {root / folder / 'frames'} "
+          f"holds {len(video_dirs)} test videos."
+      )
+    split_videos = []
+    for v, video_dir in enumerate(video_dirs):
+      num_frames = len(common.numbered_files(video_dir, (".jpg",), first=0))
+      labels = np.zeros(num_frames, np.int32)
+      if split == "test":
+        labels = common.labels_from_ranges(
+            intervals[v].T, num_frames, first_frame=1, video=video_dir.name,
+            source=os.fspath(gt_path),
+        )
+      split_videos.append(_Video(video_dir.name, video_dir, labels=labels))
+    videos[split] = split_videos
+  return videos, layout
+
+
+def _frame_folder_records(video: _Video, config: AvenueConfig) -> Iterator[dict]:
+  frames = common.numbered_files(video.path, (".jpg",), first=0)
+  for i in range(0, len(frames), config.frame_stride):
+    frame, _ = common.image_file_frame(frames[i], config.frame_size)
+    yield {"frame": frame, "label": int(video.labels[i]), "mask": b"", "has_mask": False}

@@ -1,0 +1,3 @@
+TestVideoFile = {};
+TestVideoFile{end+1}.gt_frame = [1:2, 4:5];
+TestVideoFile{end+1}.gt_frame = [3:4];

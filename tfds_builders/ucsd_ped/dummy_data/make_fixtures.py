@@ -1,0 +1,112 @@
+"""Writes the miniature UCSD trees next to this script.
+
+  official/      UCSD_Anomaly_Dataset.v1p2/UCSDped{1,2}/... as in the official archive:
+                 1-based grayscale TIFF frames, TestNNN_gt BMP masks (all Ped2 test
+                 videos, one of the two Ped1 ones), the .m ground truth (one line
+                 with two ranges), and junk (._ files, .DS_Store, a backup ``.m~``).
+  jpeg_release/  ped2/{training,testing}/frames/NN/NNN.jpg (0-based, 3-channel) with
+                 UCSDped2.m beside them, as the frame-prediction release.
+
+Run: .venv/bin/python tfds_builders/ucsd_ped/dummy_data/make_fixtures.py
+The expected counts are in ucsd_ped_dataset_builder_test.py.
+"""
+
+import pathlib
+import shutil
+
+import numpy as np
+from PIL import Image
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+# name -> (frames, ground-truth ranges or None for training, has masks)
+PED2 = {
+    "Train": {"Train001": (4, None, False), "Train002": (3, None, False)},
+    "Test": {"Test001": (5, "[1:2, 4:5]", True), "Test002": (4, "[3:4]", True)},
+}
+PED1 = {
+    "Train": {"Train001": (3, None, False)},
+    "Test": {"Test001": (4, "[2:3]", True), "Test002": (3, "[1:1,3:3]", False)},
+}
+SIZES = {"UCSDped1": (16, 24), "UCSDped2": (24, 36)}  # (height, width), as 158x238 / 240x360
+
+
+def _frame(rng, size, value):
+  base = rng.integers(0, 60, size=size, dtype=np.uint8)
+  return np.clip(base.astype(int) + value, 0, 255).astype(np.uint8)
+
+
+def _mask(size, anomalous):
+  mask = np.zeros(size, np.uint8)
+  if anomalous:
+    mask[2:8, 3:10] = 255
+  return mask
+
+
+def _ranges_to_labels(ranges, n):
+  labels = np.zeros(n, int)
+  for token in ranges.strip("[]").replace(" ", "").split(","):
+    first, last = (token.split(":") * 2)[:2]
+    labels[int(first) - 1:int(last)] = 1
+  return labels
+
+
+def _gt_file(test_videos):
+  lines = ["TestVideoFile = {};"]
+  lines += [f"TestVideoFile{{end+1}}.gt_frame = {r};" for _, r, _ in test_videos.values()]
+  return "\n".join(lines) + "\n"
+
+
+def write_official(root):
+  rng = np.random.default_rng(0)
+  for official, spec in (("UCSDped1", PED1), ("UCSDped2", PED2)):
+    size = SIZES[official]
+    subset = root / "UCSD_Anomaly_Dataset.v1p2" / official
+    for folder, videos in spec.items():
+      for v, (name, (n, ranges, masks)) in enumerate(videos.items()):
+        labels = _ranges_to_labels(ranges, n) if ranges else np.zeros(n, int)
+        video_dir = subset / folder / name
+        video_dir.mkdir(parents=True)
+        for i in range(n):
+          image = Image.fromarray(_frame(rng, size, 40 * v + 20 * i), mode="L")
+          image.save(video_dir / f"{i + 1:03d}.tif", format="TIFF")
+          if masks:
+            gt_dir = subset / folder / f"{name}_gt"
+            gt_dir.mkdir(exist_ok=True)
+            Image.fromarray(_mask(size, labels[i]), mode="L").save(gt_dir / f"{i + 1:03d}.bmp")
+      (subset / folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    # An AppleDouble resource fork next to a real frame, and one for a folder.
+    (subset / "Train" / "Train001" / "._001.tif").write_bytes(b"\x00\x05\x16\x07junk")
+    (subset / "Test" / "._Test001").write_bytes(b"\x00\x05\x16\x07junk")
+    (subset / "Test" / f"{official}.m").write_text(_gt_file(spec["Test"]))
+    (subset / "Test" / f"{official}.m~").write_text("TestVideoFile{end+1}.gt_frame = [1:999];\n")
+
+
+def write_release(root):
+  rng = np.random.default_rng(1)
+  size = SIZES["UCSDped2"]
+  release = root / "ped2"
+  for folder, spec in (("training", PED2["Train"]), ("testing", PED2["Test"])):
+    for v, (n, _, _) in enumerate(spec.values()):
+      video_dir = release / folder / "frames" / f"{v + 1:02d}"
+      video_dir.mkdir(parents=True)
+      for i in range(n):
+        gray = _frame(rng, size, 40 * v + 20 * i + (0 if folder == "training" else 100))
+        Image.fromarray(np.repeat(gray[..., None], 3, axis=-1), mode="RGB").save(
+            video_dir / f"{i:03d}.jpg", quality=90
+        )
+  (release / "testing" / "frames" / "01" / "._000.jpg").write_bytes(b"\x00\x05\x16\x07junk")
+  (release / "UCSDped2.m").write_text(_gt_file(PED2["Test"]))
+
+
+def main():
+  for name, write in (("official", write_official), ("jpeg_release", write_release)):
+    target = HERE / name
+    if target.exists():
+      shutil.rmtree(target)
+    target.mkdir()
+    write(target)
+
+
+if __name__ == "__main__":
+  main()

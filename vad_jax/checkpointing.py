@@ -1,0 +1,125 @@
+"""Orbax checkpoints of the training state, the data-iterator state and the config.
+
+One ``CheckpointManager`` per workdir (``<workdir>/checkpoints``) with three items:
+``state`` (params, optimizer state, BatchNorm statistics, memory items, step;
+``StandardSave``), ``data`` (the grain iterator's state, one JSON file per process, via
+``grain.checkpoint``) and ``config`` (JSON).
+Keeps the latest ``max_to_keep`` checkpoints plus the best one by a validation metric
+when one is given. Saves are asynchronous; ``close()`` waits for them.
+
+Restoring targets an abstract, sharded copy of the state built for the *current* mesh, so
+a checkpoint written on 8 devices restores on 1 and the reverse.
+"""
+
+import pathlib
+from typing import Any, Optional
+
+import grain
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+STATE_FIELDS = ("step", "params", "opt_state", "batch_stats", "memory")
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+def _state_tree(state) -> dict[str, Any]:
+  return {name: getattr(state, name) for name in STATE_FIELDS}
+
+
+class Checkpointer:
+  """Saves and restores training runs in ``directory``."""
+
+  def __init__(self, directory: str | pathlib.Path, max_to_keep: int = 3, best_metric: Optional[str] = None,
+               best_mode: str = "max", create: bool = True):
+    self.directory = pathlib.Path(directory).absolute()
+    if not create and not self.directory.is_dir():
+      raise CheckpointError(f"no checkpoint directory at {self.directory}")
+    policies = [checkpoint_managers.LatestN(n=max_to_keep)]
+    if best_metric:
+      if best_mode not in ("max", "min"):
+        raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
+      sign = 1.0 if best_mode == "max" else -1.0
+      policies.append(checkpoint_managers.BestN(
+          get_metric_fn=lambda m: sign * float(m[best_metric]), n=1, keep_checkpoints_without_metrics=False))
+    self.best_metric, self.best_mode = best_metric, best_mode
+    options = ocp.CheckpointManagerOptions(
+        create=create, enable_async_checkpointing=True,
+        preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies))
+    self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                         item_names=("state", "data", "config"))
+
+  def latest_step(self) -> Optional[int]:
+    return self.manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self.manager.all_steps())
+
+  def best_step(self) -> Optional[int]:
+    """Step of the best checkpoint by the configured metric (None without metrics)."""
+    if not self.best_metric:
+      return None
+    scored = [(s, m) for s, m in ((s, self.manager.metrics(s)) for s in self.all_steps()) if m]
+    if not scored:
+      return None
+    pick = max if self.best_mode == "max" else min
+    return pick(scored, key=lambda sm: float(sm[1][self.best_metric]))[0]
+
+  def save(self, step: int, state, data_iterator: Optional[grain.DatasetIterator],
+           config: ml_collections.ConfigDict, metrics: Optional[dict[str, float]] = None) -> None:
+    items = {"state": ocp.args.StandardSave(_state_tree(state)),
+             "config": ocp.args.JsonSave(config.to_dict())}
+    if data_iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+    self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics)
+
+  def restore(self, state_template, step: Optional[int] = None,
+              data_iterator: Optional[grain.DatasetIterator] = None):
+    """Restores the state at ``step`` (latest by default).
+
+    ``state_template`` is a state (or ``jax.eval_shape`` of one) whose leaves carry the
+    shardings wanted now; only shapes, dtypes and shardings are used. ``data_iterator``,
+    when given, is moved to the saved position (it continues with the next batch).
+    """
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise CheckpointError(f"no checkpoint found in {self.directory}")
+    if step not in self.all_steps():
+      raise CheckpointError(f"no checkpoint for step {step} in {self.directory}; "
+                            f"available: {self.all_steps()}")
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _state_tree(state_template))
+    items = {"state": ocp.args.StandardRestore(abstract)}
+    if data_iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    except Exception as error:  # orbax raises many types; name the checkpoint in one
+      raise CheckpointError(f"could not restore checkpoint step {step} from {self.directory / str(step)}: "
+                            f"{type(error).__name__}: {error}") from error
+    return state_template.replace(**restored["state"])
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def read_config(directory: str | pathlib.Path, step: Optional[int] = None) -> ml_collections.ConfigDict:
+  """The config saved with a checkpoint (the latest by default)."""
+  checkpointer = Checkpointer(directory, create=False)
+  step = checkpointer.latest_step() if step is None else step
+  if step is None:
+    raise CheckpointError(f"no checkpoint found in {pathlib.Path(directory).absolute()}")
+  try:
+    restored = checkpointer.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+  except Exception as error:
+    raise CheckpointError(f"could not read the config of checkpoint step {step} in {directory}: {error}") from error
+  finally:
+    checkpointer.close()
+  return ml_collections.ConfigDict(restored["config"])

@@ -1,0 +1,434 @@
+"""grain pipelines for training, evaluation and clip-level models.
+
+Three pipelines, each in two layers:
+
+* ``train_dataset`` / ``eval_dataset`` / ``clip_dataset`` build a ``grain.IterDataset``
+  of *host* batches (numpy) from an opened ``sources.VideoSplit``; host index and
+  count are parameters, so tests simulate several hosts in one process;
+* ``create_train_iterator`` / ``create_eval_iterator`` / ``create_clip_iterator`` read
+  the config, open the TFDS split and map the host batches to global ``jax.Array`` s
+  sharded ``P("data")`` over the mesh (``sharding.global_batch``).
+
+Batch formats are those of ``docs/conventions.md``:
+
+* training: ``{"frames": float32 [B, T, H, W, C] in [-1, 1]}``; clips of ``T`` frames,
+  ``frame_stride`` apart, inside one video, shuffled over all valid clips with a new
+  permutation every epoch (grain folds the epoch into the shuffle seed). The stream is
+  endless by default; batches run across epoch boundaries so that no clip is skipped.
+* evaluation: ``frames`` plus ``video_index``, ``frame_index`` (of the target, i.e.
+  last, frame), ``label`` and ``valid``; every frame with ``T - 1`` predecessors is
+  the target of exactly one example, in order (video by video, frame by frame); the
+  global batch is rounded up to a multiple of the device count (and of the host
+  count), and the last batch is padded with ``valid=False`` examples (black frames,
+  indices and label -1). Every host yields the same number of batches.
+* clip level: ``frames`` float32 [B, N, H, W, C] in [0, 1], ``label`` [B],
+  ``frame_labels`` [B, N], ``valid`` [B], plus ``video_index`` [B] and
+  ``frame_index`` [B, N] for frame-level metrics.
+
+Hosts: global batch ``k`` is the slice ``[k B, (k + 1) B)`` of the example sequence;
+host ``p`` of ``P`` reads the contiguous part ``[k B + p b, k B + (p + 1) b)`` with
+``b = B / P`` and nothing else (see ``indexing``). Worker processes
+(``data.num_workers``) each produce whole host batches of ``uint8`` pixels (0 keeps
+everything in-process); the main process scales them to ``float32``.
+
+Resuming: the iterators are ``grain.DatasetIterator`` s. ``it.get_state()`` is a
+JSON-serialisable dict and ``it.set_state(state)`` on a freshly created iterator (same
+config, same number of hosts and workers) continues with exactly the next batch. With
+orbax, save ``grain.checkpoint.CheckpointSave(it)`` and restore with
+``grain.checkpoint.CheckpointRestore(it)`` (one JSON file per process).
+
+Config fields read (``config.data`` unless stated otherwise):
+
+* ``name`` (str): TFDS builder name, e.g. ``"ucsd_ped2"``.
+* ``builder_config`` (str): builder config name; ``""`` for the default config.
+* ``data_dir`` (str): TFDS data directory; ``""`` for TFDS's default.
+* ``train_split`` / ``eval_split`` (str): split names, ``"train"`` / ``"test"``.
+* ``image_size`` (tuple[int, int]): ``(height, width)`` frames are resized to.
+* ``channels`` (int): 1 (grayscale) or 3 (RGB).
+* ``jpeg_draft`` (bool): faster JPEG decoding straight to luma / at 1/2, 1/4, 1/8 scale
+  when the target size allows (``preprocessing``); False for exact decode + resize.
+* ``frame_stride`` (int): distance in frames between consecutive frames of a clip.
+* ``seed`` (int): shuffling seed (0 <= seed < 2**32).
+* ``num_epochs`` (int or None): passes over the training clips; None repeats forever.
+* ``num_workers`` (int): grain worker processes; 0 reads in the main process.
+* ``num_threads`` (int): reader threads per process (0: read synchronously).
+* ``prefetch_batches`` (int): batches buffered per process (and per worker).
+* ``eval_batch_size`` (int): global evaluation batch; 0 uses ``config.batch_size``.
+* ``clip_frames`` (int): N, frames sampled per clip for clip-level models.
+* ``clip_sampling`` (str): ``"uniform"`` (stride ``max(len // N, 1)``) or
+  ``"contiguous"`` (N consecutive frames centred in the clip).
+* ``clip_short`` (str): clips with fewer than N frames are ``"drop"`` -ped or
+  ``"pad"`` -ded (last frame repeated, frame label -1); counts are logged.
+* ``clip_source`` (str): ``"clip_id"`` (records sharing ``clip_index``/``clip_id``,
+  DCSASS) or ``"window"`` (windows of a video, UCF-Crime segments).
+* ``clip_window`` (int): window length in frames for ``"window"``; 0 = whole video.
+* ``config.batch_size`` (int): global training batch size.
+* ``config.model.sequence_length`` (int): T, frames per prediction clip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import grain
+import jax
+import ml_collections
+from absl import flags
+
+from vad_jax import sharding
+from vad_jax.data import indexing, loaders, sources
+
+FrameSettings = loaders.FrameSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class ReaderSettings:
+  """Parallelism and buffering of a pipeline (see the config fields of the same name)."""
+
+  num_workers: int = 0
+  num_threads: int = 2
+  prefetch_batches: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class HostShard:
+  """Which part of every global batch this host produces."""
+
+  process_index: int
+  process_count: int
+
+  @classmethod
+  def current(cls, process_index: int | None = None, process_count: int | None = None) -> HostShard:
+    """This process's shard; explicit values override ``jax.process_index/count``."""
+    return cls(
+        jax.process_index() if process_index is None else process_index,
+        jax.process_count() if process_count is None else process_count,
+    )
+
+  def __post_init__(self):
+    if not 0 <= self.process_index < self.process_count:
+      raise ValueError(f"process_index {self.process_index} not in [0, {self.process_count})")
+
+  def local_batch_size(self, global_batch_size: int) -> int:
+    if global_batch_size % self.process_count:
+      raise ValueError(
+          f"Global batch size {global_batch_size} is not divisible by the "
+          f"{self.process_count} hosts."
+      )
+    return global_batch_size // self.process_count
+
+
+# --------------------------------------------------------------------------------------
+# Host-level pipelines (numpy batches).
+# --------------------------------------------------------------------------------------
+
+
+def _position_batches(
+    num_examples: int,
+    global_batch_size: int,
+    host: HostShard,
+    *,
+    shuffle_seed: int | None = None,
+    num_epochs: int | None = 1,
+    pad: bool = False,
+) -> grain.MapDataset:
+  """This host's arrays of example positions, one ``int64 [b]`` array per batch.
+
+  ``pad=True`` (evaluation): the positions run once over ``[0, n)`` in order, extended
+  to a whole number of global batches with positions ``>= n`` that the loaders turn into
+  padding examples. Otherwise (training): ``num_epochs`` passes (None: endless), each a
+  new permutation when ``shuffle_seed`` is set, cut into global batches, the last
+  partial one dropped.
+  """
+  local = host.local_batch_size(global_batch_size)
+  if pad:
+    total = indexing.num_batches(num_examples, global_batch_size) * global_batch_size
+    ds = grain.MapDataset.range(total)
+  else:
+    if num_examples == 0:
+      raise ValueError("No examples: every video is shorter than one clip.")
+    ds = grain.MapDataset.range(num_examples)
+    if shuffle_seed is not None:
+      ds = ds.shuffle(seed=shuffle_seed)
+    ds = ds.repeat(num_epochs)
+  ds = ds.batch(local, drop_remainder=True)
+  # Local batch j belongs to global batch j // P and host j % P; keep whole global
+  # batches so that every host yields the same number of batches.
+  ds = ds[: len(ds) // host.process_count * host.process_count]
+  return ds[host.process_index :: host.process_count]
+
+
+def _to_iter_dataset(
+    ds: grain.MapDataset, reader: ReaderSettings, frames: FrameSettings
+) -> grain.IterDataset:
+  """Runs the loaders (in workers when configured), then scales pixels to floats."""
+  iter_ds = ds.to_iter_dataset(
+      grain.ReadOptions(
+          num_threads=reader.num_threads, prefetch_buffer_size=reader.prefetch_batches
+      )
+  )
+  if reader.num_workers > 0:
+    # grain 0.2.18 reads one of its absl flags when it starts workers and fails if
+    # absl never parsed the command line (pytest, notebooks). Keep the defaults then;
+    # under ``absl.app.run`` the flags are already parsed and this does nothing.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
+    iter_ds = iter_ds.mp_prefetch(
+        grain.MultiprocessingOptions(
+            num_workers=reader.num_workers, per_worker_buffer_size=reader.prefetch_batches
+        )
+    )
+  return iter_ds.map(loaders.ScaleFrames(frames.scaling))
+
+
+def train_dataset(
+    split: sources.VideoSplit,
+    *,
+    sequence_length: int,
+    global_batch_size: int,
+    frames: FrameSettings,
+    frame_stride: int = 1,
+    seed: int = 0,
+    num_epochs: int | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    reader: ReaderSettings = ReaderSettings(),
+) -> grain.IterDataset:
+  """Shuffled training clips, as this host's batches ``{"frames": [b, T, H, W, C]}``."""
+  host = HostShard.current(process_index, process_count)
+  index = indexing.ClipIndex.from_videos(split.videos, sequence_length, frame_stride)
+  ds = _position_batches(
+      len(index), global_batch_size, host, shuffle_seed=seed, num_epochs=num_epochs
+  )
+  ds = ds.map(loaders.TrainClipLoader(split.source, index, frames))
+  return _to_iter_dataset(ds, reader, frames)
+
+
+def eval_dataset(
+    split: sources.VideoSplit,
+    *,
+    sequence_length: int,
+    global_batch_size: int,
+    num_devices: int,
+    frames: FrameSettings,
+    frame_stride: int = 1,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    reader: ReaderSettings = ReaderSettings(),
+) -> grain.IterDataset:
+  """Every scorable frame once, in order, as this host's padded evaluation batches.
+
+  ``global_batch_size`` is rounded up to a multiple of ``num_devices`` and of the host
+  count (``indexing.eval_global_batch_size``).
+  """
+  host = HostShard.current(process_index, process_count)
+  index = indexing.ClipIndex.from_videos(split.videos, sequence_length, frame_stride)
+  batch = indexing.eval_global_batch_size(global_batch_size, num_devices, host.process_count)
+  ds = _position_batches(len(index), batch, host, pad=True)
+  ds = ds.map(loaders.EvalClipLoader(split.source, index, frames))
+  return _to_iter_dataset(ds, reader, frames)
+
+
+def clip_table(
+    split: sources.VideoSplit,
+    *,
+    clip_source: str,
+    num_frames: int,
+    short_policy: str,
+    window: int = 0,
+) -> indexing.ClipTable:
+  """The labelled clips of a split, with the short-clip policy applied.
+
+  ``clip_source="clip_id"`` uses ``metadata["clips"]`` when the builder wrote it, else
+  groups records by their ``clip_index``/``clip_id`` keys (reads the whole split once);
+  ``"window"`` cuts videos into windows of ``window`` frames.
+  """
+  if clip_source == "clip_id":
+    if split.clips is not None:
+      table = indexing.clips_from_metadata(split.clips, split.videos)
+    else:
+      table = indexing.clips_from_records(split.source, split.videos)
+  elif clip_source == "window":
+    table = indexing.window_clips(split.videos, window)
+  else:
+    raise ValueError(f"clip_source must be 'clip_id' or 'window', got {clip_source!r}")
+  return table.apply_short_policy(num_frames, short_policy)
+
+
+def clip_dataset(
+    split: sources.VideoSplit,
+    table: indexing.ClipTable,
+    *,
+    train: bool,
+    num_frames: int,
+    sampling: str,
+    global_batch_size: int,
+    frames: FrameSettings,
+    num_devices: int = 1,
+    seed: int = 0,
+    num_epochs: int | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    reader: ReaderSettings = ReaderSettings(),
+) -> grain.IterDataset:
+  """Clip-level batches: shuffled and endless when ``train``, else ordered and padded."""
+  host = HostShard.current(process_index, process_count)
+  if train:
+    ds = _position_batches(
+        len(table), global_batch_size, host, shuffle_seed=seed, num_epochs=num_epochs
+    )
+  else:
+    batch = indexing.eval_global_batch_size(global_batch_size, num_devices, host.process_count)
+    ds = _position_batches(len(table), batch, host, pad=True)
+  ds = ds.map(loaders.ClipLevelLoader(split.source, table, num_frames, sampling, frames))
+  return _to_iter_dataset(ds, reader, frames)
+
+
+# --------------------------------------------------------------------------------------
+# Config-driven iterators of global arrays.
+# --------------------------------------------------------------------------------------
+
+
+def open_split(data_config: ml_collections.ConfigDict, split: str) -> sources.VideoSplit:
+  """Opens ``split`` of the dataset named in ``config.data``."""
+  return sources.open_split(
+      data_config.name,
+      split,
+      builder_config=data_config.get("builder_config") or None,
+      data_dir=data_config.get("data_dir") or None,
+  )
+
+
+def frame_settings(data_config: ml_collections.ConfigDict, scaling: str) -> FrameSettings:
+  return FrameSettings(
+      image_size=tuple(int(s) for s in data_config.image_size),
+      channels=int(data_config.channels),
+      scaling=scaling,
+      jpeg_draft=bool(data_config.get("jpeg_draft", True)),
+  )
+
+
+def reader_settings(data_config: ml_collections.ConfigDict) -> ReaderSettings:
+  return ReaderSettings(
+      num_workers=int(data_config.get("num_workers", 0)),
+      num_threads=int(data_config.get("num_threads", 2)),
+      prefetch_batches=int(data_config.get("prefetch_batches", 2)),
+  )
+
+
+def _globalise(ds: grain.IterDataset, mesh: jax.sharding.Mesh) -> grain.DatasetIterator:
+  return iter(ds.map(functools.partial(sharding.global_batch, mesh)))
+
+
+def _check_train_batch(batch_size: int, mesh: jax.sharding.Mesh) -> None:
+  if batch_size % mesh.devices.size:
+    raise ValueError(
+        f"batch_size {batch_size} must be a multiple of the {mesh.devices.size} devices."
+    )
+
+
+def create_train_iterator(
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+    *,
+    split: sources.VideoSplit | None = None,
+) -> grain.DatasetIterator:
+  """Endless iterator of global training batches for the prediction models.
+
+  ``split`` overrides the dataset named in the config (tests, notebooks).
+  """
+  data = config.data
+  _check_train_batch(config.batch_size, mesh)
+  split = split or open_split(data, data.get("train_split", "train"))
+  ds = train_dataset(
+      split,
+      sequence_length=config.model.sequence_length,
+      global_batch_size=config.batch_size,
+      frames=frame_settings(data, "signed_unit"),
+      frame_stride=data.get("frame_stride", 1),
+      seed=data.get("seed", 0),
+      num_epochs=data.get("num_epochs", None),
+      reader=reader_settings(data),
+  )
+  return _globalise(ds, mesh)
+
+
+def create_eval_iterator(
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+    *,
+    split: sources.VideoSplit | None = None,
+) -> grain.DatasetIterator:
+  """One ordered pass over every scorable frame, as padded global batches."""
+  data = config.data
+  split = split or open_split(data, data.get("eval_split", "test"))
+  ds = eval_dataset(
+      split,
+      sequence_length=config.model.sequence_length,
+      global_batch_size=data.get("eval_batch_size", 0) or config.batch_size,
+      num_devices=mesh.devices.size,
+      frames=frame_settings(data, "signed_unit"),
+      frame_stride=data.get("frame_stride", 1),
+      reader=reader_settings(data),
+  )
+  return _globalise(ds, mesh)
+
+
+def create_clip_iterator(
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+    *,
+    train: bool,
+    split: sources.VideoSplit | None = None,
+) -> tuple[grain.DatasetIterator, indexing.ClipTable]:
+  """Clip-level iterator (endless and shuffled when ``train``) and its clip table.
+
+  The table tells how many clips there are and how many short ones were dropped or
+  padded (``table.num_dropped``, ``table.num_padded``).
+  """
+  data = config.data
+  if train:
+    _check_train_batch(config.batch_size, mesh)
+  split_name = data.get("train_split", "train") if train else data.get("eval_split", "test")
+  split = split or open_split(data, split_name)
+  num_frames = data.clip_frames
+  table = clip_table(
+      split,
+      clip_source=data.get("clip_source", "clip_id"),
+      num_frames=num_frames,
+      short_policy=data.get("clip_short", "drop"),
+      window=data.get("clip_window", 0),
+  )
+  indexing.log_short_clips(table, num_frames, split_name)
+  batch_size = config.batch_size if train else (data.get("eval_batch_size", 0) or config.batch_size)
+  ds = clip_dataset(
+      split,
+      table,
+      train=train,
+      num_frames=num_frames,
+      sampling=data.get("clip_sampling", "uniform"),
+      global_batch_size=batch_size,
+      frames=frame_settings(data, "unit"),
+      num_devices=mesh.devices.size,
+      seed=data.get("seed", 0),
+      num_epochs=data.get("num_epochs", None),
+      reader=reader_settings(data),
+  )
+  return _globalise(ds, mesh), table
+
+
+def eval_num_batches(
+    split: sources.VideoSplit,
+    *,
+    sequence_length: int,
+    global_batch_size: int,
+    num_devices: int,
+    frame_stride: int = 1,
+    process_count: int | None = None,
+) -> int:
+  """Number of batches ``eval_dataset`` yields (the same on every host)."""
+  process_count = jax.process_count() if process_count is None else process_count
+  index = indexing.ClipIndex.from_videos(split.videos, sequence_length, frame_stride)
+  batch = indexing.eval_global_batch_size(global_batch_size, num_devices, process_count)
+  return indexing.num_batches(len(index), batch)

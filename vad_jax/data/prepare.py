@@ -1,0 +1,69 @@
+"""Preparing the TFDS dataset named in a config before training or evaluation.
+
+Builders live in ``tfds_builders/<name>/<name>_dataset_builder.py``; importing that
+module registers the builder with TFDS. Preparation uses ``download_and_prepare`` (the
+``tfds build`` command imports TensorFlow, which this project never needs).
+"""
+
+import importlib
+import pathlib
+
+import jax
+import ml_collections
+import tensorflow_datasets as tfds
+from jax.experimental import multihost_utils
+
+BUILDERS_DIR = pathlib.Path(__file__).resolve().parents[2] / "tfds_builders"
+
+
+def available_builders() -> list[str]:
+  return sorted(p.parent.name for p in BUILDERS_DIR.glob("*/*_dataset_builder.py"))
+
+
+def register(name: str) -> None:
+  """Imports the builder module of dataset ``name`` (which registers it)."""
+  base = name.partition(":")[0]
+  if base not in available_builders():
+    raise ValueError(f"unknown dataset {name!r}; the builders in {BUILDERS_DIR} are {available_builders()}")
+  importlib.import_module(f"tfds_builders.{base}.{base}_dataset_builder")
+
+
+def builder_for(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  register(data_config.name)
+  full_name = data_config.name
+  if data_config.builder_config:
+    base, _, version = data_config.name.partition(":")
+    full_name = f"{base}/{data_config.builder_config}" + (f":{version}" if version else "")
+  return tfds.builder(full_name, data_dir=data_config.data_dir or None)
+
+
+def ensure_prepared(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """Prepares the dataset if needed (``data.prepare``) and returns its builder.
+
+  With several hosts, process 0 prepares first and the others wait, then prepare too if
+  their data directory is not shared.
+  """
+  builder = builder_for(data_config)
+
+  def prepare():
+    if builder.is_prepared():
+      return
+    if not data_config.prepare:
+      raise FileNotFoundError(
+          f"dataset {builder.info.full_name} is not prepared in {builder.data_dir}; set "
+          f"--config.data.prepare=True (and --config.data.manual_dir for manually downloaded data) "
+          f"or point --config.data.data_dir at a prepared copy")
+    manual_dir = data_config.manual_dir or None
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      prepare()
+    multihost_utils.sync_global_devices("vad_jax dataset prepared")
+    if jax.process_index() != 0:
+      builder = builder_for(data_config)
+      prepare()
+  else:
+    prepare()
+  return builder
