@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m vad_jax.demo --workdir $(WORKDIR)
+	$(PY) -m vad_jax.train --config configs/synthetic.py --workdir $(WORKDIR)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=15

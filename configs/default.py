@@ -22,6 +22,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   model.use_rtsm = True  # residual temporal shift modules in the encoder (Eq. 1)
   model.use_rcam = True  # residual channel attention after each decoder up-sampling (Eqs. 2-4)
   model.use_memory = True  # memory modules on every skip connection and the bottleneck
+  model.skip_query = True  # skips pass [query, memory read] (MNAD); False: the read alone
   model.fold_fraction = 1 / 8  # fraction of channels shifted in each time direction
   model.circular_shift = False  # wrap the shifted frame around instead of zero-filling
   model.attention_reduction = 16  # r: channel reduction of the attention block

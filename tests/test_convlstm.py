@@ -10,13 +10,6 @@ import pytest
 from vad_jax.models.convlstm import ConvLSTM, ConvLSTMBaseline, ConvLSTMCell, hard_sigmoid_keras2
 
 
-@pytest.fixture(autouse=True)
-def _fast_cpu_prng():
-  """Non-partitionable threefry: random draws of rank >= 2 (every kernel init) compile about
-  5x faster on XLA:CPU; values differ but no test depends on them."""
-  with jax.threefry_partitionable(False):
-    yield
-
 
 def _np_conv(x, k, padding):
   """Plain 'cross-correlation' conv: x [b, h, w, ci], k [kh, kw, ci, co] -> [b, h', w', co]."""

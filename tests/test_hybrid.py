@@ -16,13 +16,6 @@ from vad_jax.models.hybrid import (AdaptiveFeatureFusion, HybridModel1, TinyEffi
 from vad_jax.models.roi_align import roi_align, roi_align_batched
 
 
-@pytest.fixture(autouse=True)
-def _fast_cpu_prng():
-  """Non-partitionable threefry: random draws of rank >= 2 (every kernel init) compile about
-  5x faster on XLA:CPU; values differ but no test depends on them."""
-  with jax.threefry_partitionable(False):
-    yield
-
 # ----------------------------------------------------------------------------- RoIAlign
 
 # f(y, x) = 4 y + x on a 4x4 map: bilinear interpolation reproduces it exactly inside.

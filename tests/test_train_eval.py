@@ -267,3 +267,54 @@ def test_two_process_training_on_localhost(data_dir, tmp_path):
   lines = sorted(next(l for l in out.splitlines() if l.startswith("RESULT")) for out, _ in outputs)
   assert lines[0].split()[2:] == lines[1].split()[2:]  # both hosts agree on every frame
   assert checkpointing.Checkpointer(tmp_path / "run" / "checkpoints", create=False).latest_step() == 4
+
+
+# ---- the detector -------------------------------------------------------------------
+
+
+def test_alarm_intervals_and_causal_normalisation():
+  from vad_jax import detect
+  frames = np.arange(10, 20)
+  alarm = np.array([0, 1, 1, 1, 0, 1, 0, 1, 1, 1], bool)
+  assert detect.alarm_intervals(frames, alarm, min_frames=1) == [(11, 13), (15, 15), (17, 19)]
+  assert detect.alarm_intervals(frames, alarm, min_frames=3) == [(11, 13), (17, 19)]
+  np.testing.assert_allclose(detect.causal_minmax(np.array([2.0, 2.0, 4.0, 3.0, 6.0])), [0, 0, 1, 0.5, 1])
+
+
+def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path):
+  from PIL import Image
+
+  from tfds_builders import video as video_lib
+  from vad_jax import detect
+  from vad_jax.data import synthetic as synthetic_data
+  workdir, _ = uninterrupted
+  clip = synthetic_data.generate_video(3, num_frames=20, anomalies=("fast_mover",))
+  rgb = np.repeat(clip.frames, 3, axis=-1) if clip.frames.shape[-1] == 1 else clip.frames
+  video_path = tmp_path / "walkway.mp4"
+  video_lib.write_video(video_path, rgb)
+  folder = tmp_path / "frames"
+  folder.mkdir()
+  for i, frame in enumerate(rgb):
+    Image.fromarray(frame).save(folder / f"{i:03d}.png")
+  (folder / "._000.png").write_bytes(b"resource fork junk")
+  config, state = evaluate.restore_for_evaluation(workdir / "checkpoints", None, sharding.make_mesh(jax.devices()[:1]))
+  t = config.model.sequence_length
+  frames_f, scores_f, _ = detect.detect(folder, config, state, batch_size=8)
+  np.testing.assert_array_equal(frames_f, np.arange(t - 1, 20))  # every frame with T-1 predecessors
+  assert scores_f.min() == pytest.approx(0.0, abs=1e-6) and scores_f.max() <= 1.0
+  frames_v, scores_v, _ = detect.detect(video_path, config, state, batch_size=8, streaming=True)
+  np.testing.assert_array_equal(frames_v, frames_f)
+  assert np.isfinite(scores_v).all()
+  broken = tmp_path / "broken.mp4"
+  broken.write_bytes(b"not a video at all")
+  with pytest.raises(Exception, match="broken.mp4"):
+    detect.detect(broken, config, state)
+  result = subprocess.run(
+      [sys.executable, "-m", "vad_jax.detect", str(folder), "--checkpoint", str(workdir), "--threshold", "0.5",
+       "--min_frames", "1", "--output", str(tmp_path / "strip.png")],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = result.stdout.strip().splitlines()
+  assert rows[0] == "frame,score,alarm" and len(rows) == 1 + 20 - (t - 1)
+  assert "alarm intervals" in result.stderr
+  assert (tmp_path / "strip.png").is_file()

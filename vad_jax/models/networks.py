@@ -135,6 +135,7 @@ class PredictionStream(nn.Module):
   use_rtsm: bool = True
   use_rcam: bool = True
   use_memory: bool = True
+  skip_query: bool = True
   fold_fraction: float = 1 / 8
   circular_shift: bool = False
   attention_reduction: int = 16
@@ -155,7 +156,9 @@ class PredictionStream(nn.Module):
       stacked = jnp.moveaxis(level, 1, 3).reshape(b, hi, wi, t * ci)
       fused = nn.Conv(ci, (1, 1), dtype=self.dtype, name=f"time_fusion{i}")(stacked)
       if self.use_memory:
-        fused, mem_aux = Memory(self.num_items, self.margin_a, self.margin_b, self.hinge,
+        # The bottleneck always passes query and read (MNAD); skips may pass the read only.
+        concat = self.skip_query or i == len(levels) - 1
+        fused, mem_aux = Memory(self.num_items, self.margin_a, self.margin_b, self.hinge, concat,
                                 name=f"memory{i}")(fused, update=update_memory)
         distances.append(mem_aux["distance"])
         discretization.append(mem_aux["discretization"])
@@ -193,6 +196,7 @@ class DualStreamNet(nn.Module):
   use_rtsm: bool = True
   use_rcam: bool = True
   use_memory: bool = True
+  skip_query: bool = True
   fold_fraction: float = 1 / 8
   circular_shift: bool = False
   attention_reduction: int = 16
@@ -223,7 +227,7 @@ class DualStreamNet(nn.Module):
     frames = frames.astype(jnp.float32)
     stream = functools.partial(
         PredictionStream, self.widths, self.num_items, use_rtsm=self.use_rtsm, use_rcam=self.use_rcam,
-        use_memory=self.use_memory, fold_fraction=self.fold_fraction, circular_shift=self.circular_shift,
+        use_memory=self.use_memory, skip_query=self.skip_query, fold_fraction=self.fold_fraction, circular_shift=self.circular_shift,
         attention_reduction=self.attention_reduction, margin_a=self.margin_a, margin_b=self.margin_b,
         hinge=self.hinge, negative_slope=self.negative_slope, dtype=self.dtype)
     update = train or self.update_memory_at_test

@@ -1,0 +1,42 @@
+"""Every config file builds, and its model traces (shapes only) at its own resolution."""
+
+import functools
+import importlib
+
+import jax
+import pytest
+
+from vad_jax.models.build import build_model
+
+CONFIGS = [("default", ""), ("default", "cpu"), ("default", "test"), ("synthetic", ""), ("synthetic", "test"),
+           ("synthetic", "paper"), ("ucsd_ped2", ""), ("ucsd_ped2", "cpu"), ("ucsd_ped1", "cpu"), ("avenue", ""),
+           ("avenue", "cpu"), ("shanghaitech", ""), ("shanghaitech", "cpu")]
+
+
+@pytest.mark.parametrize("name, variant", CONFIGS)
+def test_config_builds_and_traces(name, variant):
+  config = importlib.import_module(f"configs.{name}").get_config(variant)
+  model = build_model(config)
+  h, w = config.data.image_size
+  frames = jax.ShapeDtypeStruct((1, config.model.sequence_length, h, w, config.data.channels), "float32")
+  variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), frames)
+  fused, _ = jax.eval_shape(functools.partial(model.apply, train=False), variables, frames)
+  assert fused.shape == (1, h, w, config.data.channels)
+  assert config.batch_size % 8 == 0 or config.batch_size < 8
+
+
+@pytest.mark.parametrize("name", ["default", "synthetic", "ucsd_ped2", "avenue", "shanghaitech"])
+def test_unknown_variant_is_an_error(name):
+  with pytest.raises(ValueError, match="unknown variant"):
+    importlib.import_module(f"configs.{name}").get_config("nope")
+
+
+def test_paper_hyperparameters():
+  from configs import avenue, default, shanghaitech
+  config = default.get_config()
+  assert config.model.num_items == 20 and config.model.sequence_length == 5
+  assert tuple(config.data.image_size) == (256, 256) and config.batch_size == 8
+  assert (config.optimizer.learning_rate, config.optimizer.b1, config.optimizer.b2) == (2e-5, 0.9, 0.999)
+  assert (config.loss.alpha, config.loss.beta, config.loss.gamma_i, config.loss.gamma_x) == (0.1, 0.1, 0.5, 0.5)
+  assert (config.loss.margin_a, config.loss.margin_b, config.score.lam) == (2.0, 1.0, 0.8)
+  assert avenue.get_config().num_epochs == 50 and shanghaitech.get_config().num_epochs == 10
