@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(PY) -m vad_jax.train --config configs/synthetic.py --workdir $(WORKDIR)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=15
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15
 
 benchmark: $(STAMP)
 	$(PY) -m vad_jax.benchmark --config configs/default.py:cpu --batch 8

@@ -249,7 +249,7 @@ def test_two_process_training_on_localhost(data_dir, tmp_path):
       from vad_jax import train
       config = synthetic.get_config("test")
       config.data.data_dir = {str(data_dir)!r}
-      config.num_train_steps = 4
+      config.num_train_steps = 2
       assert jax.process_count() == 2 and jax.device_count() == 4, (jax.process_count(), jax.device_count())
       results = train.train_and_evaluate(config, {str(tmp_path / "run")!r})
       print("RESULT", jax.process_index(), results["frames"], results["fused_micro_auc"])
@@ -266,7 +266,7 @@ def test_two_process_training_on_localhost(data_dir, tmp_path):
     assert p.returncode == 0, err[-3000:]
   lines = sorted(next(l for l in out.splitlines() if l.startswith("RESULT")) for out, _ in outputs)
   assert lines[0].split()[2:] == lines[1].split()[2:]  # both hosts agree on every frame
-  assert checkpointing.Checkpointer(tmp_path / "run" / "checkpoints", create=False).latest_step() == 4
+  assert checkpointing.Checkpointer(tmp_path / "run" / "checkpoints", create=False).latest_step() == 2
 
 
 # ---- the detector -------------------------------------------------------------------
@@ -299,9 +299,12 @@ def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path
   (folder / "._000.png").write_bytes(b"resource fork junk")
   config, state = evaluate.restore_for_evaluation(workdir / "checkpoints", None, sharding.make_mesh(jax.devices()[:1]))
   t = config.model.sequence_length
-  frames_f, scores_f, _ = detect.detect(folder, config, state, batch_size=8)
+  frames_f, scores_f, stats = detect.detect(folder, config, state, batch_size=8)
   np.testing.assert_array_equal(frames_f, np.arange(t - 1, 20))  # every frame with T-1 predecessors
-  assert scores_f.min() == pytest.approx(0.0, abs=1e-6) and scores_f.max() <= 1.0
+  from vad_jax import scoring
+  np.testing.assert_allclose(scores_f, scoring.fused_score(stats["psnr"], stats["spatial_distance"],
+                                                           stats["temporal_distance"], config.score.lam))
+  assert 0.0 <= scores_f.min() and scores_f.max() <= 1.0
   frames_v, scores_v, _ = detect.detect(video_path, config, state, batch_size=8, streaming=True)
   np.testing.assert_array_equal(frames_v, frames_f)
   assert np.isfinite(scores_v).all()
