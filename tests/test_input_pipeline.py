@@ -480,3 +480,19 @@ def test_synthetic_surveillance_evaluation_pass(synthetic_dir):
   first = preprocessing.to_signed_unit(np.stack([
       preprocessing.decode_frame(records[r]["frame"], (32, 32), 1) for r in range(5)]))
   np.testing.assert_array_equal(batch["frames"][0], first)
+
+
+def test_frame_differences_of_a_training_batch_match_numpy():
+  """The temporal stream's input: differences of consecutive frames of each clip."""
+  import jax.numpy as jnp
+
+  from vad_jax.models.networks import frame_differences
+
+  split = fake_split([9, 7])
+  frames = input_pipeline.FrameSettings(image_size=(8, 8), channels=1, jpeg_draft=False)
+  ds = input_pipeline.train_dataset(split, sequence_length=5, global_batch_size=4, frames=frames,
+                                    process_index=0, process_count=1)
+  batch = next(iter(ds))["frames"]
+  expected = np.diff(batch.astype(np.float64), axis=1)
+  np.testing.assert_allclose(np.asarray(frame_differences(jnp.asarray(batch))), expected, atol=1e-6)
+  assert expected.shape == (4, 4, 8, 8, 1) and np.abs(expected).max() > 0
