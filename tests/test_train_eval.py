@@ -2,13 +2,10 @@
 synthetic dataset over 8 virtual CPU devices."""
 
 import json
-import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
-import textwrap
 
 import jax
 import numpy as np
@@ -230,43 +227,6 @@ def test_evaluate_cli_reports_missing_checkpoint(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
   assert result.returncode != 0
   assert "no checkpoint directory at" in result.stderr
-
-
-# ---- two processes ------------------------------------------------------------------
-
-
-def test_two_process_training_on_localhost(data_dir, tmp_path):
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  script = textwrap.dedent(f"""
-      import sys
-      sys.path.insert(0, {str(REPO)!r})
-      from vad_jax import sharding
-      sharding.maybe_initialize_distributed()
-      import jax
-      from configs import synthetic
-      from vad_jax import train
-      config = synthetic.get_config("test")
-      config.data.data_dir = {str(data_dir)!r}
-      config.num_train_steps = 2
-      assert jax.process_count() == 2 and jax.device_count() == 4, (jax.process_count(), jax.device_count())
-      results = train.train_and_evaluate(config, {str(tmp_path / "run")!r})
-      print("RESULT", jax.process_index(), results["frames"], results["fused_micro_auc"])
-  """)
-  procs = []
-  for rank in range(2):
-    env = {**os.environ, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
-           "JAX_PROCESS_ID": str(rank), "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_PLATFORMS": "cpu"}
-    procs.append(subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True))
-  outputs = [p.communicate(timeout=600) for p in procs]
-  for p, (out, err) in zip(procs, outputs):
-    assert p.returncode == 0, err[-3000:]
-  lines = sorted(next(l for l in out.splitlines() if l.startswith("RESULT")) for out, _ in outputs)
-  assert lines[0].split()[2:] == lines[1].split()[2:]  # both hosts agree on every frame
-  assert checkpointing.Checkpointer(tmp_path / "run" / "checkpoints", create=False).latest_step() == 2
 
 
 # ---- the detector -------------------------------------------------------------------

@@ -193,6 +193,7 @@ def clips_from_records(source: Any, videos: Sequence[sources.Video]) -> ClipTabl
   starts, lengths, vids, labels = [], [], [], []
   current = None
   frame_labels: list[int] = []
+  clip_label = None
   n = len(source)
   chunk = 1024
   for chunk_start in range(0, n, chunk):

@@ -20,7 +20,6 @@ import functools
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from vad_jax.models.attention import ResidualChannelAttention
