@@ -162,3 +162,17 @@ def test_few_steps_reduce_the_training_loss(setup):
     losses.append(float(loss))
   assert np.isfinite(losses).all()
   assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3]), losses
+
+
+def test_bfloat16_training_step_is_finite_and_keeps_float32_state(setup):
+  from vad_jax import train
+  config = get_config("test")
+  config.model.dtype = "bfloat16"
+  model = build_model(config)
+  state = jax.jit(functools.partial(train.create_train_state, model, train.make_optimizer(config, 10)))(
+      jax.random.key(0), moving_square_clips(8))
+  step = jax.jit(train.bind_steps(model, config)[0])
+  new_state, terms = step(state, {"frames": moving_square_clips(8)})
+  assert np.isfinite(float(terms["loss"]))
+  leaves = jax.tree.leaves((new_state.params, new_state.opt_state, new_state.batch_stats, new_state.memory))
+  assert {a.dtype for a in leaves if jnp.issubdtype(a.dtype, jnp.floating)} == {jnp.dtype(jnp.float32)}

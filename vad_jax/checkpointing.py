@@ -40,15 +40,16 @@ class Checkpointer:
     if not create and not self.directory.is_dir():
       raise CheckpointError(f"no checkpoint directory at {self.directory}")
     policies = [checkpoint_managers.LatestN(n=max_to_keep)]
+    best_fn = None
     if best_metric:
       if best_mode not in ("max", "min"):
         raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
-      sign = 1.0 if best_mode == "max" else -1.0
+      best_fn = lambda metrics: float(metrics[best_metric])  # noqa: E731
       policies.append(checkpoint_managers.BestN(
-          get_metric_fn=lambda m: sign * float(m[best_metric]), n=1, keep_checkpoints_without_metrics=False))
-    self.best_metric, self.best_mode = best_metric, best_mode
+          get_metric_fn=best_fn, reverse=best_mode == "min", n=1, keep_checkpoints_without_metrics=False))
+    self.best_metric = best_metric
     options = ocp.CheckpointManagerOptions(
-        create=create, enable_async_checkpointing=True,
+        create=create, enable_async_checkpointing=True, best_fn=best_fn, best_mode=best_mode,
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies))
     self.manager = ocp.CheckpointManager(self.directory, options=options,
                                          item_names=("state", "data", "config"))
@@ -60,14 +61,8 @@ class Checkpointer:
     return list(self.manager.all_steps())
 
   def best_step(self) -> Optional[int]:
-    """Step of the best checkpoint by the configured metric (None without metrics)."""
-    if not self.best_metric:
-      return None
-    scored = [(s, m) for s, m in ((s, self.manager.metrics(s)) for s in self.all_steps()) if m]
-    if not scored:
-      return None
-    pick = max if self.best_mode == "max" else min
-    return pick(scored, key=lambda sm: float(sm[1][self.best_metric]))[0]
+    """Step of the best checkpoint by the configured metric (None without one)."""
+    return self.manager.best_step() if self.best_metric else None
 
   def save(self, step: int, state, data_iterator: Optional[grain.DatasetIterator],
            config: ml_collections.ConfigDict, metrics: Optional[dict[str, float]] = None) -> None:
