@@ -354,6 +354,8 @@ def tfds_dir(tmp_path_factory):
   """A tiny prepared TFDS dataset written by a minimal builder (no TensorFlow)."""
   import tensorflow_datasets as tfds
 
+  from tfds_builders.common import frame_features
+
   lengths = {"train": (6, 8), "test": (5, 7)}
 
   class InputPipelineTestVideos(tfds.core.GeneratorBasedBuilder):
@@ -362,13 +364,7 @@ def tfds_dir(tmp_path_factory):
     def _info(self):
       return tfds.core.DatasetInfo(
           builder=self,
-          features=tfds.features.FeaturesDict({
-              "video": tfds.features.Text(),
-              "video_index": np.int32,
-              "frame_index": np.int32,
-              "frame": tfds.features.Tensor(shape=(), dtype=np.object_),
-              "label": np.int32,
-          }),
+          features=frame_features(),
           metadata=tfds.core.MetadataDict(),
           disable_shuffling=True,
       )

@@ -62,6 +62,8 @@ def prepare_generated_dataset(data_dir: str, size: tuple[int, int], num_frames: 
   """Writes a 4-video ``train`` split of JPEG frames; returns the dataset name."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
+  from tfds_builders.common import frame_features  # pylint: disable=g-import-not-at-top
+
   lengths = [num_frames // 4] * 3 + [num_frames - 3 * (num_frames // 4)]
 
   class InputPipelineBenchmarkFrames(tfds.core.GeneratorBasedBuilder):
@@ -70,13 +72,7 @@ def prepare_generated_dataset(data_dir: str, size: tuple[int, int], num_frames: 
     def _info(self):
       return tfds.core.DatasetInfo(
           builder=self,
-          features=tfds.features.FeaturesDict({
-              "video": tfds.features.Text(),
-              "video_index": np.int32,
-              "frame_index": np.int32,
-              "frame": tfds.features.Tensor(shape=(), dtype=np.object_),
-              "label": np.int32,
-          }),
+          features=frame_features(),
           metadata=tfds.core.MetadataDict(),
           disable_shuffling=True,
       )
