@@ -94,3 +94,19 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   elif variant:
     raise ValueError(f"unknown variant {variant!r} of configs/default.py; expected '', 'cpu' or 'test'")
   return config
+
+
+def video_dataset_config(name: str, num_epochs: int, checkpoint_every_steps: int,
+                         variant: str) -> ml_collections.ConfigDict:
+  """The paper's settings on TFDS dataset ``name``; variant ``cpu``: the CPU-sized
+  network at 128x128 with a higher learning rate and a fixed number of steps."""
+  if variant not in ("", "cpu"):
+    raise ValueError(f"unknown variant {variant!r}; expected '' or 'cpu'")
+  config = get_config(variant)
+  config.data.name = name
+  config.num_epochs = num_epochs
+  config.checkpoint_every_steps = checkpoint_every_steps
+  if variant == "cpu":
+    config.optimizer.learning_rate = 1e-3
+    config.num_train_steps = 3000
+  return config

@@ -1,7 +1,5 @@
-"""ShanghaiTech Campus (``tfds_builders/shanghaitech``): the paper's settings, 10 epochs.
-
-Variant ``cpu``: the CPU-sized network on 128x128 frames for a laptop-scale run.
-"""
+"""ShanghaiTech Campus (``tfds_builders/shanghaitech``): the paper's settings, 10 epochs
+(Section III-B). Variant ``cpu``: the CPU-sized network on 128x128 frames."""
 
 import ml_collections
 
@@ -9,13 +7,5 @@ from configs import default
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  if variant not in ("", "cpu"):
-    raise ValueError(f"unknown variant {variant!r}; expected '' or 'cpu'")
-  config = default.get_config("cpu" if variant == "cpu" else "")
-  config.data.name = "shanghaitech"
-  config.num_epochs = 10  # Section III-B
-  config.checkpoint_every_steps = 5000
-  if variant == "cpu":
-    config.optimizer.learning_rate = 1e-3
-    config.num_train_steps = 3000
-  return config
+  return default.video_dataset_config("shanghaitech", num_epochs=10, checkpoint_every_steps=5000,
+                                      variant=variant)
