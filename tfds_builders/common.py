@@ -639,3 +639,31 @@ def install_tf_free_spill() -> None:
 
 
 install_tf_free_spill()
+
+
+# -------------------------------------------------------------------------- builder base
+
+class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Base of the frame-record builders: the schema of docs/conventions.md, ArrayRecord
+  files, record order kept, an empty ``MetadataDict`` for ``videos``/``skipped``.
+
+  Subclasses set ``OPTIONAL_KEYS`` (extra record keys, see ``frame_features``) and
+  ``HOMEPAGE``. ``skip_undecodable``: skip (and count in ``metadata["skipped"]``)
+  unreadable videos instead of stopping the build.
+  """
+
+  OPTIONAL_KEYS: tuple[str, ...] = ()
+  HOMEPAGE: str | None = None
+
+  def __init__(self, *, skip_undecodable: bool = False, **kwargs):
+    self._skip_undecodable = skip_undecodable
+    kwargs["file_format"] = kwargs.get("file_format") or FILE_FORMAT
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=frame_features(*self.OPTIONAL_KEYS),
+        homepage=self.HOMEPAGE,
+        disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
+    )

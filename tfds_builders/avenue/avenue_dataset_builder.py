@@ -76,7 +76,7 @@ class _Video:
   labels: np.ndarray | None = None          # from avenue.mat (release test videos)
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.FrameBuilder):
   """CUHK Avenue: 16 training and 21 test videos, 640x360, one record per frame."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -97,19 +97,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "official"
 
-  def __init__(self, *, skip_undecodable: bool = False, **kwargs):
-    """``skip_undecodable``: skip (and count in ``metadata["skipped"]``) unreadable videos."""
-    self._skip_undecodable = skip_undecodable
-    kwargs.setdefault("file_format", common.FILE_FORMAT)
-    super().__init__(**kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=common.frame_features("mask", "has_mask"),
-        homepage="http://www.cse.cuhk.edu.hk/leojia/projects/detectabnormal/dataset.html",
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
-    )
+  OPTIONAL_KEYS = ("mask", "has_mask")
+  HOMEPAGE = "http://www.cse.cuhk.edu.hk/leojia/projects/detectabnormal/dataset.html"
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config: AvenueConfig = self.builder_config

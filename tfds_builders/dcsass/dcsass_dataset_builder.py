@@ -300,7 +300,7 @@ SHOPLIFTING_AS_PUBLISHED = DcsassConfig(
                  "clip-level split (~80/20)."))
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.FrameBuilder):
   """DCSASS clips, one record per frame, with clip labels."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -308,18 +308,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [DEFAULT, AS_PUBLISHED, SHOPLIFTING, SHOPLIFTING_AS_PUBLISHED]
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
-  def __init__(self, *, file_format=None, skip_undecodable: bool = False, **kwargs):
-    """`skip_undecodable`: skip (and count) clips that fail to decode, else raise."""
-    self._skip_undecodable = skip_undecodable
-    super().__init__(file_format=file_format or "array_record", **kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=common.frame_features("class_name", "clip_id", "clip_index", "clip_label"),
-        homepage="https://www.kaggle.com/datasets/mateohervas/dcsass-dataset",
-        metadata=tfds.core.MetadataDict(),
-        disable_shuffling=True,
-    )
+  OPTIONAL_KEYS = ("class_name", "clip_id", "clip_index", "clip_label")
+  HOMEPAGE = "https://www.kaggle.com/datasets/mateohervas/dcsass-dataset"
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config: DcsassConfig = self.builder_config

@@ -53,7 +53,7 @@ class _Video:
   pixel_mask: epath.Path | None = None    # test_pixel_mask/<video>.npy
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.FrameBuilder):
   """ShanghaiTech Campus: 330 training videos, 107 test videos, 856x480."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -67,19 +67,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "default"
 
-  def __init__(self, *, skip_undecodable: bool = False, **kwargs):
-    """``skip_undecodable``: skip (and count in ``metadata["skipped"]``) unreadable videos."""
-    self._skip_undecodable = skip_undecodable
-    kwargs.setdefault("file_format", common.FILE_FORMAT)
-    super().__init__(**kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=common.frame_features("mask", "has_mask"),
-        homepage="https://svip-lab.github.io/dataset/campus_dataset.html",
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
-    )
+  OPTIONAL_KEYS = ("mask", "has_mask")
+  HOMEPAGE = "https://svip-lab.github.io/dataset/campus_dataset.html"
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     manual_dir = dl_manager.manual_dir

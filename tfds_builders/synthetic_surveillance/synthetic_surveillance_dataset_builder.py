@@ -63,23 +63,14 @@ SUPERVISED = SyntheticConfig(
 )
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.FrameBuilder):
   """Procedural surveillance videos (no download)."""
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = [DEFAULT, LARGE, SUPERVISED]
 
-  def __init__(self, *, file_format=None, **kwargs):
-    super().__init__(file_format=file_format or "array_record", **kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=common.frame_features("mask", "has_mask", "class_name", "video_label"),
-        supervised_keys=None,
-        metadata=tfds.core.MetadataDict(),
-        disable_shuffling=True,
-    )
+  OPTIONAL_KEYS = ("mask", "has_mask", "class_name", "video_label")
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager  # Nothing to download.

@@ -295,7 +295,7 @@ STRIDE30_112 = common.VideoConfig(
     description="Every 30th frame (1 fps), resized to 112x112 (aspect not kept).")
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.FrameBuilder):
   """UCF-Crime frames with weak (train) and temporal (test) labels."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -303,18 +303,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [DEFAULT, STRIDE30_112]
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
-  def __init__(self, *, file_format=None, skip_undecodable: bool = False, **kwargs):
-    """`skip_undecodable`: skip (and count) videos that fail to decode, else raise."""
-    self._skip_undecodable = skip_undecodable
-    super().__init__(file_format=file_format or "array_record", **kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=common.frame_features("class_name", "video_label"),
-        homepage="https://www.crcv.ucf.edu/projects/real-world/",
-        metadata=tfds.core.MetadataDict(),
-        disable_shuffling=True,
-    )
+  OPTIONAL_KEYS = ("class_name", "video_label")
+  HOMEPAGE = "https://www.crcv.ucf.edu/projects/real-world/"
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     plan = plan_dataset(dl_manager.manual_dir)

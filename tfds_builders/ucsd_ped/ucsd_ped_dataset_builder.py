@@ -98,7 +98,7 @@ class _Video:
   masks: tuple[epath.Path, ...] = ()
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.FrameBuilder):
   """UCSD Ped1 / Ped2: one record per frame, frame labels from the official ``.m``."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -118,19 +118,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "ped2"
 
-  def __init__(self, *, skip_undecodable: bool = False, **kwargs):
-    """``skip_undecodable``: skip (and count in ``metadata["skipped"]``) unreadable videos."""
-    self._skip_undecodable = skip_undecodable
-    kwargs.setdefault("file_format", common.FILE_FORMAT)
-    super().__init__(**kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=common.frame_features("mask", "has_mask"),
-        homepage="http://www.svcl.ucsd.edu/projects/anomaly/dataset.htm",
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
-    )
+  OPTIONAL_KEYS = ("mask", "has_mask")
+  HOMEPAGE = "http://www.svcl.ucsd.edu/projects/anomaly/dataset.htm"
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config: UcsdConfig = self.builder_config
