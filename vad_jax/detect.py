@@ -15,6 +15,15 @@ fused score of Eq. (16):
 Prints one line per scored frame and the alarm intervals (score above ``--threshold``
 for at least ``--min_frames`` consecutive frames), and optionally writes an annotated
 video (score bar, red border while alarmed) or an image strip.
+
+Checkpoints of the supervised classifiers (HybridModel-1, ConvLSTM, EfficientNet+HOG)
+work too: the video is cut into consecutive windows of ``data.clip_frames`` frames (the
+last one padded by repeating its final frame), each frame's score is the model's anomaly
+probability (a ConvLSTM frame takes its window's probability), object boxes come from
+the configured box source, and the alarm is the moving average of the last
+``alarm.window`` probabilities above ``--threshold`` (default ``alarm.threshold``), as
+in the authors' code. This is causal up to one window, so ``--streaming`` changes
+nothing for them.
 """
 
 import collections
@@ -27,9 +36,10 @@ import numpy as np
 from absl import app, flags
 from PIL import Image, ImageDraw
 
-from vad_jax import checkpointing, evaluate, scoring
+from vad_jax import checkpointing, classification, evaluate, metrics, scoring
 from vad_jax import sharding as sharding_lib
 from vad_jax.data import preprocessing
+from vad_jax.models.build import build_model, is_classifier
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
@@ -126,6 +136,66 @@ def detect(video_path: pathlib.Path, config, state, batch_size: int = 8, streami
   return np.concatenate(targets), fused_scores(stats, config.score.lam, streaming), stats
 
 
+def window_batches(frames: Iterator[np.ndarray], config, batch_size: int):
+  """Consecutive windows of ``clip_frames`` frames for the classifiers.
+
+  Yields ``(clips uint8 [B, N, h, w, c], first frame [B], real frames [B], count)``; the
+  last window is padded by repeating its final frame, the last batch by repeating its
+  last window (``count`` real windows).
+  """
+  n = config.data.clip_frames
+  size, channels = tuple(config.data.image_size), config.data.channels
+  window, clips, firsts, lengths = [], [], [], []
+
+  def flush():
+    count = len(clips)
+    pad = batch_size - count
+    return (np.stack(clips + clips[-1:] * pad), np.array(firsts + firsts[-1:] * pad),
+            np.array(lengths + [0] * pad), count)
+
+  for index, frame in enumerate(frames):
+    window.append(prepare_frame(frame, size, channels))
+    if len(window) == n:
+      clips.append(np.stack(window))
+      firsts.append(index - n + 1)
+      lengths.append(n)
+      window = []
+    if len(clips) == batch_size:
+      yield flush()
+      clips, firsts, lengths = [], [], []
+  if window:
+    real = len(window)
+    clips.append(np.stack(window + window[-1:] * (n - real)))
+    firsts.append(index - real + 1)
+    lengths.append(real)
+  if clips:
+    yield flush()
+
+
+def detect_classifier(video_path: pathlib.Path, config, state, batch_size: int = 8):
+  """Per-frame anomaly probabilities of a classifier: ``(frame indices, probabilities)``."""
+  step = jax.jit(classification.bind_steps(build_model(config), config)[1])
+  box_source = classification.make_box_source(config) if classification.needs_boxes(config) else None
+  n = config.data.clip_frames
+  parts = []
+  for clips, firsts, lengths, count in window_batches(read_video(video_path), config, batch_size):
+    batch = {"frames": clips.astype(np.float32) / 255.0}
+    if box_source is not None:
+      found = [box_source(c, video=video_path.stem, frame_indices=f + np.arange(n)) for c, f in zip(clips, firsts)]
+      batch.update(boxes=np.stack([b.boxes for b in found]), box_scores=np.stack([b.scores for b in found]),
+                   box_valid=np.stack([b.valid for b in found]))
+    parts.append((step(state, batch)["frame_probs"], firsts[:count], lengths[:count]))  # on the device
+  if not parts:
+    raise ValueError(f"{video_path} has no frame to score")
+  host = jax.device_get([p for p, _, _ in parts])
+  frames, probs = [], []
+  for probs_batch, (_, firsts, lengths) in zip(host, parts):
+    for row, (first, length) in enumerate(zip(firsts, lengths)):
+      frames.append(first + np.arange(length))
+      probs.append(np.asarray(probs_batch[row, :length], np.float64))
+  return np.concatenate(frames), np.concatenate(probs)
+
+
 def annotate(frame: np.ndarray, score: float, alarmed: bool) -> np.ndarray:
   image = Image.fromarray(frame).convert("RGB")
   draw = ImageDraw.Draw(image)
@@ -161,7 +231,8 @@ def write_output(output: pathlib.Path, video_path: pathlib.Path, frames: np.ndar
 def define_flags() -> None:
   flags.DEFINE_string("checkpoint", None, "A checkpoint step directory, or a training workdir (latest step).",
                       required=True)
-  flags.DEFINE_float("threshold", 0.6, "Alarm threshold on the fused score.")
+  flags.DEFINE_float("threshold", None, "Alarm threshold on the fused score (default 0.6) or, for the "
+                     "classifiers, on the moving average of probabilities (default: the config's alarm.threshold).")
   flags.DEFINE_integer("min_frames", 5, "Shortest alarm interval reported, in frames.")
   flags.DEFINE_integer("batch", 8, "Clips scored per device call.")
   flags.DEFINE_bool("streaming", False, "Causal (running) normalisation instead of whole-video min-max.")
@@ -176,18 +247,26 @@ def main(argv):
   checkpoint_dir, step = (path.parent, int(path.name)) if path.name.isdigit() else (path / "checkpoints", None)
   try:
     config, state = evaluate.restore_for_evaluation(checkpoint_dir, step, sharding_lib.make_mesh(jax.devices()[:1]))
-    frames, scores, _ = detect(pathlib.Path(argv[1]), config, state, f.batch, f.streaming)
+    if is_classifier(config):
+      threshold = config.alarm.threshold if f.threshold is None else f.threshold
+      frames, scores = detect_classifier(pathlib.Path(argv[1]), config, state, f.batch)
+      level, alarm = metrics.moving_average_alarm(scores, config.alarm.window, threshold)
+      what = f"moving average of {config.alarm.window} probabilities > {threshold}"
+    else:
+      threshold = 0.6 if f.threshold is None else f.threshold
+      frames, scores, _ = detect(pathlib.Path(argv[1]), config, state, f.batch, f.streaming)
+      level, alarm = scores, scores > threshold
+      what = f"score > {threshold}"
   except (checkpointing.CheckpointError, FileNotFoundError, ValueError) as error:
     raise SystemExit(f"error: {error}") from None
-  alarm = scores > f.threshold
   print("frame,score,alarm")
   for i, s, a in zip(frames, scores, alarm):
     print(f"{i},{s:.4f},{int(a)}")
   intervals = alarm_intervals(frames, alarm, f.min_frames)
-  print(f"alarm intervals (score > {f.threshold}, >= {f.min_frames} frames): "
+  print(f"alarm intervals ({what}, >= {f.min_frames} frames): "
         + (", ".join(f"{a}-{b}" for a, b in intervals) or "none"), file=sys.stderr)
   if f.output:
-    write_output(pathlib.Path(f.output), pathlib.Path(argv[1]), frames, scores, f.threshold)
+    write_output(pathlib.Path(f.output), pathlib.Path(argv[1]), frames, level, threshold)
     print(f"wrote {f.output}", file=sys.stderr)
 
 

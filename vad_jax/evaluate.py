@@ -1,5 +1,8 @@
 """Evaluation with the frame-prediction literature's protocol.
 
+(Checkpoints of the supervised classifiers are evaluated by the same command, with the
+metrics of ``vad_jax.classification``.)
+
   python -m vad_jax.evaluate --workdir DIR            # latest checkpoint of a run
   python -m vad_jax.evaluate --checkpoint DIR/checkpoints/1000
 
@@ -28,11 +31,11 @@ import numpy as np
 from absl import app, flags
 from jax.experimental import multihost_utils
 
-from vad_jax import checkpointing, metrics, plots, scoring
+from vad_jax import checkpointing, classification, metrics, plots, scoring
 from vad_jax import sharding as sharding_lib
 from vad_jax import train as train_lib
 from vad_jax.data import input_pipeline, loaders, preprocessing, prepare
-from vad_jax.models.build import build_model
+from vad_jax.models.build import build_model, is_classifier
 from vad_jax.train import bind_steps
 
 STAT_KEYS = ("psnr", "spatial_psnr", "temporal_psnr", "spatial_distance", "temporal_distance")
@@ -252,9 +255,11 @@ def main(argv):
   if f.data_dir:
     config.data.data_dir = f.data_dir
   prepare.ensure_prepared(config.data)
-  results = evaluate_state(config, state, mesh, f.split, pathlib.Path(f.output or workdir / "eval"))
+  classifier = is_classifier(config)
+  run = classification.evaluate_state if classifier else evaluate_state
+  results = run(config, state, mesh, f.split, pathlib.Path(f.output or workdir / "eval"))
   if jax.process_index() == 0:
-    print(summary(results), flush=True)
+    print((classification.summary if classifier else summary)(results), flush=True)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,12 @@ from absl import app, flags, logging
 from flax.training import train_state
 from ml_collections import config_flags
 
-from vad_jax import checkpointing, metric_writers, scoring
+from vad_jax import checkpointing, classification, metric_writers, scoring
 from vad_jax import sharding as sharding_lib
 from vad_jax.data import indexing, input_pipeline
 from vad_jax.data import prepare as data_prep
 from vad_jax.losses import dual_stream_loss
-from vad_jax.models.build import build_model
+from vad_jax.models.build import build_model, is_classifier
 
 Array = Any
 MUTABLE = ("batch_stats", "memory")
@@ -118,15 +118,32 @@ def first_non_finite(history: list[dict[str, Any]], first_step: int) -> Optional
   return None
 
 
-def build_state(model, tx, config, mesh) -> tuple[TrainState, Any]:
-  """A replicated, freshly initialised state and its sharding tree."""
+def init_variables(model, config: ml_collections.ConfigDict, rng: Array) -> dict[str, Any]:
+  """Model variables from example inputs of the configured shapes."""
+  if is_classifier(config):
+    return classification.init_variables(model, config, rng, classification.example_batch(config))
   h, w = config.data.image_size
   example = jnp.zeros((1, config.model.sequence_length, h, w, config.data.channels), jnp.float32)
-  init = functools.partial(create_train_state, model, tx)
-  abstract = jax.eval_shape(init, jax.random.key(config.seed), example)
+  return model.init(rng, example, train=False)
+
+
+def build_state(model, tx, config, mesh) -> tuple[TrainState, Any]:
+  """A replicated, freshly initialised state and its sharding tree."""
+
+  def init(rng):
+    variables = init_variables(model, config, rng)
+    return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                             batch_stats=variables.get("batch_stats", {}), memory=variables.get("memory", {}))
+
+  abstract = jax.eval_shape(init, jax.random.key(config.seed))
   state_sharding = jax.tree.map(lambda _: sharding_lib.replicated(mesh), abstract)
-  state = jax.jit(init, out_shardings=state_sharding)(jax.random.key(config.seed), example)
+  state = jax.jit(init, out_shardings=state_sharding)(jax.random.key(config.seed))
   return state, state_sharding
+
+
+def steps_for(model, config):
+  """``(train_step, eval_step)`` of the configured task, static settings bound."""
+  return classification.bind_steps(model, config) if is_classifier(config) else bind_steps(model, config)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -148,13 +165,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   workdir_path = pathlib.Path(workdir)
   mesh = sharding_lib.make_mesh()
   data_prep.ensure_prepared(config.data)
-  train_split = input_pipeline.open_split(config.data, config.data.train_split)
-  num_clips = len(indexing.ClipIndex.from_videos(train_split.videos, config.model.sequence_length,
-                                                 config.data.frame_stride))
+  if is_classifier(config):
+    train_iter, table = classification.create_iterator(config, mesh, train=True)
+    num_clips, evaluate_state = len(table), classification.evaluate_state
+  else:
+    train_split = input_pipeline.open_split(config.data, config.data.train_split)
+    num_clips = len(indexing.ClipIndex.from_videos(train_split.videos, config.model.sequence_length,
+                                                   config.data.frame_stride))
+    train_iter = input_pipeline.create_train_iterator(config, mesh, split=train_split)
+    evaluate_state = evaluate.evaluate_state
   total_steps = total_train_steps(config, num_clips)
   model = build_model(config)
   state, state_sharding = build_state(model, make_optimizer(config, total_steps), config, mesh)
-  train_iter = input_pipeline.create_train_iterator(config, mesh, split=train_split)
+  if is_classifier(config) and config.model.get("pretrained"):
+    state = load_pretrained(state, config)
 
   checkpointer = checkpointing.Checkpointer(
       workdir_path / "checkpoints", max_to_keep=config.max_checkpoints_to_keep,
@@ -164,7 +188,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state = checkpointer.restore(state, data_iterator=train_iter)
     logging.info("resumed from %s at step %d", checkpointer.directory, start_step)
 
-  step_fn = jax.jit(bind_steps(model, config)[0],
+  step_fn = jax.jit(steps_for(model, config)[0],
                     in_shardings=(state_sharding, sharding_lib.data_sharded(mesh)),
                     out_shardings=(state_sharding, sharding_lib.replicated(mesh)), donate_argnums=0)
   writer = metric_writers.MetricWriter(workdir_path, resume_step=start_step)
@@ -193,8 +217,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if step % ckpt_every == 0 or step == last_step:
         save_metrics = None
         if config.best_metric:
-          save_metrics = evaluate.evaluate_state(config, state, mesh, split_name=config.best_metric_split,
-                                                 eval_dir=None)
+          save_metrics = scalar_metrics(config, evaluate_state(
+              config, state, mesh, split_name=config.best_metric_split or None, eval_dir=None))
           writer.write_scalars(step, save_metrics, prefix="val/")
         checkpointer.save(step, state, train_iter, config, save_metrics)
   finally:
@@ -204,11 +228,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   if last_step < total_steps or not config.eval_at_end:
     return {}
-  results = evaluate.evaluate_state(config, state, mesh, eval_dir=workdir_path / "eval")
+  results = evaluate_state(config, state, mesh, eval_dir=workdir_path / "eval")
   writer = metric_writers.MetricWriter(workdir_path)
-  writer.write_scalars(total_steps, {k: v for k, v in results.items() if isinstance(v, float)}, prefix="eval/")
+  writer.write_scalars(total_steps, scalar_metrics(config, results), prefix="eval/")
   writer.close()
   return results
+
+
+def scalar_metrics(config, results: dict[str, Any]) -> dict[str, float]:
+  """The float metrics of an evaluation (flattened for the classifiers)."""
+  if is_classifier(config):
+    return classification.headline(results)
+  return {k: v for k, v in results.items() if isinstance(v, float)}
+
+
+def load_pretrained(state: TrainState, config) -> TrainState:
+  """Backbone weights from the Keras ``.h5`` file named by ``model.pretrained``."""
+  from vad_jax.models import keras_weights  # noqa: PLC0415  (needs h5py)
+
+  variables = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+  loaded, report = keras_weights.load_keras_h5(config.model.pretrained, variables, subtree=("backbone",))
+  logging.info("loaded backbone weights from %s (unused layers of the file: %s)", config.model.pretrained,
+               report.get("unused", []))
+  sharding = jax.tree.map(lambda x: x.sharding, state.params)
+  return state.replace(params=jax.device_put(loaded["params"], sharding),
+                       batch_stats=jax.device_put(loaded["batch_stats"],
+                                                  jax.tree.map(lambda x: x.sharding, state.batch_stats)))
 
 
 def define_flags() -> None:
@@ -224,9 +269,10 @@ def main(argv):
 
   sharding_lib.maybe_initialize_distributed()
   logging.set_verbosity(logging.INFO)
-  results = train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir, flags.FLAGS.stop_after_steps)
+  config = flags.FLAGS.config
+  results = train_and_evaluate(config, flags.FLAGS.workdir, flags.FLAGS.stop_after_steps)
   if results and jax.process_index() == 0:
-    print(evaluate.summary(results), flush=True)
+    print((classification.summary if is_classifier(config) else evaluate.summary)(results), flush=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ class SyntheticConfig(common.VideoConfig):
     train_videos, test_videos: videos per split.
     train_anomalous_every: every n-th training video (from the first) gets anomalies;
       0 keeps all training videos normal.
+    anomaly_kinds: kinds cycled over the anomalous videos (`synthetic.ANOMALY_KINDS`).
+    second_kind_probability: chance that an anomalous video gets a second kind too.
+    walkers_on_screen: mean number of normal walkers in view.
   """
 
   seed: int = 0
@@ -36,20 +39,28 @@ class SyntheticConfig(common.VideoConfig):
   train_videos: int = 8
   test_videos: int = 6
   train_anomalous_every: int = 0
+  anomaly_kinds: tuple[str, ...] = synthetic.ANOMALY_KINDS
+  second_kind_probability: float = 0.4
+  walkers_on_screen: float = 6.0
 
   def split_specs(self) -> dict[str, synthetic.SplitSpec]:
+    common_args = dict(num_frames=self.num_frames, kinds=self.anomaly_kinds,
+                       second_kind_probability=self.second_kind_probability,
+                       walkers_on_screen=self.walkers_on_screen)
     return {
-        "train": synthetic.SplitSpec("train", self.train_videos, self.num_frames,
-                                     anomalous_every=self.train_anomalous_every),
-        "test": synthetic.SplitSpec("test", self.test_videos, self.num_frames,
-                                    anomalous_every=1),
+        "train": synthetic.SplitSpec("train", self.train_videos,
+                                     anomalous_every=self.train_anomalous_every, **common_args),
+        "test": synthetic.SplitSpec("test", self.test_videos, anomalous_every=1, **common_args),
     }
 
 
 DEFAULT = SyntheticConfig(
     name="default",
+    anomaly_kinds=("fast_mover", "wrong_way", "thrown_object"),
+    second_kind_probability=0.0,
     description=("64x64 grayscale, 8 normal training videos and 6 test videos of 120 "
-                 "frames: small enough for a CPU model to learn in minutes."),
+                 "frames, one motion anomaly (fast mover, wrong way, thrown object) per "
+                 "test video: small enough for a CPU model to learn in minutes."),
 )
 LARGE = SyntheticConfig(
     name="large", height=256, width=256, num_frames=200, train_videos=16, test_videos=12,
@@ -66,8 +77,12 @@ SUPERVISED = SyntheticConfig(
 class Builder(common.FrameBuilder):
   """Procedural surveillance videos (no download)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release.",
+      "2.0.0": ("default: one motion anomaly per test video (no loiterer, no second "
+                "kind)."),
+  }
   BUILDER_CONFIGS = [DEFAULT, LARGE, SUPERVISED]
 
   OPTIONAL_KEYS = ("mask", "has_mask", "class_name", "video_label")
@@ -82,7 +97,9 @@ class Builder(common.FrameBuilder):
     metadata["generator"] = {
         "module": "vad_jax.data.synthetic", "seed": config.seed,
         "height": config.height, "width": config.width, "channels": 1,
-        "num_frames": config.num_frames,
+        "num_frames": config.num_frames, "anomaly_kinds": list(config.anomaly_kinds),
+        "second_kind_probability": config.second_kind_probability,
+        "walkers_on_screen": config.walkers_on_screen,
     }
     return {split: self._generate_examples(spec) for split, spec in specs.items()}
 

@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import grain
 import jax
@@ -271,8 +272,13 @@ def clip_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
     reader: ReaderSettings = ReaderSettings(),
+    transform: Callable[[dict], dict] | None = None,
 ) -> grain.IterDataset:
-  """Clip-level batches: shuffled and endless when ``train``, else ordered and padded."""
+  """Clip-level batches: shuffled and endless when ``train``, else ordered and padded.
+
+  ``transform`` (picklable) maps each host batch after loading, on uint8 frames and in
+  the worker processes when there are any (the hybrid model's box proposals).
+  """
   host = HostShard.current(process_index, process_count)
   if train:
     ds = _position_batches(
@@ -282,6 +288,8 @@ def clip_dataset(
     batch = indexing.eval_global_batch_size(global_batch_size, num_devices, host.process_count)
     ds = _position_batches(len(table), batch, host, pad=True)
   ds = ds.map(loaders.ClipLevelLoader(split.source, table, num_frames, sampling, frames))
+  if transform is not None:
+    ds = ds.map(transform)
   return _to_iter_dataset(ds, reader, frames)
 
 
@@ -381,8 +389,11 @@ def create_clip_iterator(
     *,
     train: bool,
     split: sources.VideoSplit | None = None,
+    transform: Callable[[dict], dict] | None = None,
 ) -> tuple[grain.DatasetIterator, indexing.ClipTable]:
   """Clip-level iterator (endless and shuffled when ``train``) and its clip table.
+
+  ``transform``: see ``clip_dataset``.
 
   The table tells how many clips there are and how many short ones were dropped or
   padded (``table.num_dropped``, ``table.num_padded``).
@@ -414,6 +425,7 @@ def create_clip_iterator(
       seed=data.get("seed", 0),
       num_epochs=data.get("num_epochs", None),
       reader=reader_settings(data),
+      transform=transform,
   )
   return _globalise(ds, mesh), table
 

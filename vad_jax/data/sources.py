@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,6 +87,26 @@ def open_split(
       videos=videos,
       clips=None if clips is None else tuple(dict(c) for c in clips),
   )
+
+
+def select_videos(split: VideoSplit, spec: str) -> VideoSplit:
+  """A subset of the videos of ``split`` (records are shared, not copied).
+
+  ``spec``: ``""`` keeps all videos; ``"fold:i/k"`` keeps the videos whose name hashes
+  (CRC-32) to ``i`` modulo ``k``, a split by video that does not depend on video order.
+  Clip metadata is dropped (clips refer to the full video list).
+  """
+  if not spec:
+    return split
+  kind, _, arg = spec.partition(":")
+  fold, _, count = arg.partition("/")
+  if kind != "fold" or not fold.isdigit() or not count.isdigit() or not int(fold) < int(count):
+    raise ValueError(f"video subset must be '' or 'fold:i/k' with 0 <= i < k, got {spec!r}")
+  keep = tuple(v for v in split.videos
+               if zlib.crc32(str(v["name"]).encode("utf-8")) % int(count) == int(fold))
+  if not keep:
+    raise ValueError(f"video subset {spec!r} selects none of the {len(split.videos)} videos")
+  return VideoSplit(source=split.source, videos=keep, clips=None)
 
 
 def read_records(source: Any, indices: Sequence[int]) -> list[Record]:

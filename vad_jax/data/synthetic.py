@@ -459,26 +459,39 @@ def generate_video(rng: np.random.Generator | int | Sequence[int] = 0, *,
 
 @dataclasses.dataclass(frozen=True)
 class SplitSpec:
-  """How many videos a split has and which of them contain anomalies."""
+  """How many videos a split has, which of them contain anomalies, and of what kind."""
 
   name: str  # "train" or "test"; part of the video names and of the seeds.
   num_videos: int
   num_frames: int
   # Every `anomalous_every`-th video (starting with the first) has anomalies; 0: none.
   anomalous_every: int = 1
+  # Kinds cycled over the anomalous videos (the n-th anomalous video gets kinds[n % len]).
+  kinds: tuple[str, ...] = ANOMALY_KINDS
+  # Probability that an anomalous video also gets a second, different kind.
+  second_kind_probability: float = 0.4
+  walkers_on_screen: float = SceneSettings.walkers_on_screen
+
+  def __post_init__(self):
+    unknown = [k for k in self.kinds if k not in ANOMALY_KINDS]
+    if unknown or not self.kinds:
+      raise ValueError(f"split {self.name!r}: anomaly kinds must be a non-empty subset of "
+                       f"{ANOMALY_KINDS}, got {self.kinds}")
 
 
 _SPLIT_CODES = {"train": 0, "test": 1}
 
 
-def video_anomalies(rng: np.random.Generator, index: int) -> tuple[str, ...]:
+def video_anomalies(rng: np.random.Generator, index: int,
+                    kinds: Sequence[str] = ANOMALY_KINDS,
+                    second_kind_probability: float = 0.4) -> tuple[str, ...]:
   """Kinds for an anomalous video: one cycling kind, sometimes a second, different one."""
-  first = index % len(ANOMALY_KINDS)
-  kinds = [ANOMALY_KINDS[first]]
-  if rng.uniform() < 0.4:
-    others = [k for i, k in enumerate(ANOMALY_KINDS) if i != first]
-    kinds.append(others[rng.integers(len(others))])
-  return tuple(kinds)
+  first = index % len(kinds)
+  chosen = [kinds[first]]
+  if rng.uniform() < second_kind_probability and len(kinds) > 1:
+    others = [k for i, k in enumerate(kinds) if i != first]
+    chosen.append(others[rng.integers(len(others))])
+  return tuple(chosen)
 
 
 def generate_split(seed: int, split: SplitSpec, height: int = 64, width: int = 64,
@@ -492,7 +505,9 @@ def generate_split(seed: int, split: SplitSpec, height: int = 64, width: int = 6
   for i in range(split.num_videos):
     rng = np.random.default_rng([seed, code, i])
     anomalous = split.anomalous_every > 0 and i % split.anomalous_every == 0
-    kinds = video_anomalies(rng, i // max(split.anomalous_every, 1)) if anomalous else ()
+    kinds = (video_anomalies(rng, i // max(split.anomalous_every, 1), split.kinds,
+                             split.second_kind_probability) if anomalous else ())
     settings = SceneSettings(height=height, width=width, channels=channels,
-                             num_frames=split.num_frames)
+                             num_frames=split.num_frames,
+                             walkers_on_screen=split.walkers_on_screen)
     yield f"{split.name}_{i:03d}", generate_video(rng, anomalies=kinds, settings=settings)

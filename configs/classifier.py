@@ -1,0 +1,242 @@
+"""Supervised anomaly classifiers: HybridModel-1 and its two baselines (docs/hybrid.md).
+
+``configs/classifier.py:MODEL,DATASET[,SIZE][,ABLATION]``, e.g.
+``configs/classifier.py:hybrid,dcsass`` or ``configs/classifier.py:hybrid,synthetic,cpu,bce``.
+The named files (``configs/hybrid_dcsass.py``, ...) are this with fixed choices.
+
+* MODEL: ``hybrid`` (HybridModel-1), ``convlstm`` (baseline 1), ``effnet_hog`` (baseline 2).
+* DATASET: ``dcsass`` (video-level split; ``dcsass_as_published`` for the authors' random
+  clip-level split), ``ucf_crime``, ``shanghaitech``, ``synthetic`` (the built-in
+  ``synthetic_surveillance/supervised``).
+* SIZE: ``cpu`` (tiny backbone, small inputs: minutes on a laptop) or ``test`` (the
+  test suite); none = the published sizes.
+* ABLATION (HybridModel-1 only): ``no_affm`` (concatenation), ``bce`` (weighted BCE
+  instead of TCR), ``spatial_only``, ``temporal_only``, ``no_objects``.
+"""
+
+import ml_collections
+
+from configs import default
+
+MODELS = ("hybrid", "convlstm", "effnet_hog")
+DATASETS = ("dcsass", "dcsass_as_published", "ucf_crime", "shanghaitech", "synthetic")
+SIZES = ("cpu", "test")
+ABLATIONS = ("no_affm", "bce", "spatial_only", "temporal_only", "no_objects")
+
+
+def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDict:
+  parts = [p.strip() for p in variant.split(",") if p.strip()]
+  if len(parts) < 2:
+    raise ValueError(f"configs/classifier.py needs 'MODEL,DATASET[,SIZE][,ABLATION]', got {variant!r}")
+  model_name, dataset, options = parts[0], parts[1], parts[2:]
+  size = next((o for o in options if o in SIZES), "")
+  ablations = [o for o in options if o in ABLATIONS]
+  unknown = [o for o in options if o not in SIZES + ABLATIONS]
+  if model_name not in MODELS:
+    raise ValueError(f"unknown model {model_name!r}; expected one of {MODELS}")
+  if dataset not in DATASETS:
+    raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+  if unknown:
+    raise ValueError(f"unknown option(s) {unknown}; sizes {SIZES}, ablations {ABLATIONS}")
+  if ablations and model_name != "hybrid":
+    raise ValueError(f"ablations {ablations} apply to the hybrid model only")
+
+  config = default.get_config()
+  config.model = _model(model_name)
+  config.loss = _loss(model_name)
+  config.boxes = _boxes()
+  config.alarm = ml_collections.ConfigDict({
+      "window": 90,  # N: frames averaged for the alarm state (authors' code)
+      "threshold": 0.4,  # alarm when the moving average exceeds this
+  })
+  config.decision_threshold = 0.5  # probability above which a clip/frame is called anomalous
+  config.best_metric = ""
+  config.eval_plots = True
+  _dataset(config, model_name, dataset)
+  if size:
+    _size(config, model_name, dataset, size)
+  for ablation in ablations:
+    apply_ablation(config, ablation)
+  return config
+
+
+def _model(name: str) -> ml_collections.ConfigDict:
+  m = ml_collections.ConfigDict()
+  m.name = name  # the network (hybrid, convlstm or effnet_hog)
+  m.dtype = "float32"  # compute dtype (bfloat16 for mixed precision; params stay float32)
+  m.pretrained = ""  # Keras .h5 ImageNet weights of the backbone ("" = random initialisation)
+  if name == "hybrid":
+    m.backbone = "efficientnetv2_b0"  # spatial backbone (efficientnetv2_b0 or tiny)
+    m.spatial_size = 224  # backbone input size (0 = the frame size)
+    m.temporal_size = 64  # ConvLSTM input size (0 = the frame size)
+    m.feature_dim = 512  # width of the spatial and temporal features per frame
+    m.branches = "both"  # both, spatial or temporal
+    m.fusion = "affm"  # affm (gated) or concat
+    m.affm_hidden = 256  # hidden width of the AFFM gate
+    m.use_object_features = True  # RoIAlign object features from the box source
+    m.spatial_attention = True  # attention map over the backbone features before pooling
+    m.attention_kernel = 3  # kernel of the spatial attention conv
+    m.freeze_backbone = False  # stop gradients into the backbone
+    m.roi_output_size = (7, 7)  # RoIAlign output bins
+    m.roi_sampling_ratio = 2  # RoIAlign samples per bin and axis
+    m.temporal_filters = (4, 8, 16, 32)  # ConvLSTM layers of the temporal branch
+    m.recurrent_dropout = 0.2  # ConvLSTM recurrent dropout
+    m.temporal_dropout = 0.2  # dropout between ConvLSTM layers
+    m.head_dropout = 0.3  # dropout before the per-frame logit
+  elif name == "convlstm":
+    m.filters = (4, 8, 16, 32)  # ConvLSTM2D filters per layer (published)
+    m.recurrent_activation = "sigmoid"  # sigmoid (Keras 3) or hard_sigmoid_keras2
+    m.recurrent_dropout = 0.2  # recurrent dropout (published)
+    m.dropout = 0.2  # time-distributed dropout after the first three layers (published)
+  else:
+    m.backbone = "efficientnetv2_b0"  # deep feature backbone (efficientnetv2_b0 or tiny)
+    m.image_size = 224  # backbone input size (0 = the frame size)
+    m.hog_size = 128  # HOG input size (grayscale, square)
+    m.orientations = 9  # HOG orientation bins
+    m.pixels_per_cell = (8, 8)  # HOG cell size
+    m.cells_per_block = (2, 2)  # HOG block size in cells
+    m.block_norm = "L2-Hys"  # HOG block normalisation
+    m.hog_dim = 256  # projection of the HOG vector
+    m.hidden = 256  # dense layer after concatenation
+    m.dropout = 0.5  # dropout before the output
+    m.freeze_backbone = False  # stop gradients into the backbone
+  return m
+
+
+def _loss(name: str) -> ml_collections.ConfigDict:
+  loss = ml_collections.ConfigDict()
+  # tcr: Temporal Confidence Reweighting; bce: class-weighted BCE per frame;
+  # softmax: 2-way cross-entropy per clip (the ConvLSTM baseline's Keras loss).
+  loss.name = {"hybrid": "tcr", "convlstm": "softmax", "effnet_hog": "bce"}[name]
+  loss.gamma = 1.0  # TCR confidence exponent
+  loss.lam = 0.1  # TCR smoothness weight
+  loss.window = 5  # TCR window of the mean prediction (odd)
+  loss.class_weights = "batch"  # batch: n / (2 n_y) over the batch; none: unweighted
+  return loss
+
+
+def _boxes() -> ml_collections.ConfigDict:
+  boxes = ml_collections.ConfigDict()
+  boxes.source = "motion"  # motion (no weights), file (precomputed) or onnx (user-supplied detector)
+  boxes.max_boxes = 8  # boxes kept per frame
+  boxes.path = ""  # the box file (source=file) or the ONNX model (source=onnx)
+  boxes.normalized = False  # file boxes in [0, 1] of the frame instead of pixels of the loaded frames
+  boxes.threshold = 0.08  # motion: foreground threshold on |frame - background| in [0, 1]
+  boxes.min_area = 16  # motion: smallest component kept, in pixels
+  return boxes
+
+
+def _dataset(config, model_name: str, dataset: str) -> None:
+  data, model = config.data, config.model
+  data.channels = 3
+  data.clip_short = "drop"  # clips shorter than clip_frames are dropped (authors' code)
+  data.clip_sampling = "uniform"  # stride max(len // N, 1) over the clip
+  data.clip_source = "window"
+  data.clip_window = 0
+  data.train_videos = ""  # video subset of the training split ("" = all; "fold:i/k")
+  data.eval_videos = ""  # video subset of the evaluation split
+  if model_name == "convlstm":
+    data.image_size = (64, 64)
+    data.clip_frames = 30
+    config.batch_size = 4
+    config.optimizer.learning_rate = 1e-3
+    config.num_epochs = 50
+  else:
+    data.image_size = (224, 224)
+    data.clip_frames = 16
+    config.batch_size = 8
+    config.optimizer.learning_rate = 1e-4
+    config.num_epochs = 20
+  if dataset.startswith("dcsass"):
+    data.name = "dcsass"
+    # Video-level split by default; the authors' random clip-level split is labelled.
+    data.builder_config = "as_published" if dataset.endswith("as_published") else "default"
+    data.clip_window = 0  # every DCSASS clip is one "video" of the builder
+  elif dataset == "ucf_crime":
+    data.name = "ucf_crime"
+    data.builder_config = "stride30_112"  # 1 frame per second, 112x112 (docs/datasets.md)
+    data.clip_window = 32  # windows of 32 s; training frames carry the video label
+    if model_name != "convlstm":
+      data.image_size = (112, 112)
+  elif dataset == "shanghaitech":
+    # The official training split has no anomalies; supervised models train on half of
+    # the test videos and are evaluated on the other half (folds by video name hash).
+    data.name = "shanghaitech"
+    data.train_split = "test"
+    data.train_videos = "fold:0/2"
+    data.eval_videos = "fold:1/2"
+    data.clip_window = 64
+  else:
+    data.name = "synthetic_surveillance"
+    data.builder_config = "supervised"
+    data.channels = 1 if model_name == "convlstm" else 3
+    data.clip_window = 30
+    data.image_size = (64, 64)
+  del model
+
+
+def _size(config, model_name: str, dataset: str, size: str) -> None:
+  model, data = config.model, config.data
+  if size == "cpu":
+    if model_name in ("hybrid", "effnet_hog"):
+      model.backbone = "tiny"
+    if model_name == "hybrid":
+      model.spatial_size = 0
+      model.temporal_size = 0
+      model.feature_dim = 64
+      model.affm_hidden = 32
+      model.temporal_filters = (8, 16)
+    if model_name == "effnet_hog":
+      model.image_size = 0
+      model.hog_size = 64
+      model.hog_dim = 64
+      model.hidden = 64
+    data.image_size = (64, 64)
+    config.optimizer.learning_rate = 1e-3
+    config.num_epochs = 0
+    config.num_train_steps = 300
+    config.log_every_steps = 25
+    config.checkpoint_every_steps = 100
+  else:  # test
+    if model_name in ("hybrid", "effnet_hog"):
+      model.backbone = "tiny"
+    if model_name == "hybrid":
+      model.spatial_size = 0
+      model.temporal_size = 0
+      model.feature_dim = 16
+      model.affm_hidden = 8
+      model.temporal_filters = (4,)
+      config.boxes.min_area = 4
+    if model_name == "effnet_hog":
+      model.image_size = 0
+      model.hog_size = 32
+      model.hog_dim = 8
+      model.hidden = 8
+    if model_name == "convlstm":
+      model.filters = (2, 4)
+    data.image_size = (32, 32)
+    data.clip_frames = 8
+    data.clip_window = 8 if dataset == "synthetic" else data.clip_window
+    config.batch_size = 8
+    config.num_epochs = 0
+    config.num_train_steps = 4
+    config.log_every_steps = 2
+    config.checkpoint_every_steps = 2
+    config.eval_plots = False
+
+
+def apply_ablation(config, ablation: str) -> None:
+  """Switches ``config`` (a HybridModel-1 config) to one of ``ABLATIONS`` in place."""
+  if ablation not in ABLATIONS:
+    raise ValueError(f"unknown ablation {ablation!r}; expected one of {ABLATIONS}")
+  model = config.model
+  if ablation == "no_affm":
+    model.fusion = "concat"
+  elif ablation == "bce":
+    config.loss.name = "bce"
+  elif ablation == "spatial_only":
+    model.branches = "spatial"
+  elif ablation == "temporal_only":
+    model.branches = "temporal"
+  elif ablation == "no_objects":
+    model.use_object_features = False

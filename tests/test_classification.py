@@ -1,0 +1,260 @@
+"""Supervised classifiers through the shared training loop (HybridModel-1 and baselines).
+
+Runs on the 8 virtual CPU devices of the root conftest: ``configs/classifier.py`` test
+sizes on ``synthetic_surveillance/supervised`` (prepared once per module).
+"""
+
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import classifier
+from vad_jax import ablations, classification, detect, evaluate, metrics, train
+from vad_jax.data import prepare, sources, synthetic
+from vad_jax.losses import tcr
+from vad_jax.models.build import build_model
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  path = tmp_path_factory.mktemp("tfds_supervised")
+  config = classifier.get_config("hybrid,synthetic,test")
+  config.data.data_dir = str(path)
+  prepare.ensure_prepared(config.data)
+  return path
+
+
+def make_config(variant: str, data_dir, **overrides):
+  config = classifier.get_config(variant)
+  config.data.data_dir = str(data_dir)
+  for key, value in overrides.items():
+    target = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      target = target[p]
+    target[leaf] = value
+  return config
+
+
+# ------------------------------------------------------------------ configs and inputs
+
+
+@pytest.mark.parametrize("model", classifier.MODELS)
+@pytest.mark.parametrize("dataset", classifier.DATASETS)
+def test_every_model_dataset_config_builds(model, dataset):
+  config = classifier.get_config(f"{model},{dataset}")
+  net = build_model(config)
+  assert type(net).__name__ == {"hybrid": "HybridModel1", "convlstm": "ConvLSTMBaseline",
+                                "effnet_hog": "EfficientNetHOGClassifier"}[model]
+  assert config.data.clip_frames == (30 if model == "convlstm" else 16)
+  if dataset.startswith("dcsass"):
+    assert config.data.builder_config == ("as_published" if "as_published" in dataset else "default")
+
+
+def test_named_config_files_match_the_generic_one():
+  import importlib  # noqa: PLC0415
+
+  for name, variant in [("hybrid_dcsass", "hybrid,dcsass"), ("convlstm_dcsass", "convlstm,dcsass"),
+                        ("effnet_hog_dcsass", "effnet_hog,dcsass"), ("hybrid_ucf_crime", "hybrid,ucf_crime"),
+                        ("hybrid_shanghaitech", "hybrid,shanghaitech")]:
+    module = importlib.import_module(f"configs.{name}")
+    assert module.get_config().to_dict() == classifier.get_config(variant).to_dict()
+  published = importlib.import_module("configs.hybrid_dcsass").get_config("as_published")
+  assert published.data.builder_config == "as_published"
+
+
+def test_ablation_switches():
+  base = classifier.get_config("hybrid,dcsass")
+  expected = {"no_affm": ("model.fusion", "concat"), "bce": ("loss.name", "bce"),
+              "spatial_only": ("model.branches", "spatial"), "temporal_only": ("model.branches", "temporal"),
+              "no_objects": ("model.use_object_features", False)}
+  for ablation, (field, value) in expected.items():
+    config = ablations.variant_config(base, ablation)
+    group, leaf = field.split(".")
+    assert config[group][leaf] == value and base[group][leaf] != value
+  with pytest.raises(ValueError, match="ablations .* apply to the hybrid model only"):
+    classifier.get_config("convlstm,dcsass,bce")
+  with pytest.raises(ValueError, match="unknown model"):
+    classifier.get_config("hybird,dcsass")
+
+
+def test_video_folds_are_disjoint_and_complete():
+  videos = tuple({"name": f"v{i:02d}", "start": 10 * i, "length": 10, "label": 0} for i in range(40))
+  split = sources.VideoSplit(source=None, videos=videos)
+  a = sources.select_videos(split, "fold:0/2").videos
+  b = sources.select_videos(split, "fold:1/2").videos
+  names_a, names_b = {v["name"] for v in a}, {v["name"] for v in b}
+  assert not names_a & names_b and len(names_a | names_b) == 40 and 5 < len(a) < 35
+  assert sources.select_videos(split, "") is split
+  with pytest.raises(ValueError, match="fold:i/k"):
+    sources.select_videos(split, "fold:2/2")
+
+
+def test_frame_targets_fall_back_to_the_clip_label_and_mask_padding():
+  batch = {"frame_labels": jnp.array([[0, 1, -1], [-1, -1, -1], [1, 1, 1]]),
+           "label": jnp.array([1, 0, 1]), "valid": jnp.array([True, True, False])}
+  targets, mask = classification.frame_targets(batch)
+  np.testing.assert_array_equal(targets, [[0, 1, 1], [0, 0, 0], [1, 1, 1]])
+  np.testing.assert_array_equal(mask, [[1, 1, 1], [1, 1, 1], [0, 0, 0]])
+
+
+def test_losses_by_name():
+  logits = jnp.array([[2.0, -1.0, 0.5], [0.0, 1.0, -2.0]])
+  batch = {"frame_labels": jnp.array([[1, 0, 1], [0, 0, -1]]), "label": jnp.array([1, 0]),
+           "valid": jnp.array([True, True])}
+  loss_config = classifier.get_config("hybrid,synthetic").loss
+  targets, mask = classification.frame_targets(batch)
+  loss_config.name = "bce"
+  bce, _ = classification.classification_loss(loss_config, logits, batch)
+  np.testing.assert_allclose(bce, tcr.weighted_bce(logits, targets, mask=mask), rtol=1e-6)
+  loss_config.name = "tcr"
+  tcr_value, terms = classification.classification_loss(loss_config, logits, batch)
+  np.testing.assert_allclose(tcr_value, tcr.tcr_loss(logits, targets, mask=mask)[0], rtol=1e-6)
+  assert float(terms["smoothness"]) > 0
+  # 2-way softmax on clip logits; the padded example does not count.
+  loss_config.name = "softmax"
+  clip_logits = jnp.array([[0.0, 2.0], [1.0, -1.0], [5.0, -5.0]])
+  clip_batch = {"label": jnp.array([1, 0, 1]), "valid": jnp.array([True, True, False])}
+  ce, _ = classification.classification_loss(loss_config, clip_logits, clip_batch)
+  expected = np.mean([np.log1p(np.exp(-2.0)), np.log1p(np.exp(-2.0))])
+  np.testing.assert_allclose(ce, expected, rtol=1e-5)
+
+
+def test_metrics_from_fixed_probabilities():
+  # Two clips of 4 frames in one video (frames 0-3 and 4-7) and one clip of another.
+  arrays = {
+      "label": np.array([0, 1, 1]),
+      "clip_probs": np.array([0.2, 0.7, 0.4]),
+      "frame_probs": np.array([[0.1, 0.2, 0.3, 0.2], [0.6, 0.9, 0.8, 0.5], [0.4, 0.4, 0.4, 0.4]]),
+      "frame_labels": np.array([[0, 0, 0, 1], [1, 1, 1, 0], [1, 1, -1, -1]]),
+      "video_index": np.array([0, 0, 1]),
+      "frame_index": np.array([[0, 1, 2, 3], [4, 5, 6, 7], [0, 2, 4, 6]]),
+  }
+  config = classifier.get_config("hybrid,synthetic")
+  config.alarm.window = 2
+  config.alarm.threshold = 0.5
+  results = classification.classification_metrics(arrays, config)
+  # Clips: predictions (p > 0.5) 0, 1, 0 against labels 0, 1, 1.
+  assert results["clip"]["confusion_matrix"] == [[1, 0], [1, 1]]
+  assert results["clip"]["roc_auc"] == pytest.approx(1.0)
+  # Frames with known labels: 8 of video 0 and 2 of video 1.
+  labels = np.array([0, 0, 0, 1, 1, 1, 1, 0, 1, 1])
+  probs = np.array([0.1, 0.2, 0.3, 0.2, 0.6, 0.9, 0.8, 0.5, 0.4, 0.4])
+  assert results["frame"]["count"] == 10
+  assert results["frame"]["roc_auc"] == pytest.approx(metrics.roc_auc(labels, probs))
+  assert results["frame"]["confusion_matrix"] == metrics.confusion_matrix(labels, probs > 0.5).tolist()
+  # Alarm: trailing mean of 2 probabilities > 0.5, per video.
+  avg0 = np.array([0.1, 0.15, 0.25, 0.25, 0.4, 0.75, 0.85, 0.65])
+  alarm = np.concatenate([avg0 > 0.5, [False, False]])
+  assert results["alarm"]["confusion_matrix"] == metrics.confusion_matrix(labels, alarm).tolist()
+  flat = classification.headline(results)
+  assert flat["clip_auc"] == pytest.approx(1.0) and set(flat) >= {"frame_f1", "alarm_f1"}
+
+
+def test_motion_boxes_cover_the_moving_objects():
+  full = synthetic.generate_video(3, num_frames=120, anomalies=("wrong_way",))
+  middle = int(np.flatnonzero(full.labels).mean())
+  window = slice(middle - 8, middle + 8)
+  video = synthetic.SyntheticVideo(full.frames[window], full.labels[window], full.masks[window], full.events)
+  frames = np.repeat(video.frames, 3, axis=-1)
+  config = classifier.get_config("hybrid,synthetic,cpu")
+  add = classification.AddBoxes(classification.make_box_source(config), config.boxes.max_boxes, ("v",))
+  batch = {"frames": frames[None], "valid": np.array([True]), "video_index": np.array([0]),
+           "frame_index": np.arange(16)[None]}
+  out = add(batch)
+  assert out["boxes"].shape == (1, 16, config.boxes.max_boxes, 4)
+  # Every frame where the anomalous walker shows (12+ pixels; the figure has about 20) has
+  # a box at its mask.
+  visible = [t for t in np.flatnonzero(video.labels) if video.masks[t].sum() >= 12]
+  assert len(visible) >= 12
+  for t in visible:
+    ys, xs = np.nonzero(video.masks[t])
+    cx, cy = xs.mean(), ys.mean()
+    boxes = out["boxes"][0, t][out["box_valid"][0, t]]
+    hit = (boxes[:, 0] <= cx + 2) & (cx - 2 <= boxes[:, 2]) & (boxes[:, 1] <= cy + 2) & (cy - 2 <= boxes[:, 3])
+    assert hit.any(), f"frame {t}: no box near the anomalous object at ({cx:.0f}, {cy:.0f})"
+
+
+# ------------------------------------------------------------------ training end to end
+
+
+@pytest.fixture(scope="module")
+def ablation_run(data_dir, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("ablations")
+  base = make_config("hybrid,synthetic,test", data_dir)
+  rows = ablations.run_all(base, workdir, ["full", "no_affm"])
+  ablations.write_table(workdir, rows)
+  return workdir, rows
+
+
+def test_ablation_runner_trains_each_variant_and_writes_the_table(ablation_run):
+  workdir, rows = ablation_run
+  assert list(rows) == ["full", "no_affm"]
+  table = (workdir / "ablations.md").read_text()
+  assert "| full |" in table and "| no_affm |" in table
+  for variant in rows:
+    run = workdir / variant
+    assert (run / "checkpoints" / "4").is_dir()
+    saved = json.loads((run / "eval" / "metrics.json").read_text())
+    assert saved["clip"]["roc_auc"] == pytest.approx(rows[variant]["clip_auc"])
+    assert (run / "eval" / "frame_scores.csv").exists() and (run / "eval" / "clip_scores.csv").exists()
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines if "train/loss" in x] == [2, 4]
+  # The two variants differ in the fusion module only.
+  full = (workdir / "full" / "checkpoints").exists()
+  assert full
+
+
+def test_restored_classifier_evaluates_identically_on_one_device(ablation_run, data_dir):
+  workdir, rows = ablation_run
+  mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:1])
+  config, state = evaluate.restore_for_evaluation(workdir / "full" / "checkpoints", None, mesh)
+  config.data.data_dir = str(data_dir)
+  results = classification.evaluate_state(config, state, mesh)
+  assert classification.headline(results) == pytest.approx(rows["full"], abs=1e-5)
+
+
+def test_detect_scores_a_video_with_the_hybrid_model(ablation_run, tmp_path):
+  workdir, _ = ablation_run
+  config, state = evaluate.restore_for_evaluation(workdir / "full" / "checkpoints", None,
+                                                  jax.make_mesh((1,), ("data",), devices=jax.devices()[:1],
+                                                                axis_types=(jax.sharding.AxisType.Auto,)))
+  video = synthetic.generate_video(1, num_frames=21, anomalies=("fast_mover",))
+  folder = tmp_path / "frames"
+  folder.mkdir()
+  from PIL import Image  # noqa: PLC0415
+
+  for i, frame in enumerate(video.frames):
+    Image.fromarray(frame[..., 0]).save(folder / f"{i:04d}.png")
+  frames, probs = detect.detect_classifier(folder, config, state, batch_size=2)
+  np.testing.assert_array_equal(frames, np.arange(21))  # 2 full windows of 8 + a padded one
+  assert np.all((probs >= 0) & (probs <= 1))
+  # Scores of a window do not depend on the batch it was computed in.
+  frames1, probs1 = detect.detect_classifier(folder, config, state, batch_size=1)
+  np.testing.assert_allclose(probs1, probs, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["convlstm,synthetic,test", "effnet_hog,synthetic,test"])
+def test_baselines_train_and_evaluate(variant, data_dir, tmp_path):
+  config = make_config(variant, data_dir)
+  results = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["clip"]["count"] == 8 * 15  # 8 test videos of 120 frames in windows of 8
+  assert 0.0 <= results["clip"]["roc_auc"] <= 1.0
+  assert (tmp_path / "run" / "eval" / "metrics.json").exists()
+
+
+def test_hybrid_separates_synthetic_anomalies_on_the_held_out_split(data_dir, tmp_path):
+  """A small HybridModel-1 trained on the supervised synthetic training videos ranks the
+  anomalous frames of the unseen test videos above the normal ones."""
+  config = make_config("hybrid,synthetic,cpu", data_dir)
+  with config.unlocked():
+    config.num_train_steps = 120
+    config.eval_plots = False
+  results = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["frame"]["count"] > 500
+  assert results["frame"]["roc_auc"] > 0.75, results["frame"]
+  assert results["clip"]["roc_auc"] > 0.75, results["clip"]
