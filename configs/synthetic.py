@@ -2,9 +2,9 @@
 
 A CPU-sized network on 64x64 grayscale frames that trains and evaluates in minutes on a
 laptop. Two settings differ from the paper's, for a short CPU run (measured in
-docs/RESULTS.md): Adam 1e-3 instead of 2e-5 (300 steps instead of 50 epochs), and
+docs/RESULTS.md): Adam 1e-3 instead of 2e-5 (250 steps instead of 50 epochs), and
 discretization weights alpha = beta = 0.01 instead of 0.1 (at 0.1 the memory terms slow
-down learning the motion of the walkers within 300 steps). Variants: ``configs/synthetic.py:test`` (tiny, for the test suite) and
+down learning the motion of the walkers within 250 steps). Variants: ``configs/synthetic.py:test`` (tiny, for the test suite) and
 ``configs/synthetic.py:paper`` (the paper-scale network on the ``large`` 256x256 set).
 """
 
@@ -29,7 +29,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.optimizer.learning_rate = 1e-3
     config.loss.alpha = 0.01
     config.loss.beta = 0.01
-    config.num_train_steps = 300
+    config.num_train_steps = 250
     config.log_every_steps = 25
     config.checkpoint_every_steps = 100
   return config

@@ -104,6 +104,15 @@ def test_anomalies_move_abnormally_but_look_normal():
     assert synthetic._FIGURE_HEIGHT[0] * SMALL.height <= fig.height or fig.shape == "ball"
 
 
+def test_split_kinds_and_second_kind():
+  spec = synthetic.SplitSpec("test", 6, 20, kinds=("wrong_way", "loiterer"), second_kind_probability=1.0)
+  kinds = [tuple(e.kind for e in v.events) for _, v in synthetic.generate_split(1, spec, 32, 32)]
+  assert [k[0] for k in kinds] == ["wrong_way", "loiterer"] * 3
+  assert all(len(k) == 2 and k[1] != k[0] for k in kinds)
+  with pytest.raises(ValueError, match="non-empty subset"):
+    synthetic.SplitSpec("test", 1, 20, kinds=("jogger",))
+
+
 def test_split_seeds_are_per_video():
   spec = synthetic.SplitSpec("test", 3, 20)
   names, videos = zip(*synthetic.generate_split(4, spec, height=32, width=32))
@@ -136,7 +145,11 @@ class DefaultConfigTest(testing.DatasetBuilderTestCase):
     super()._check_builder(builder)
     test = builder.as_data_source()["test"]
     labels = np.array([test[i]["label"] for i in range(len(test))])
-    self.assertEqual(labels.sum(), 334)  # Regression guard: the default test set is fixed.
+    self.assertEqual(labels.sum(), 233)  # Regression guard: the default test set is fixed.
+    events = builder.info.metadata["events"]["test"]
+    # One motion anomaly per test video, the three kinds twice each, no loiterer.
+    self.assertEqual([e["video"] for e in events], [f"test_{i:03d}" for i in range(6)])
+    self.assertEqual([e["kind"] for e in events], ["fast_mover", "wrong_way", "thrown_object"] * 2)
     train = builder.as_data_source()["train"]
     self.assertEqual({train[i]["label"] for i in range(0, len(train), 7)}, {0})
     videos = builder.info.metadata["videos"]
