@@ -192,9 +192,11 @@ def _size(config, model_name: str, dataset: str, size: str) -> None:
       model.hog_dim = 64
       model.hidden = 64
     data.image_size = (64, 64)
+    if model_name != "convlstm":
+      data.clip_frames = 10  # every 3rd frame of the synthetic 30-frame windows
     config.optimizer.learning_rate = 1e-3
     config.num_epochs = 0
-    config.num_train_steps = 300
+    config.num_train_steps = 200
     config.log_every_steps = 25
     config.checkpoint_every_steps = 100
   else:  # test

@@ -4,8 +4,9 @@ A CPU-sized network on 64x64 grayscale frames that trains and evaluates in minut
 laptop. Two settings differ from the paper's, for a short CPU run (measured in
 docs/RESULTS.md): Adam 1e-3 instead of 2e-5 (250 steps instead of 50 epochs), and
 discretization weights alpha = beta = 0.01 instead of 0.1 (at 0.1 the memory terms slow
-down learning the motion of the walkers within 250 steps). Variants: ``configs/synthetic.py:test`` (tiny, for the test suite) and
-``configs/synthetic.py:paper`` (the paper-scale network on the ``large`` 256x256 set).
+down learning the motion of the walkers within 250 steps). Variants:
+``configs/synthetic.py:test`` (tiny, for the test suite) and ``configs/synthetic.py:paper``
+(the paper-scale network on the ``large`` 256x256 set).
 """
 
 import ml_collections

@@ -258,3 +258,19 @@ def test_hybrid_separates_synthetic_anomalies_on_the_held_out_split(data_dir, tm
   assert results["frame"]["count"] > 500
   assert results["frame"]["roc_auc"] > 0.75, results["frame"]
   assert results["clip"]["roc_auc"] > 0.75, results["clip"]
+
+
+def test_hybrid_trains_and_evaluates_on_the_dcsass_fixture(tmp_path):
+  """The DCSASS path end to end (video-level split, one builder video per clip) on the
+  format-exact miniature fixture of tfds_builders/dcsass/dummy_data."""
+  config = make_config("hybrid,dcsass,test", tmp_path / "tfds",
+                       **{"data.manual_dir": str(pathlib.Path(__file__).parents[1] / "tfds_builders" / "dcsass"
+                                                 / "dummy_data"),
+                          "data.clip_frames": 4, "data.image_size": (24, 32)})
+  results = train.train_and_evaluate(config, str(tmp_path / "run"))
+  # Test split of the fixture's default config: 4 clips of 4-6 frames from 2 source
+  # videos, all at least 4 frames long, none dropped.
+  split = classification.open_split(config, train=False)
+  assert results["clip"]["count"] == len(split.videos) == 4
+  assert results["clip"]["anomalous"] == sum(v["label"] for v in split.videos)
+  assert results["frame"]["count"] == 4 * 4
