@@ -31,12 +31,7 @@ def data_dir(tmp_path_factory):
 def make_config(variant: str, data_dir, **overrides):
   config = classifier.get_config(variant)
   config.data.data_dir = str(data_dir)
-  for key, value in overrides.items():
-    target = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 

@@ -30,12 +30,7 @@ def data_dir(tmp_path_factory):
 def tiny_config(data_dir, **overrides):
   config = synthetic.get_config("test")
   config.data.data_dir = str(data_dir)
-  for key, value in overrides.items():
-    target = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 

@@ -211,7 +211,7 @@ def bind_steps(model, config):
 
 def collect(config, state, mesh, split: sources.VideoSplit) -> dict[str, np.ndarray]:
   """Probabilities of every clip of ``split`` with labels and indices (padding dropped)."""
-  from vad_jax.evaluate import gather  # noqa: PLC0415  (evaluate imports train, which imports this)
+  from vad_jax.evaluate import fetch  # noqa: PLC0415  (evaluate imports train, which imports this)
 
   iterator, _ = create_iterator(config, mesh, train=False, split=split)
   step = jax.jit(bind_steps(config_model(config), config)[1])
@@ -220,10 +220,7 @@ def collect(config, state, mesh, split: sources.VideoSplit) -> dict[str, np.ndar
   if not outputs:
     raise ValueError(f"the evaluation split of {config.data.name} has no clip of at least "
                      f"{config.data.clip_frames} frames")
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # noqa: PLC0415
-    return gather(multihost_utils.process_allgather(outputs, tiled=True))
-  return gather(jax.device_get(outputs))
+  return fetch(outputs)
 
 
 def config_model(config):

@@ -160,6 +160,11 @@ def frame_statistics(config, mesh, split, stats_fn: Callable[[Any], Mapping[str,
   if not outputs:
     raise ValueError(f"the evaluation split of {config.data.name} has no frame with "
                      f"{config.model.sequence_length - 1} predecessors")
+  return fetch(outputs)
+
+
+def fetch(outputs: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+  """One transfer of per-batch device outputs (gathered from all hosts), padding dropped."""
   if jax.process_count() > 1:
     return gather(multihost_utils.process_allgather(outputs, tiled=True))
   return gather(jax.device_get(outputs))
