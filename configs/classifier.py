@@ -251,3 +251,10 @@ def apply_ablation(config, ablation: str) -> None:
     model.branches = "temporal"
   elif ablation == "no_objects":
     model.use_object_features = False
+
+
+def dcsass_config(model_name: str, variant: str = ""):
+  """``MODEL`` on DCSASS; ``variant`` may hold ``as_published`` plus a size/ablation."""
+  options = [o for o in variant.split(",") if o]
+  dataset = "dcsass_as_published" if "as_published" in options else "dcsass"
+  return get_config(",".join([model_name, dataset, *[o for o in options if o != "as_published"]]))

@@ -8,7 +8,4 @@ from configs import classifier
 
 
 def get_config(variant: str = ""):
-  options = [o for o in variant.split(",") if o]
-  dataset = "dcsass_as_published" if "as_published" in options else "dcsass"
-  rest = [o for o in options if o != "as_published"]
-  return classifier.get_config(",".join(["convlstm", dataset, *rest]))
+  return classifier.dcsass_config("convlstm", variant)
