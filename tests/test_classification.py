@@ -272,3 +272,26 @@ def test_hybrid_trains_and_evaluates_on_the_dcsass_fixture(tmp_path):
   assert results["clip"]["count"] == len(split.videos) == 4
   assert results["clip"]["anomalous"] == sum(v["label"] for v in split.videos)
   assert results["frame"]["count"] == 4 * 4
+
+
+def test_pretrained_backbone_weights_are_loaded_into_the_training_state(tmp_path):
+  """``model.pretrained``: a Keras .h5 of the backbone (written here from other weights)
+  replaces the freshly initialised backbone and nothing else."""
+  pytest.importorskip("h5py")
+  from vad_jax.models import keras_weights  # noqa: PLC0415
+
+  config = classifier.get_config("hybrid,synthetic,test")
+  mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:1])
+  model = build_model(config)
+  state, _ = train.build_state(model, train.make_optimizer(config, 1), config, mesh)
+  source = jax.tree.map(lambda x: np.asarray(x) + 1.0, {"params": state.params, "batch_stats": state.batch_stats})
+  keras_weights.save_keras_h5(tmp_path / "backbone.h5", source, subtree=("backbone",))
+  config.model.pretrained = str(tmp_path / "backbone.h5")
+  loaded = train.load_pretrained(state, config)
+  for new, old, want in zip(jax.tree.leaves(loaded.params["backbone"]), jax.tree.leaves(state.params["backbone"]),
+                            jax.tree.leaves(source["params"]["backbone"])):
+    np.testing.assert_allclose(new, want)
+    assert not np.allclose(new, old)
+  for name in ("head", "affm"):
+    for new, old in zip(jax.tree.leaves(loaded.params[name]), jax.tree.leaves(state.params[name])):
+      np.testing.assert_array_equal(new, old)

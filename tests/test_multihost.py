@@ -9,22 +9,9 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
-from configs import synthetic
 from vad_jax import checkpointing
-from vad_jax.data import prepare
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = tmp_path_factory.mktemp("tfds")
-  config = synthetic.get_config("test")
-  config.data.data_dir = str(path)
-  prepare.ensure_prepared(config.data)
-  return path
 
 
 def test_two_process_training_on_localhost(data_dir, tmp_path):

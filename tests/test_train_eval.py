@@ -18,15 +18,6 @@ from vad_jax.data import prepare, sources
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = tmp_path_factory.mktemp("tfds")
-  config = synthetic.get_config("test")
-  config.data.data_dir = str(path)
-  prepare.ensure_prepared(config.data)
-  return path
-
-
 def tiny_config(data_dir, **overrides):
   config = synthetic.get_config("test")
   config.data.data_dir = str(data_dir)

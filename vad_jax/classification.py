@@ -42,6 +42,7 @@ from vad_jax import metrics, plots
 from vad_jax.data import input_pipeline, sources
 from vad_jax.losses import tcr as tcr_lib
 from vad_jax.models import boxes as boxes_lib
+from vad_jax.models.build import build_model
 
 Array = Any
 MUTABLE = ("batch_stats",)
@@ -214,18 +215,13 @@ def collect(config, state, mesh, split: sources.VideoSplit) -> dict[str, np.ndar
   from vad_jax.evaluate import fetch  # noqa: PLC0415  (evaluate imports train, which imports this)
 
   iterator, _ = create_iterator(config, mesh, train=False, split=split)
-  step = jax.jit(bind_steps(config_model(config), config)[1])
+  step = jax.jit(bind_steps(build_model(config), config)[1])
   keys = ("label", "frame_labels", "video_index", "frame_index", "valid")
   outputs = [{**step(state, batch), **{k: batch[k] for k in keys}} for batch in iterator]
   if not outputs:
     raise ValueError(f"the evaluation split of {config.data.name} has no clip of at least "
                      f"{config.data.clip_frames} frames")
   return fetch(outputs)
-
-
-def config_model(config):
-  from vad_jax.models.build import build_model  # noqa: PLC0415
-  return build_model(config)
 
 
 def _report(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:

@@ -175,15 +175,18 @@ def window_batches(frames: Iterator[np.ndarray], config, batch_size: int):
 def detect_classifier(video_path: pathlib.Path, config, state, batch_size: int = 8):
   """Per-frame anomaly probabilities of a classifier: ``(frame indices, probabilities)``."""
   step = jax.jit(classification.bind_steps(build_model(config), config)[1])
-  box_source = classification.make_box_source(config) if classification.needs_boxes(config) else None
+  add_boxes = None
+  if classification.needs_boxes(config):
+    add_boxes = classification.AddBoxes(classification.make_box_source(config), config.boxes.max_boxes,
+                                        (video_path.stem,))
   n = config.data.clip_frames
   parts = []
   for clips, firsts, lengths, count in window_batches(read_video(video_path), config, batch_size):
-    batch = {"frames": clips.astype(np.float32) / 255.0}
-    if box_source is not None:
-      found = [box_source(c, video=video_path.stem, frame_indices=f + np.arange(n)) for c, f in zip(clips, firsts)]
-      batch.update(boxes=np.stack([b.boxes for b in found]), box_scores=np.stack([b.scores for b in found]),
-                   box_valid=np.stack([b.valid for b in found]))
+    batch = {"frames": clips, "valid": lengths > 0, "video_index": np.zeros(len(clips), np.int32),
+             "frame_index": firsts[:, None] + np.arange(n)}
+    if add_boxes is not None:
+      batch = add_boxes(batch)  # on the uint8 frames, as in the input pipeline
+    batch["frames"] = preprocessing.to_unit(clips)
     parts.append((step(state, batch)["frame_probs"], firsts[:count], lengths[:count]))  # on the device
   if not parts:
     raise ValueError(f"{video_path} has no frame to score")

@@ -207,6 +207,14 @@ def evaluate_state(config, state, mesh, split_name: Optional[str] = None,
   return results
 
 
+def for_config(config) -> tuple[Callable[..., dict[str, Any]], Callable[[Mapping[str, Any]], str]]:
+  """``(evaluate_state, summary)`` of the configured model: this module's for the
+  prediction network, ``vad_jax.classification``'s for the classifiers."""
+  if is_classifier(config):
+    return classification.evaluate_state, classification.summary
+  return evaluate_state, summary
+
+
 def summary(results: Mapping[str, float]) -> str:
   lines = [f"frame-level evaluation: {results['frames']} frames ({results['anomalous_frames']} anomalous) "
            f"in {results['videos']} videos"]
@@ -260,11 +268,10 @@ def main(argv):
   if f.data_dir:
     config.data.data_dir = f.data_dir
   prepare.ensure_prepared(config.data)
-  classifier = is_classifier(config)
-  run = classification.evaluate_state if classifier else evaluate_state
+  run, describe = for_config(config)
   results = run(config, state, mesh, f.split, pathlib.Path(f.output or workdir / "eval"))
   if jax.process_index() == 0:
-    print((classification.summary if classifier else summary)(results), flush=True)
+    print(describe(results), flush=True)
 
 
 if __name__ == "__main__":

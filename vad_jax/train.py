@@ -165,15 +165,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   workdir_path = pathlib.Path(workdir)
   mesh = sharding_lib.make_mesh()
   data_prep.ensure_prepared(config.data)
+  evaluate_state, _ = evaluate.for_config(config)
   if is_classifier(config):
     train_iter, table = classification.create_iterator(config, mesh, train=True)
-    num_clips, evaluate_state = len(table), classification.evaluate_state
+    num_clips = len(table)
   else:
     train_split = input_pipeline.open_split(config.data, config.data.train_split)
     num_clips = len(indexing.ClipIndex.from_videos(train_split.videos, config.model.sequence_length,
                                                    config.data.frame_stride))
     train_iter = input_pipeline.create_train_iterator(config, mesh, split=train_split)
-    evaluate_state = evaluate.evaluate_state
   total_steps = total_train_steps(config, num_clips)
   model = build_model(config)
   state, state_sharding = build_state(model, make_optimizer(config, total_steps), config, mesh)
@@ -246,14 +246,13 @@ def load_pretrained(state: TrainState, config) -> TrainState:
   """Backbone weights from the Keras ``.h5`` file named by ``model.pretrained``."""
   from vad_jax.models import keras_weights  # noqa: PLC0415  (needs h5py)
 
-  variables = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
-  loaded, report = keras_weights.load_keras_h5(config.model.pretrained, variables, subtree=("backbone",))
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  loaded, report = keras_weights.load_keras_h5(config.model.pretrained, jax.device_get(variables),
+                                               subtree=("backbone",))
   logging.info("loaded backbone weights from %s (unused layers of the file: %s)", config.model.pretrained,
                report.get("unused", []))
-  sharding = jax.tree.map(lambda x: x.sharding, state.params)
-  return state.replace(params=jax.device_put(loaded["params"], sharding),
-                       batch_stats=jax.device_put(loaded["batch_stats"],
-                                                  jax.tree.map(lambda x: x.sharding, state.batch_stats)))
+  loaded = jax.device_put(loaded, jax.tree.map(lambda x: x.sharding, variables))
+  return state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
 
 
 def define_flags() -> None:
@@ -272,7 +271,7 @@ def main(argv):
   config = flags.FLAGS.config
   results = train_and_evaluate(config, flags.FLAGS.workdir, flags.FLAGS.stop_after_steps)
   if results and jax.process_index() == 0:
-    print((classification.summary if is_classifier(config) else evaluate.summary)(results), flush=True)
+    print(evaluate.for_config(config)[1](results), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,19 @@
+"""Fixtures shared by the test modules (the XLA/device set-up is in the root conftest)."""
+
+import pytest
+
+from configs import synthetic
+from vad_jax.data import prepare
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  """A TFDS data directory holding the tiny synthetic set of ``configs/synthetic.py:test``.
+
+  Modules that need another dataset define their own ``data_dir``.
+  """
+  path = tmp_path_factory.mktemp("tfds")
+  config = synthetic.get_config("test")
+  config.data.data_dir = str(path)
+  prepare.ensure_prepared(config.data)
+  return path
