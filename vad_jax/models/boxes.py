@@ -142,27 +142,28 @@ class MotionBoxSource:
     del video, frame_indices
     gray = _to_gray01(frames)
     diff = np.abs(gray - self.background_model(gray))
-    fg = diff > self.threshold
-    per_frame = []
-    for i in range(gray.shape[0]):
-      mask = fg[i]
-      if self.opening:
-        mask = ndimage.binary_opening(mask, iterations=self.opening)
-      if self.dilation:
-        mask = ndimage.binary_dilation(mask, iterations=self.dilation)
-      labels, n = ndimage.label(mask)
-      dets = []
-      if n:
-        idx = np.arange(1, n + 1)
-        areas = ndimage.sum_labels(np.ones_like(labels), labels, idx)
-        strength = ndimage.mean(diff[i], labels, idx)
-        for k, sl in enumerate(ndimage.find_objects(labels)):
-          if sl is None or areas[k] < self.min_area:
-            continue
-          ys, xs = sl
-          score = min(1.0, float(strength[k]) / (2.0 * self.threshold))
-          dets.append([xs.start, ys.start, xs.stop, ys.stop, score])
-      per_frame.append(np.asarray(dets, np.float32).reshape(-1, 5))
+    # One 3D pass over the clip with a structuring element that is flat in time: the same
+    # as the 2D operations frame by frame (4-connectivity), without a loop over frames.
+    flat = np.zeros((3, 3, 3), bool)
+    flat[1] = ndimage.generate_binary_structure(2, 1)
+    mask = diff > self.threshold
+    if self.opening:
+      mask = ndimage.binary_opening(mask, structure=flat, iterations=self.opening)
+    if self.dilation:
+      mask = ndimage.binary_dilation(mask, structure=flat, iterations=self.dilation)
+    labels, n = ndimage.label(mask, structure=flat)
+    per_frame = [[] for _ in range(gray.shape[0])]
+    if n:
+      idx = np.arange(1, n + 1)
+      areas = ndimage.sum_labels(np.ones_like(labels), labels, idx)
+      strength = ndimage.mean(diff, labels, idx)
+      for k, sl in enumerate(ndimage.find_objects(labels)):
+        if sl is None or areas[k] < self.min_area:
+          continue
+        ts, ys, xs = sl
+        score = min(1.0, float(strength[k]) / (2.0 * self.threshold))
+        per_frame[ts.start].append([xs.start, ys.start, xs.stop, ys.stop, score])
+    per_frame = [np.asarray(dets, np.float32).reshape(-1, 5) for dets in per_frame]
     return pad_boxes(per_frame, self.max_boxes)
 
 
