@@ -102,11 +102,18 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def total_train_steps(config: ml_collections.ConfigDict, num_train_clips: int) -> int:
-  """``num_train_steps`` if set, else ``num_epochs`` passes over the training clips."""
+  """``num_train_steps`` if set, else ``num_epochs`` passes over the training clips.
+
+  Raises ``ValueError`` when there is no training clip at all (an endless iterator over
+  nothing would otherwise never yield).
+  """
+  if num_train_clips <= 0:
+    field = "data.clip_frames" if is_classifier(config) else "model.sequence_length"
+    length = config.data.clip_frames if is_classifier(config) else config.model.sequence_length
+    raise ValueError(f"the training split has no clip of {field} frames ({length} frames, split "
+                     f"{config.data.train_split!r} of {config.data.name})")
   if config.num_train_steps > 0:
     return int(config.num_train_steps)
-  if num_train_clips <= 0:
-    raise ValueError("the training split has no clip of model.sequence_length frames")
   return int(config.num_epochs) * -(-num_train_clips // config.batch_size)
 
 
