@@ -16,7 +16,7 @@ The named files (``configs/hybrid_dcsass.py``, ...) are this with fixed choices.
 
 import ml_collections
 
-from configs import default
+from vad_jax.configs import default
 
 MODELS = ("hybrid", "convlstm", "effnet_hog")
 DATASETS = ("dcsass", "dcsass_as_published", "ucf_crime", "shanghaitech", "synthetic")

@@ -4,7 +4,7 @@
 uses the authors' random clip-level split.
 """
 
-from configs import classifier
+from vad_jax.configs import classifier
 
 
 def get_config(variant: str = ""):

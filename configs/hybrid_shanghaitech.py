@@ -3,7 +3,7 @@
 Variants are passed on: `configs/hybrid_shanghaitech.py:cpu`, `configs/hybrid_shanghaitech.py:cpu,bce`.
 """
 
-from configs import classifier
+from vad_jax.configs import classifier
 
 
 def get_config(variant: str = ""):

@@ -3,7 +3,7 @@
 Variants are passed on: `configs/hybrid_ucf_crime.py:cpu`, `configs/hybrid_ucf_crime.py:cpu,bce`.
 """
 
-from configs import classifier
+from vad_jax.configs import classifier
 
 
 def get_config(variant: str = ""):

@@ -3,7 +3,7 @@
 
 import ml_collections
 
-from configs import default
+from vad_jax.configs import default
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:

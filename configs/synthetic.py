@@ -11,7 +11,7 @@ down learning the motion of the walkers within 250 steps). Variants:
 
 import ml_collections
 
-from configs import default
+from vad_jax.configs import default
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:

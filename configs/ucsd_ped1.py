@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from configs import ucsd_ped2
+from vad_jax.configs import ucsd_ped2
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:

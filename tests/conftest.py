@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs import synthetic
+from vad_jax.configs import synthetic
 from vad_jax.data import prepare
 
 

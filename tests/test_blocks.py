@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vad_jax.models import ChannelAttention, ResidualChannelAttention, ResidualTemporalShift, temporal_shift
+from vad_jax.dual_stream.attention import ChannelAttention, ResidualChannelAttention
+from vad_jax.dual_stream.temporal_shift import ResidualTemporalShift, temporal_shift
 
 
 def reference_shift(x, fold, circular):

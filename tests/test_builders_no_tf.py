@@ -32,10 +32,10 @@ _CHILD = textwrap.dedent(
 
     import pathlib
     from tensorflow_datasets.core import shuffle
-    from tfds_builders import common, testing
-    from tfds_builders.avenue import avenue_dataset_builder as avenue
-    from tfds_builders.shanghaitech import shanghaitech_dataset_builder as shanghaitech
-    from tfds_builders.ucsd_ped import ucsd_ped_dataset_builder as ucsd
+    from vad_jax.tfds_builders import common, testing
+    from vad_jax.tfds_builders.avenue import avenue_dataset_builder as avenue
+    from vad_jax.tfds_builders.shanghaitech import shanghaitech_dataset_builder as shanghaitech
+    from vad_jax.tfds_builders.ucsd_ped import ucsd_ped_dataset_builder as ucsd
 
     shuffle.MAX_MEM_BUFFER_SIZE = 1  # spill every split to bucket files
 

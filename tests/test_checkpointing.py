@@ -7,13 +7,14 @@ import numpy as np
 import optax
 from ml_collections import ConfigDict
 
-from vad_jax import checkpointing, train
+from vad_jax import checkpointing
+from vad_jax import state as state_lib
 
 
 def tiny_state():
   model = nn.Dense(3)
   params = model.init(jax.random.key(0), jnp.zeros((1, 2)))["params"]
-  return train.TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(1e-3),
+  return state_lib.TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(1e-3),
                                  batch_stats={}, memory={})
 
 

@@ -12,11 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import classifier
-from vad_jax import ablations, classification, detect, evaluate, metrics, train
-from vad_jax.data import prepare, sources, synthetic
-from vad_jax.losses import tcr
-from vad_jax.models.build import build_model
+from vad_jax.configs import classifier
+from vad_jax import ablations, detect, metrics, train
+from vad_jax import state as state_lib
+from vad_jax.hybrid import evaluation as hybrid_evaluation
+from vad_jax.hybrid import task as classification
+from vad_jax.data import prepare, sources
+from vad_jax.tfds_builders.synthetic_surveillance import scene as synthetic
+from vad_jax.hybrid import tcr
+from vad_jax.hybrid.task import build_model
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +60,9 @@ def test_named_config_files_match_the_generic_one():
   for name, variant in [("hybrid_dcsass", "hybrid,dcsass"), ("convlstm_dcsass", "convlstm,dcsass"),
                         ("effnet_hog_dcsass", "effnet_hog,dcsass"), ("hybrid_ucf_crime", "hybrid,ucf_crime"),
                         ("hybrid_shanghaitech", "hybrid,shanghaitech")]:
-    module = importlib.import_module(f"configs.{name}")
+    module = importlib.import_module(f"vad_jax.configs.{name}")
     assert module.get_config().to_dict() == classifier.get_config(variant).to_dict()
-  published = importlib.import_module("configs.hybrid_dcsass").get_config("as_published")
+  published = importlib.import_module("vad_jax.configs.hybrid_dcsass").get_config("as_published")
   assert published.data.builder_config == "as_published"
 
 
@@ -89,10 +93,12 @@ def test_video_folds_are_disjoint_and_complete():
     sources.select_videos(split, "fold:2/2")
 
 
-def test_no_training_clip_is_a_clear_error():
-  config = classifier.get_config("hybrid,dcsass,test")
-  with pytest.raises(ValueError, match=r"no clip of data.clip_frames frames \(8 frames, split 'train' of dcsass\)"):
-    train.total_train_steps(config, 0)
+def test_no_training_clip_is_a_clear_error(data_dir):
+  config = make_config("hybrid,synthetic,test", data_dir, **{"data.clip_frames": 1000})
+  with pytest.raises(ValueError, match=r"no clip of data.clip_frames frames \(1000 frames, split 'train' of "
+                                       r"synthetic_surveillance\)"):
+    classification.train_iterator(config, jax.make_mesh((1,), ("data",), devices=jax.devices()[:1],
+                                                        axis_types=(jax.sharding.AxisType.Auto,)))
 
 
 def test_frame_targets_fall_back_to_the_clip_label_and_mask_padding():
@@ -138,7 +144,7 @@ def test_metrics_from_fixed_probabilities():
   config = classifier.get_config("hybrid,synthetic")
   config.alarm.window = 2
   config.alarm.threshold = 0.5
-  results = classification.classification_metrics(arrays, config)
+  results = hybrid_evaluation.classification_metrics(arrays, config)
   # Clips: predictions (p > 0.5) 0, 1, 0 against labels 0, 1, 1.
   assert results["clip"]["confusion_matrix"] == [[1, 0], [1, 1]]
   assert results["clip"]["roc_auc"] == pytest.approx(1.0)
@@ -152,7 +158,7 @@ def test_metrics_from_fixed_probabilities():
   avg0 = np.array([0.1, 0.15, 0.25, 0.25, 0.4, 0.75, 0.85, 0.65])
   alarm = np.concatenate([avg0 > 0.5, [False, False]])
   assert results["alarm"]["confusion_matrix"] == metrics.confusion_matrix(labels, alarm).tolist()
-  flat = classification.headline(results)
+  flat = hybrid_evaluation.headline(results)
   assert flat["clip_auc"] == pytest.approx(1.0) and set(flat) >= {"frame_f1", "alarm_f1"}
 
 
@@ -213,15 +219,15 @@ def test_ablation_runner_trains_each_variant_and_writes_the_table(ablation_run):
 def test_restored_classifier_evaluates_identically_on_one_device(ablation_run, data_dir):
   workdir, rows = ablation_run
   mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:1])
-  config, state = evaluate.restore_for_evaluation(workdir / "full" / "checkpoints", None, mesh)
+  config, state = state_lib.restore(workdir / "full" / "checkpoints", None, mesh)
   config.data.data_dir = str(data_dir)
-  results = classification.evaluate_state(config, state, mesh)
-  assert classification.headline(results) == pytest.approx(rows["full"], abs=1e-5)
+  results = classification.evaluate(config, state, mesh)
+  assert hybrid_evaluation.headline(results) == pytest.approx(rows["full"], abs=1e-5)
 
 
 def test_detect_scores_a_video_with_the_hybrid_model(ablation_run, tmp_path):
   workdir, _ = ablation_run
-  config, state = evaluate.restore_for_evaluation(workdir / "full" / "checkpoints", None,
+  config, state = state_lib.restore(workdir / "full" / "checkpoints", None,
                                                   jax.make_mesh((1,), ("data",), devices=jax.devices()[:1],
                                                                 axis_types=(jax.sharding.AxisType.Auto,)))
   video = synthetic.generate_video(1, num_frames=21, anomalies=("fast_mover",))
@@ -231,11 +237,12 @@ def test_detect_scores_a_video_with_the_hybrid_model(ablation_run, tmp_path):
 
   for i, frame in enumerate(video.frames):
     Image.fromarray(frame[..., 0]).save(folder / f"{i:04d}.png")
-  frames, probs = detect.detect_classifier(folder, config, state, batch_size=2)
+  result = detect.detect(folder, config, state, batch_size=2)
+  frames, probs = result.frames, result.scores
   np.testing.assert_array_equal(frames, np.arange(21))  # 2 full windows of 8 + a padded one
   assert np.all((probs >= 0) & (probs <= 1))
   # Scores of a window do not depend on the batch it was computed in.
-  frames1, probs1 = detect.detect_classifier(folder, config, state, batch_size=1)
+  probs1 = detect.detect(folder, config, state, batch_size=1).scores
   np.testing.assert_allclose(probs1, probs, atol=1e-5)
 
 
@@ -285,16 +292,16 @@ def test_pretrained_backbone_weights_are_loaded_into_the_training_state(tmp_path
   """``model.pretrained``: a Keras .h5 of the backbone (written here from other weights)
   replaces the freshly initialised backbone and nothing else."""
   pytest.importorskip("h5py")
-  from vad_jax.models import keras_weights  # noqa: PLC0415
+  from vad_jax.hybrid import keras_weights  # noqa: PLC0415
 
   config = classifier.get_config("hybrid,synthetic,test")
   mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:1])
   model = build_model(config)
-  state, _ = train.build_state(model, train.make_optimizer(config, 1), config, mesh)
+  state, _ = state_lib.initial_state(classification, model, config, state_lib.make_optimizer(config, 1), mesh)
   source = jax.tree.map(lambda x: np.asarray(x) + 1.0, {"params": state.params, "batch_stats": state.batch_stats})
   keras_weights.save_keras_h5(tmp_path / "backbone.h5", source, subtree=("backbone",))
   config.model.pretrained = str(tmp_path / "backbone.h5")
-  loaded = train.load_pretrained(state, config)
+  loaded = classification.load_pretrained(state, config)
   for new, old, want in zip(jax.tree.leaves(loaded.params["backbone"]), jax.tree.leaves(state.params["backbone"]),
                             jax.tree.leaves(source["params"]["backbone"])):
     np.testing.assert_allclose(new, want)

@@ -6,7 +6,7 @@ import importlib
 import jax
 import pytest
 
-from vad_jax.models.build import build_model
+from vad_jax import tasks
 
 CONFIGS = [("default", ""), ("default", "cpu"), ("default", "test"), ("synthetic", ""), ("synthetic", "test"),
            ("synthetic", "paper"), ("ucsd_ped2", ""), ("ucsd_ped2", "cpu"), ("ucsd_ped1", "cpu"), ("avenue", ""),
@@ -15,8 +15,8 @@ CONFIGS = [("default", ""), ("default", "cpu"), ("default", "test"), ("synthetic
 
 @pytest.mark.parametrize("name, variant", CONFIGS)
 def test_config_builds_and_traces(name, variant):
-  config = importlib.import_module(f"configs.{name}").get_config(variant)
-  model = build_model(config)
+  config = importlib.import_module(f"vad_jax.configs.{name}").get_config(variant)
+  model = tasks.for_config(config).build_model(config)
   h, w = config.data.image_size
   frames = jax.ShapeDtypeStruct((1, config.model.sequence_length, h, w, config.data.channels), "float32")
   variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), frames)
@@ -28,11 +28,11 @@ def test_config_builds_and_traces(name, variant):
 @pytest.mark.parametrize("name", ["default", "synthetic", "ucsd_ped2", "avenue", "shanghaitech"])
 def test_unknown_variant_is_an_error(name):
   with pytest.raises(ValueError, match="unknown variant"):
-    importlib.import_module(f"configs.{name}").get_config("nope")
+    importlib.import_module(f"vad_jax.configs.{name}").get_config("nope")
 
 
 def test_paper_hyperparameters():
-  from configs import avenue, default, shanghaitech
+  from vad_jax.configs import avenue, default, shanghaitech
   config = default.get_config()
   assert config.model.num_items == 20 and config.model.sequence_length == 5
   assert tuple(config.data.image_size) == (256, 256) and config.batch_size == 8

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from vad_jax.models.convlstm import ConvLSTM, ConvLSTMBaseline, ConvLSTMCell, hard_sigmoid_keras2
+from vad_jax.hybrid.convlstm import ConvLSTM, ConvLSTMBaseline, ConvLSTMCell, hard_sigmoid_keras2
 
 
 

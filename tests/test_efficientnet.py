@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from flax.traverse_util import flatten_dict
 
-from vad_jax.models.efficientnet import EfficientNetV2B0, round_filters
-from vad_jax.models.keras_weights import load_keras_h5, read_keras_h5, save_keras_h5
+from vad_jax.hybrid.efficientnet import EfficientNetV2B0, round_filters
+from vad_jax.hybrid.keras_weights import load_keras_h5, read_keras_h5, save_keras_h5
 
 IMAGE = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
 
@@ -112,7 +112,7 @@ def test_keras_h5_round_trip_is_exact(tmp_path):
 
 def test_keras_h5_nested_group_subtree_and_errors(tmp_path):
   # A small EfficientNetV2 (stem + one fused + one MBConv stage) keeps this test light.
-  from vad_jax.models.efficientnet import EfficientNetV2, StageArgs
+  from vad_jax.hybrid.efficientnet import EfficientNetV2, StageArgs
 
   stages = (StageArgs(3, 1, 8, 8, 1, 0.0, 1, 1), StageArgs(3, 2, 8, 16, 2, 0.25, 2, 0))
   small = EfficientNetV2(stages=stages, top_filters=32, include_top=True, classes=3)

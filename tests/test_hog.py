@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import data, feature, transform
 
-from vad_jax.models.hog import hog, hog_feature_size, rgb_to_gray
+from vad_jax.hybrid.hog import hog, hog_feature_size, rgb_to_gray
 
 
 def _images():

@@ -8,12 +8,12 @@ import numpy as np
 import optax
 import pytest
 
-from vad_jax.losses.tcr import class_weights_from_labels, tcr_loss, weighted_bce, window_mean
-from vad_jax.models.boxes import (FileBoxSource, MotionBoxSource, OnnxDetectorBoxSource,
+from vad_jax.hybrid.tcr import class_weights_from_labels, tcr_loss, weighted_bce, window_mean
+from vad_jax.hybrid.boxes import (FileBoxSource, MotionBoxSource, OnnxDetectorBoxSource,
                                   decode_detections, pad_boxes)
-from vad_jax.models.hybrid import (AdaptiveFeatureFusion, HybridModel1, TinyEfficientNetHOGClassifier,
+from vad_jax.hybrid.model import (AdaptiveFeatureFusion, HybridModel1, TinyEfficientNetHOGClassifier,
                                    TinyHybridModel1, pool_object_features)
-from vad_jax.models.roi_align import roi_align, roi_align_batched
+from vad_jax.hybrid.roi_align import roi_align, roi_align_batched
 
 
 # ----------------------------------------------------------------------------- RoIAlign
@@ -312,7 +312,7 @@ def test_full_size_models_shapes():
   assert aux["attention"].shape == (1, 16, 7, 7, 1)  # 112 -> resized to 224 -> 7x7
   assert variables["params"]["spatial_proj"]["kernel"].shape == (1280 * 2 + 1, 512)
   assert variables["params"]["temporal_proj"]["kernel"].shape == (3 * 3 * 32, 512)
-  from vad_jax.models.hybrid import EfficientNetHOGClassifier
+  from vad_jax.hybrid.model import EfficientNetHOGClassifier
 
   clf = EfficientNetHOGClassifier()
   x = jax.ShapeDtypeStruct((2, 240, 320, 3), jnp.float32)

@@ -354,7 +354,7 @@ def tfds_dir(tmp_path_factory):
   """A tiny prepared TFDS dataset written by a minimal builder (no TensorFlow)."""
   import tensorflow_datasets as tfds
 
-  from tfds_builders.common import frame_features
+  from vad_jax.tfds_builders.common import frame_features
 
   lengths = {"train": (6, 8), "test": (5, 7)}
 
@@ -450,7 +450,7 @@ def test_prepared_tfds_dataset_to_global_arrays(tfds_dir, tmp_path):
 def synthetic_dir(tmp_path_factory):
   """A tiny build of the project's ``synthetic_surveillance`` dataset."""
   ssb = pytest.importorskip(
-      "tfds_builders.synthetic_surveillance.synthetic_surveillance_dataset_builder")
+      "vad_jax.tfds_builders.synthetic_surveillance.synthetic_surveillance_dataset_builder")
   config = ssb.SyntheticConfig(name="pipeline_test", num_frames=9, train_videos=2,
                                test_videos=2, description="input pipeline test")
   data_dir = str(tmp_path_factory.mktemp("synthetic"))
@@ -482,7 +482,7 @@ def test_frame_differences_of_a_training_batch_match_numpy():
   """The temporal stream's input: differences of consecutive frames of each clip."""
   import jax.numpy as jnp
 
-  from vad_jax.models.networks import frame_differences
+  from vad_jax.dual_stream.network import frame_differences
 
   split = fake_split([9, 7])
   frames = input_pipeline.FrameSettings(image_size=(8, 8), channels=1, jpeg_draft=False)

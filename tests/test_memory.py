@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from vad_jax.models.memory import Memory, memory_losses, read_memory, update_memory
+from vad_jax.dual_stream.memory import Memory, memory_losses, read_memory, update_memory
 
 
 def test_read_hand_computed():

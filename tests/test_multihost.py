@@ -24,7 +24,7 @@ def test_two_process_training_on_localhost(data_dir, tmp_path):
       from vad_jax import sharding
       sharding.maybe_initialize_distributed()
       import jax
-      from configs import synthetic
+      from vad_jax.configs import synthetic
       from vad_jax import train
       config = synthetic.get_config("test")
       config.data.data_dir = {str(data_dir)!r}

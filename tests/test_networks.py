@@ -10,9 +10,11 @@ import optax
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from configs.default import get_config
-from vad_jax.losses import dual_stream_loss
-from vad_jax.models.build import build_model
+from vad_jax.configs.default import get_config
+from vad_jax.dual_stream.loss import dual_stream_loss
+from vad_jax import state as state_lib
+from vad_jax.dual_stream import task
+from vad_jax.dual_stream.task import build_model
 
 MUTABLE = ["batch_stats", "memory"]
 
@@ -165,13 +167,13 @@ def test_few_steps_reduce_the_training_loss(setup):
 
 
 def test_bfloat16_training_step_is_finite_and_keeps_float32_state(setup):
-  from vad_jax import train
   config = get_config("test")
   config.model.dtype = "bfloat16"
   model = build_model(config)
-  state = jax.jit(functools.partial(train.create_train_state, model, train.make_optimizer(config, 10)))(
-      jax.random.key(0), moving_square_clips(8))
-  step = jax.jit(train.bind_steps(model, config)[0])
+  batch = {"frames": moving_square_clips(8)}
+  state = jax.jit(lambda rng: state_lib.create(model, task.init_variables(model, config, rng, batch),
+                                               state_lib.make_optimizer(config, 10)))(jax.random.key(0))
+  step = jax.jit(functools.partial(task.train_step, model=model, config=config))
   new_state, terms = step(state, {"frames": moving_square_clips(8)})
   assert np.isfinite(float(terms["loss"]))
   leaves = jax.tree.leaves((new_state.params, new_state.opt_state, new_state.batch_stats, new_state.memory))

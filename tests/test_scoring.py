@@ -3,8 +3,8 @@
 import jax.numpy as jnp
 import numpy as np
 
-from vad_jax import scoring
-from vad_jax.losses import dual_stream_loss, prediction_loss
+from vad_jax.dual_stream import scoring
+from vad_jax.dual_stream.loss import dual_stream_loss, prediction_loss
 
 
 def test_psnr_of_known_error():

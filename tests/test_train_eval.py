@@ -11,8 +11,11 @@ import jax
 import numpy as np
 import pytest
 
-from configs import synthetic
-from vad_jax import checkpointing, evaluate, sharding, train
+from vad_jax.configs import synthetic
+from vad_jax import checkpointing, detect, detection, sharding, train
+from vad_jax import state as state_lib
+from vad_jax.dual_stream import evaluation, scoring
+from vad_jax.dual_stream import task as dual_stream_task
 from vad_jax.data import prepare, sources
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -74,13 +77,13 @@ def test_checkpoint_restores_on_other_device_counts(data_dir, uninterrupted):
   scores = []
   for devices in (jax.devices()[:1], jax.devices()):
     mesh = sharding.make_mesh(devices)
-    config, state = evaluate.restore_for_evaluation(workdir / "checkpoints", None, mesh)
+    config, state = state_lib.restore(workdir / "checkpoints", None, mesh)
     config.data.data_dir = str(data_dir)
     split = sources.open_split(config.data.name, "test", data_dir=str(data_dir))
-    arrays = evaluate.frame_statistics(config, mesh, split, evaluate.model_statistics(config, state))
+    arrays = evaluation.frame_statistics(config, mesh, split, dual_stream_task.model_statistics(config, state))
     assert len(jax.tree.leaves(state.params)[0].sharding.device_set) == len(devices)
     scores.append(arrays)
-  for key in evaluate.STAT_KEYS:
+  for key in evaluation.STAT_KEYS:
     np.testing.assert_allclose(scores[0][key], scores[1][key], rtol=1e-4, atol=1e-5)
 
 
@@ -131,12 +134,12 @@ def test_evaluation_aggregation_hand_computed():
             "spatial_distance": zeros + 1.0, "temporal_distance": zeros + 2.0}
 
   mesh = sharding.make_mesh()
-  arrays = evaluate.frame_statistics(config, mesh, split, fake_stats)
-  videos = evaluate.per_video_scores(arrays, ["a", "b"], lam=0.8)
+  arrays = evaluation.frame_statistics(config, mesh, split, fake_stats)
+  videos = evaluation.per_video_scores(arrays, ["a", "b"], lam=0.8)
   assert [list(v.frames) for v in videos] == [[2, 3, 4, 5], [2, 3, 4]]
   np.testing.assert_allclose(videos[0].scores["fused"], 0.8 * np.array([0, 10 / 190, 1, 90 / 190]), atol=1e-3)
   np.testing.assert_allclose(videos[1].scores["fused"], [0.0, 0.8, 0.4], atol=1e-3)
-  results = evaluate.frame_level_metrics(videos)
+  results = evaluation.frame_level_metrics(videos)
   # Positives .8, .379, 0 vs negatives 0, .042, .8, .4: (3.5 + 2 + .5) / 12 pairs.
   assert results["fused_micro_auc"] == pytest.approx(0.5)
   assert results["fused_macro_auc"] == pytest.approx(0.5)  # video a: 1.0, video b: 0.0
@@ -150,9 +153,9 @@ def test_evaluation_aggregation_hand_computed():
 
 def test_duplicate_frames_are_rejected():
   arrays = {"video_index": np.array([0, 0]), "frame_index": np.array([4, 4]), "label": np.array([0, 1]),
-            **{k: np.zeros(2) for k in evaluate.STAT_KEYS}}
+            **{k: np.zeros(2) for k in evaluation.STAT_KEYS}}
   with pytest.raises(ValueError, match="frame 4 of video v0 was scored more than once"):
-    evaluate.per_video_scores(arrays, ["v0"], lam=0.8)
+    evaluation.per_video_scores(arrays, ["v0"], lam=0.8)
 
 
 # ---- bad input ----------------------------------------------------------------------
@@ -179,25 +182,24 @@ def test_missing_or_unknown_dataset(tmp_path):
 
 
 def test_empty_dataset_errors():
-  with pytest.raises(ValueError, match="no clip of model.sequence_length frames"):
-    train.total_train_steps(_no_steps(), 0)
   with pytest.raises(ValueError, match="evaluation produced no frames"):
-    evaluate.gather([])
+    sharding.gather([])
 
 
-def _no_steps():
-  config = synthetic.get_config("test")
-  config.num_train_steps = 0
-  return config
+def test_empty_training_split_is_a_clear_error(data_dir):
+  config = tiny_config(data_dir, **{"model.sequence_length": 1000})
+  with pytest.raises(ValueError, match=r"no clip of model.sequence_length frames \(1000 frames, split 'train' of "
+                                       r"synthetic_surveillance\)"):
+    dual_stream_task.train_iterator(config, sharding.make_mesh())
 
 
 def test_missing_and_corrupt_checkpoints(uninterrupted, tmp_path):
   mesh = sharding.make_mesh()
   with pytest.raises(checkpointing.CheckpointError, match="no checkpoint directory at"):
-    evaluate.restore_for_evaluation(tmp_path / "nowhere", None, mesh)
+    state_lib.restore(tmp_path / "nowhere", None, mesh)
   (tmp_path / "empty").mkdir()
   with pytest.raises(checkpointing.CheckpointError, match="no checkpoint found"):
-    evaluate.restore_for_evaluation(tmp_path / "empty", None, mesh)
+    state_lib.restore(tmp_path / "empty", None, mesh)
   workdir, _ = uninterrupted
   corrupt = tmp_path / "corrupt"
   shutil.copytree(workdir / "checkpoints", corrupt)
@@ -205,7 +207,7 @@ def test_missing_and_corrupt_checkpoints(uninterrupted, tmp_path):
     if f.is_file():
       f.write_bytes(b"garbage")
   with pytest.raises(checkpointing.CheckpointError, match=r"could not restore checkpoint step 6 from .*corrupt/6"):
-    evaluate.restore_for_evaluation(corrupt, 6, mesh)
+    state_lib.restore(corrupt, 6, mesh)
 
 
 def test_evaluate_cli_reports_missing_checkpoint(tmp_path):
@@ -219,20 +221,18 @@ def test_evaluate_cli_reports_missing_checkpoint(tmp_path):
 
 
 def test_alarm_intervals_and_causal_normalisation():
-  from vad_jax import detect
   frames = np.arange(10, 20)
   alarm = np.array([0, 1, 1, 1, 0, 1, 0, 1, 1, 1], bool)
-  assert detect.alarm_intervals(frames, alarm, min_frames=1) == [(11, 13), (15, 15), (17, 19)]
-  assert detect.alarm_intervals(frames, alarm, min_frames=3) == [(11, 13), (17, 19)]
-  np.testing.assert_allclose(detect.causal_minmax(np.array([2.0, 2.0, 4.0, 3.0, 6.0])), [0, 0, 1, 0.5, 1])
+  assert detection.alarm_intervals(frames, alarm, min_frames=1) == [(11, 13), (15, 15), (17, 19)]
+  assert detection.alarm_intervals(frames, alarm, min_frames=3) == [(11, 13), (17, 19)]
+  np.testing.assert_allclose(detection.causal_minmax(np.array([2.0, 2.0, 4.0, 3.0, 6.0])), [0, 0, 1, 0.5, 1])
 
 
 def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path):
   from PIL import Image
 
-  from tfds_builders import video as video_lib
-  from vad_jax import detect
-  from vad_jax.data import synthetic as synthetic_data
+  from vad_jax.tfds_builders import video as video_lib
+  from vad_jax.tfds_builders.synthetic_surveillance import scene as synthetic_data
   workdir, _ = uninterrupted
   clip = synthetic_data.generate_video(3, num_frames=20, anomalies=("fast_mover",))
   rgb = np.repeat(clip.frames, 3, axis=-1) if clip.frames.shape[-1] == 1 else clip.frames
@@ -243,15 +243,16 @@ def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path
   for i, frame in enumerate(rgb):
     Image.fromarray(frame).save(folder / f"{i:03d}.png")
   (folder / "._000.png").write_bytes(b"resource fork junk")
-  config, state = evaluate.restore_for_evaluation(workdir / "checkpoints", None, sharding.make_mesh(jax.devices()[:1]))
+  config, state = state_lib.restore(workdir / "checkpoints", None, sharding.make_mesh(jax.devices()[:1]))
   t = config.model.sequence_length
-  frames_f, scores_f, stats = detect.detect(folder, config, state, batch_size=8)
+  result_f = detect.detect(folder, config, state, batch_size=8)
+  frames_f, scores_f, stats = result_f.frames, result_f.scores, result_f.details
   np.testing.assert_array_equal(frames_f, np.arange(t - 1, 20))  # every frame with T-1 predecessors
-  from vad_jax import scoring
   np.testing.assert_allclose(scores_f, scoring.fused_score(stats["psnr"], stats["spatial_distance"],
                                                            stats["temporal_distance"], config.score.lam))
   assert 0.0 <= scores_f.min() and scores_f.max() <= 1.0
-  frames_v, scores_v, _ = detect.detect(video_path, config, state, batch_size=8, streaming=True)
+  result_v = detect.detect(video_path, config, state, batch_size=8, streaming=True)
+  frames_v, scores_v = result_v.frames, result_v.scores
   np.testing.assert_array_equal(frames_v, frames_f)
   assert np.isfinite(scores_v).all()
   broken = tmp_path / "broken.mp4"

@@ -10,8 +10,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from tfds_builders import testing
-from tfds_builders.ucsd_ped import ucsd_ped_dataset_builder as ucsd
+from vad_jax.tfds_builders import testing
+from vad_jax.tfds_builders.ucsd_ped import ucsd_ped_dataset_builder as ucsd
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PED2 = REPO.parent / "shared" / "data" / "ucsd_ped2"

@@ -9,6 +9,6 @@ with class ``Builder``, its test, README, CITATIONS.bib, ``dummy_data/``), plus:
   testing.py   a TF-free stand-in for ``tfds.testing.DatasetBuilderTestCase``
 
 Importing a builder module registers it with TFDS, e.g.
-``from tfds_builders.ucsd_ped import ucsd_ped_dataset_builder`` makes
+``from vad_jax.tfds_builders.ucsd_ped import ucsd_ped_dataset_builder`` makes
 ``tfds.builder("ucsd_ped/ped2")`` work. See docs/datasets.md.
 """

@@ -34,7 +34,7 @@ from etils import epath
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from . import common
 
 
 def prepare(

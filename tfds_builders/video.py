@@ -33,7 +33,7 @@ from collections.abc import Generator
 import av
 import numpy as np
 
-from tfds_builders import common
+from . import common
 
 
 class VideoDecodeError(common.DecodeError):

@@ -1,33 +1,34 @@
 """Model benchmark: inference frames/s, training-step time, FLOPs per frame, achieved
 GFLOP/s and the machine's measured matmul peak, printed as one table.
 
-  python -m vad_jax.benchmark --config configs/default.py --batch 8
-  python -m vad_jax.benchmark --config configs/default.py:cpu --batch 8 --dtype bfloat16
+  python -m vad_jax.benchmark --config default --batch 8
+  python -m vad_jax.benchmark --config default:cpu --batch 8 --dtype bfloat16
 
-  python -m vad_jax.benchmark --config configs/hybrid_dcsass.py --batch 2   # classifiers too
+  python -m vad_jax.benchmark --config hybrid_dcsass --batch 2   # classifiers too
 
 FLOPs come from XLA's cost analysis of the compiled programs (multiply-adds count 2).
 "Frames" are predicted frames for the prediction network (one per clip of
 ``sequence_length`` input frames) and classified frames for the classifiers (``batch x
 clip_frames`` per call; the ConvLSTM scores a clip, so its frames/s is clip frames read).
-Classifier inputs are random frames (and random boxes for HybridModel-1), so the box
-source's host time is not included.
+Inputs are the task's example batch with random frames in [0, 1) (and random boxes
+where the model takes boxes), so the box source's host time is not included.
 """
 
+import functools
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 
-from vad_jax import classification
-from vad_jax.models.build import build_model, is_classifier
-from vad_jax.train import TrainState, make_optimizer, steps_for
+from vad_jax import config_flags, tasks
+from vad_jax import state as state_lib
+
 
 def define_flags() -> None:
-  config_flags.DEFINE_config_file("config", "configs/default.py", "Model configuration.")
+  config_flags.define_config("config", "default", "Model configuration (shipped name or file).",
+                             lock_config=False)
   flags.DEFINE_integer("batch", None, "Batch size (default: config.batch_size).")
   flags.DEFINE_integer("steps", 5, "Timed repetitions of each program.")
   flags.DEFINE_string("dtype", None, "Override config.model.dtype (float32 or bfloat16).")
@@ -60,52 +61,36 @@ def matmul_peak(dtype=jnp.float32, n: int = 2048, steps: int = 5) -> float:
   return 2 * n ** 3 / seconds / 1e9
 
 
-def example_batch(config, batch: int) -> tuple[dict[str, jax.Array], int]:
-  """Random inputs of the configured shapes and the number of frames they score."""
-  h, w = config.data.image_size
-  key = jax.random.key(0)
-  if not is_classifier(config):
-    frames = jax.random.uniform(key, (batch, config.model.sequence_length, h, w, config.data.channels),
-                                minval=-1, maxval=1)
-    return {"frames": frames}, batch
-  n, k = config.data.clip_frames, config.boxes.max_boxes
-  inputs = {"frames": jax.random.uniform(key, (batch, n, h, w, config.data.channels)),
-            "label": jnp.arange(batch) % 2, "frame_labels": jnp.broadcast_to(jnp.arange(batch)[:, None] % 2, (batch, n)),
-            "valid": jnp.ones((batch,), bool)}
-  if classification.needs_boxes(config):
-    corner = jax.random.uniform(jax.random.key(1), (batch, n, k, 2), maxval=min(h, w) / 2)
+def random_inputs(task: tasks.Task, config, batch: int) -> tuple[dict[str, jax.Array], int]:
+  """The task's example batch with random frames (and random boxes where present)."""
+  inputs, frames_per_call = task.example_batch(config, batch)
+  inputs = dict(inputs)
+  inputs["frames"] = jax.random.uniform(jax.random.key(0), inputs["frames"].shape)
+  if "boxes" in inputs:
+    h, w = config.data.image_size
+    corner = jax.random.uniform(jax.random.key(1), inputs["boxes"].shape[:-1] + (2,), maxval=min(h, w) / 2)
     inputs.update(boxes=jnp.concatenate([corner, corner + min(h, w) / 4], axis=-1),
-                  box_scores=jnp.ones((batch, n, k)), box_valid=jnp.ones((batch, n, k), bool))
-  return inputs, batch * n
+                  box_scores=jnp.ones(inputs["box_scores"].shape), box_valid=jnp.ones(inputs["box_valid"].shape, bool))
+  return {k: jnp.asarray(v) for k, v in inputs.items()}, frames_per_call
 
 
 def run(config, batch: int, steps: int, skip_train: bool = False) -> dict[str, float]:
-  model = build_model(config)
-  inputs, frames_per_call = example_batch(config, batch)
-  tx = make_optimizer(config, 1000)
-
-  def init(rng):
-    if is_classifier(config):
-      variables = classification.init_variables(model, config, rng, inputs)
-    else:
-      variables = model.init(rng, inputs["frames"], train=False)
-    return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                             batch_stats=variables.get("batch_stats", {}), memory=variables.get("memory", {}))
-
-  state = jax.jit(init)(jax.random.key(1))
-  train_step, eval_step = steps_for(model, config)
-  if is_classifier(config):
-    forward = jax.jit(lambda s, x: model.apply({"params": s.params, "batch_stats": s.batch_stats},
-                                               *classification.model_inputs(config, x), train=False)[0])
-    frames = inputs
-  else:
-    forward = jax.jit(lambda s, x: model.apply(s.variables, x, train=False)[0])
-    frames = inputs["frames"]
+  task = tasks.for_config(config)
+  model = task.build_model(config)
+  inputs, frames_per_call = random_inputs(task, config, batch)
+  tx = state_lib.make_optimizer(config, 1000)
+  state = jax.jit(lambda rng: state_lib.create(model, task.init_variables(model, config, rng, inputs), tx))(
+      jax.random.key(1))
+  eval_step = functools.partial(task.eval_step, model=model, config=config)
+  train_step = functools.partial(task.train_step, model=model, config=config)
+  # The forward pass alone: the model's output without the task's statistics.
+  forward = jax.jit(lambda s, x: jax.tree.leaves(model.apply(
+      s.variables, *task.model_inputs(config, x), train=False)[0]))
   result = {
       "params (M)": sum(x.size for x in jax.tree.leaves(state.params)) / 1e6,
-      "forward GFLOP/frame": flops_of(forward, state, frames) / frames_per_call / 1e9,
+      "forward GFLOP/frame": flops_of(forward, state, inputs) / frames_per_call / 1e9,
   }
-  seconds = time_call(forward, state, frames, steps=steps)
+  seconds = time_call(forward, state, inputs, steps=steps)
   result["forward frames/s"] = frames_per_call / seconds
   result["forward GFLOP/s"] = result["forward GFLOP/frame"] * frames_per_call / seconds
   eval_fn = jax.jit(eval_step)
@@ -114,13 +99,12 @@ def run(config, batch: int, steps: int, skip_train: bool = False) -> dict[str, f
     step = jax.jit(train_step, donate_argnums=0)
     result["train GFLOP/step"] = flops_of(step, state, inputs) / 1e9
     state_copy = jax.tree.map(jnp.copy, state)
-    step_fn = lambda s: step(s, inputs)
     # Donated state: thread it through the timed calls.
-    state_copy, _ = step_fn(state_copy)
+    state_copy, _ = step(state_copy, inputs)
     times = []
     for _ in range(steps):
       start = time.perf_counter()
-      state_copy, metrics = step_fn(state_copy)
+      state_copy, metrics = step(state_copy, inputs)
       jax.block_until_ready(metrics)
       times.append(time.perf_counter() - start)
     result["train step (s)"] = float(np.median(times))
@@ -140,8 +124,8 @@ def main(argv):
   batch = f.batch or config.batch_size
   result = run(config, batch, f.steps, f.skip_train)
   h, w = config.data.image_size
-  shape = (f"{h}x{w}, N={config.data.clip_frames}" if is_classifier(config) else
-           f"widths {tuple(config.model.widths)}, {h}x{w}, T={config.model.sequence_length}")
+  shape = ", ".join(f"{k}={config.model[k]}" for k in ("widths", "sequence_length", "backbone") if k in config.model)
+  shape += f", {h}x{w}" + (f", N={config.data.clip_frames}" if "clip_frames" in config.data else "")
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()}); "
         f"{config.model.name}, {shape}, batch {batch}, dtype {config.model.dtype}")
   width = max(len(k) for k in result)

@@ -26,20 +26,19 @@ in the authors' code. This is causal up to one window, so ``--streaming`` change
 nothing for them.
 """
 
-import collections
 import pathlib
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import numpy as np
 from absl import app, flags
 from PIL import Image, ImageDraw
 
-from vad_jax import checkpointing, classification, evaluate, metrics, scoring
+from vad_jax import checkpointing, detection, tasks
 from vad_jax import sharding as sharding_lib
-from vad_jax.data import preprocessing
-from vad_jax.models.build import build_model, is_classifier
+from vad_jax import state as state_lib
+from vad_jax.tfds_builders import video as video_lib
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
@@ -64,139 +63,15 @@ def read_video(path: pathlib.Path) -> Iterator[np.ndarray]:
     return
   if not path.exists():
     raise FileNotFoundError(f"no video file or frame folder at {path}")
-  from tfds_builders import video  # noqa: PLC0415  (PyAV import only when needed)
-
-  yield from video.iter_frames(path, check_count=False)
+  yield from video_lib.iter_frames(path, check_count=False)
 
 
-def prepare_frame(frame: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
-  """Channel conversion then bilinear resize, as the input pipeline does for records."""
-  image = Image.fromarray(frame).convert("L" if channels == 1 else "RGB")
-  if image.size != (size[1], size[0]):
-    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-  array = np.asarray(image, dtype=np.uint8)
-  return array[:, :, None] if array.ndim == 2 else array
-
-
-def clip_batches(frames: Iterator[np.ndarray], config, batch_size: int):
-  """Yields ``(clips [B, T, h, w, c] in [-1, 1], target frame indices [B], count)``;
-  the last batch is padded to ``batch_size`` (``count`` real clips) so one compiled
-  program serves the whole video."""
-  t = config.model.sequence_length
-  size, channels = tuple(config.data.image_size), config.data.channels
-  window = collections.deque(maxlen=t)
-  clips, targets = [], []
-  for index, frame in enumerate(frames):
-    window.append(prepare_frame(frame, size, channels))
-    if len(window) == t:
-      clips.append(np.stack(window))
-      targets.append(index)
-    if len(clips) == batch_size:
-      yield preprocessing.to_signed_unit(np.stack(clips)), np.array(targets), batch_size
-      clips, targets = [], []
-  if clips:
-    count = len(clips)
-    clips += [clips[-1]] * (batch_size - count)
-    yield preprocessing.to_signed_unit(np.stack(clips)), np.array(targets), count
-
-
-def causal_minmax(values: np.ndarray) -> np.ndarray:
-  """Normalisation by the running min/max of the values so far (0 while constant)."""
-  lo, hi = np.minimum.accumulate(values), np.maximum.accumulate(values)
-  span = hi - lo
-  return np.where(span > 0, (values - lo) / np.where(span > 0, span, 1.0), 0.0)
-
-
-def fused_scores(stats: dict[str, np.ndarray], lam: float, streaming: bool) -> np.ndarray:
-  if not streaming:
-    return scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], lam)
-  return (lam * (1.0 - causal_minmax(stats["psnr"])) + 0.5 * (1.0 - lam) * causal_minmax(stats["spatial_distance"])
-          + 0.5 * (1.0 - lam) * causal_minmax(stats["temporal_distance"]))
-
-
-def alarm_intervals(frames: np.ndarray, alarm: np.ndarray, min_frames: int = 1) -> list[tuple[int, int]]:
-  """Inclusive ``(first, last)`` frame ranges where ``alarm`` holds for at least
-  ``min_frames`` consecutive scored frames."""
-  edges = np.flatnonzero(np.diff(np.concatenate([[0], alarm.astype(int), [0]])))
-  return [(int(frames[a]), int(frames[b - 1])) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_frames]
-
-
-def detect(video_path: pathlib.Path, config, state, batch_size: int = 8, streaming: bool = False):
-  """Scores a video: returns ``(frame indices, scores, raw statistics)``."""
-  stats_fn = evaluate.model_statistics(config, state)
-  parts, targets = [], []
-  for clips, index, count in clip_batches(read_video(video_path), config, batch_size):
-    parts.append((stats_fn(clips), count))  # stays on the device until the end
-    targets.append(index[:count])
-  if not parts:
-    raise ValueError(f"{video_path} has fewer than {config.model.sequence_length} frames: nothing to score")
-  host = jax.device_get([p for p, _ in parts])
-  stats = {k: np.concatenate([h[k][:count] for h, (_, count) in zip(host, parts)]).astype(np.float64)
-           for k in evaluate.STAT_KEYS}
-  return np.concatenate(targets), fused_scores(stats, config.score.lam, streaming), stats
-
-
-def window_batches(frames: Iterator[np.ndarray], config, batch_size: int):
-  """Consecutive windows of ``clip_frames`` frames for the classifiers.
-
-  Yields ``(clips uint8 [B, N, h, w, c], first frame [B], real frames [B], count)``; the
-  last window is padded by repeating its final frame, the last batch by repeating its
-  last window (``count`` real windows).
-  """
-  n = config.data.clip_frames
-  size, channels = tuple(config.data.image_size), config.data.channels
-  window, clips, firsts, lengths = [], [], [], []
-
-  def flush():
-    count = len(clips)
-    pad = batch_size - count
-    return (np.stack(clips + clips[-1:] * pad), np.array(firsts + firsts[-1:] * pad),
-            np.array(lengths + [0] * pad), count)
-
-  for index, frame in enumerate(frames):
-    window.append(prepare_frame(frame, size, channels))
-    if len(window) == n:
-      clips.append(np.stack(window))
-      firsts.append(index - n + 1)
-      lengths.append(n)
-      window = []
-    if len(clips) == batch_size:
-      yield flush()
-      clips, firsts, lengths = [], [], []
-  if window:
-    real = len(window)
-    clips.append(np.stack(window + window[-1:] * (n - real)))
-    firsts.append(index - real + 1)
-    lengths.append(real)
-  if clips:
-    yield flush()
-
-
-def detect_classifier(video_path: pathlib.Path, config, state, batch_size: int = 8):
-  """Per-frame anomaly probabilities of a classifier: ``(frame indices, probabilities)``."""
-  step = jax.jit(classification.bind_steps(build_model(config), config)[1])
-  add_boxes = None
-  if classification.needs_boxes(config):
-    add_boxes = classification.AddBoxes(classification.make_box_source(config), config.boxes.max_boxes,
-                                        (video_path.stem,))
-  n = config.data.clip_frames
-  parts = []
-  for clips, firsts, lengths, count in window_batches(read_video(video_path), config, batch_size):
-    batch = {"frames": clips, "valid": lengths > 0, "video_index": np.zeros(len(clips), np.int32),
-             "frame_index": firsts[:, None] + np.arange(n)}
-    if add_boxes is not None:
-      batch = add_boxes(batch)  # on the uint8 frames, as in the input pipeline
-    batch["frames"] = preprocessing.to_unit(clips)
-    parts.append((step(state, batch)["frame_probs"], firsts[:count], lengths[:count]))  # on the device
-  if not parts:
-    raise ValueError(f"{video_path} has no frame to score")
-  host = jax.device_get([p for p, _, _ in parts])
-  frames, probs = [], []
-  for probs_batch, (_, firsts, lengths) in zip(host, parts):
-    for row, (first, length) in enumerate(zip(firsts, lengths)):
-      frames.append(first + np.arange(length))
-      probs.append(np.asarray(probs_batch[row, :length], np.float64))
-  return np.concatenate(frames), np.concatenate(probs)
+def detect(video_path: pathlib.Path, config, state, batch_size: int = 8, streaming: bool = False,
+           threshold: float | None = None) -> detection.Detection:
+  """Scores the video file or frame folder at ``video_path`` with the config's task."""
+  video_path = pathlib.Path(video_path)
+  return tasks.for_config(config).score_video(config, state, read_video(video_path), batch_size=batch_size,
+                                              threshold=threshold, streaming=streaming, name=str(video_path))
 
 
 def annotate(frame: np.ndarray, score: float, alarmed: bool) -> np.ndarray:
@@ -215,12 +90,10 @@ def write_output(output: pathlib.Path, video_path: pathlib.Path, frames: np.ndar
                  threshold: float) -> None:
   score_of = dict(zip(frames.tolist(), scores.tolist()))
   if output.suffix.lower() in (".mp4", ".avi"):
-    from tfds_builders import video  # noqa: PLC0415
-
     annotated = [annotate(f, score_of.get(i, 0.0), score_of.get(i, 0.0) > threshold)
                  for i, f in enumerate(read_video(video_path))]
     even = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in annotated]
-    video.write_video(output, np.stack(even))
+    video_lib.write_video(output, np.stack(even))
     return
   picks = set(np.linspace(0, len(frames) - 1, num=min(8, len(frames))).astype(int).tolist())
   picks |= {int(np.argmax(scores))}
@@ -246,30 +119,20 @@ def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m vad_jax.detect VIDEO --checkpoint PATH")
   f = flags.FLAGS
-  path = pathlib.Path(f.checkpoint).absolute()
-  checkpoint_dir, step = (path.parent, int(path.name)) if path.name.isdigit() else (path / "checkpoints", None)
+  checkpoint_dir, step, _ = state_lib.parse_checkpoint_path(f.checkpoint)
   try:
-    config, state = evaluate.restore_for_evaluation(checkpoint_dir, step, sharding_lib.make_mesh(jax.devices()[:1]))
-    if is_classifier(config):
-      threshold = config.alarm.threshold if f.threshold is None else f.threshold
-      frames, scores = detect_classifier(pathlib.Path(argv[1]), config, state, f.batch)
-      level, alarm = metrics.moving_average_alarm(scores, config.alarm.window, threshold)
-      what = f"moving average of {config.alarm.window} probabilities > {threshold}"
-    else:
-      threshold = 0.6 if f.threshold is None else f.threshold
-      frames, scores, _ = detect(pathlib.Path(argv[1]), config, state, f.batch, f.streaming)
-      level, alarm = scores, scores > threshold
-      what = f"score > {threshold}"
+    config, state = state_lib.restore(checkpoint_dir, step, sharding_lib.make_mesh(jax.devices()[:1]))
+    result = detect(pathlib.Path(argv[1]), config, state, f.batch, f.streaming, f.threshold)
   except (checkpointing.CheckpointError, FileNotFoundError, ValueError) as error:
     raise SystemExit(f"error: {error}") from None
   print("frame,score,alarm")
-  for i, s, a in zip(frames, scores, alarm):
+  for i, s, a in zip(result.frames, result.scores, result.alarm):
     print(f"{i},{s:.4f},{int(a)}")
-  intervals = alarm_intervals(frames, alarm, f.min_frames)
-  print(f"alarm intervals ({what}, >= {f.min_frames} frames): "
+  intervals = detection.alarm_intervals(result.frames, result.alarm, f.min_frames)
+  print(f"alarm intervals ({result.rule}, >= {f.min_frames} frames): "
         + (", ".join(f"{a}-{b}" for a, b in intervals) or "none"), file=sys.stderr)
   if f.output:
-    write_output(pathlib.Path(f.output), pathlib.Path(argv[1]), frames, level, threshold)
+    write_output(pathlib.Path(f.output), pathlib.Path(argv[1]), result.frames, result.level, result.threshold)
     print(f"wrote {f.output}", file=sys.stderr)
 
 

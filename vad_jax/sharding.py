@@ -25,6 +25,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
@@ -92,6 +93,31 @@ def global_batch(mesh: Mesh, local_batch_tree: Any) -> Any:
     return jax.make_array_from_process_local_data(sharding, x)
 
   return jax.tree.map(to_global, local_batch_tree)
+
+
+def gather(batches: Sequence[Any]) -> dict[str, np.ndarray]:
+  """Concatenates host copies of per-batch outputs and drops padding examples.
+
+  Each batch is a mapping of arrays with a leading example axis and a ``valid`` mask
+  (the evaluation iterators pad their last batch); ``valid`` itself is dropped.
+  """
+  parts: dict[str, list[np.ndarray]] = {}
+  for batch in batches:
+    valid = np.asarray(batch["valid"]).astype(bool).reshape(-1)
+    for key, value in batch.items():
+      if key != "valid":
+        parts.setdefault(key, []).append(np.asarray(value).reshape(valid.size, *np.shape(value)[1:])[valid])
+  if not parts:
+    raise ValueError("evaluation produced no frames: the test split is empty or every video is shorter "
+                     "than the clip length")
+  return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def fetch(outputs: Sequence[Any]) -> dict[str, np.ndarray]:
+  """One transfer of per-batch device outputs (gathered from all hosts), padding dropped."""
+  if jax.process_count() > 1:
+    return gather(multihost_utils.process_allgather(list(outputs), tiled=True))
+  return gather(jax.device_get(list(outputs)))
 
 
 def maybe_initialize_distributed(

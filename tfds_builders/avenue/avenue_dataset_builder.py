@@ -26,8 +26,8 @@ from etils import epath
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
-from tfds_builders import video as video_lib
+from .. import common
+from .. import video as video_lib
 
 _DATASET_ZIP = "Avenue_Dataset.zip"
 _DATASET_DIR = "Avenue Dataset"

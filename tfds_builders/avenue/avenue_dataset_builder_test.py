@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from tfds_builders import common, testing, video
-from tfds_builders.avenue import avenue_dataset_builder as avenue
+from vad_jax.tfds_builders import common, testing, video
+from vad_jax.tfds_builders.avenue import avenue_dataset_builder as avenue
 
 DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
 OFFICIAL = DUMMY / "official"

@@ -27,8 +27,8 @@ from collections.abc import Iterable, Sequence
 import tensorflow_datasets as tfds
 from etils import epath
 
-from tfds_builders import common
-from tfds_builders import video as video_lib
+from .. import common
+from .. import video as video_lib
 
 ROOT_NAME = "DCSASS Dataset"
 LABELS_DIR = "Labels"

@@ -24,8 +24,8 @@ from etils import epath
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
-from tfds_builders import video as video_lib
+from .. import common
+from .. import video as video_lib
 
 _ARCHIVE = "shanghaitech.tar.gz"
 _ROOT = "shanghaitech"

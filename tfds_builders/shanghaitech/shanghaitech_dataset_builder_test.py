@@ -13,8 +13,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from tfds_builders import common, testing, video
-from tfds_builders.shanghaitech import shanghaitech_dataset_builder as shanghaitech
+from vad_jax.tfds_builders import common, testing, video
+from vad_jax.tfds_builders.shanghaitech import shanghaitech_dataset_builder as shanghaitech
 
 DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
 TEST_LABELS = [0, 1, 1, 0, 0, 0, 0, 0, 1]

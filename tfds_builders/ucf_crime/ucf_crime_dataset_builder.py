@@ -29,8 +29,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from tfds_builders import common
-from tfds_builders import video as video_lib
+from .. import common
+from .. import video as video_lib
 
 TRAIN_LIST = "Anomaly_Train.txt"
 TEST_LIST = "Anomaly_Test.txt"

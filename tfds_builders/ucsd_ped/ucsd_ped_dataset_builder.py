@@ -28,7 +28,7 @@ from etils import epath
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from .. import common
 
 _ARCHIVE = "UCSD_Anomaly_Dataset.tar.gz"
 _ROOT = "UCSD_Anomaly_Dataset.v1p2"

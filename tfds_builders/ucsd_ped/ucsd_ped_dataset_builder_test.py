@@ -15,8 +15,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from tfds_builders import common, testing
-from tfds_builders.ucsd_ped import ucsd_ped_dataset_builder as ucsd
+from vad_jax.tfds_builders import common, testing
+from vad_jax.tfds_builders.ucsd_ped import ucsd_ped_dataset_builder as ucsd
 
 DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
 OFFICIAL = DUMMY / "official"

@@ -27,10 +27,13 @@ import time
 os.environ.setdefault("TFDS_DISABLE_TF", "1")
 
 import numpy as np  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
 from absl import app, flags  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from vad_jax.data import input_pipeline, sources  # noqa: E402
+from vad_jax.tfds_builders.common import frame_features  # noqa: E402
+from vad_jax.tfds_builders.synthetic_surveillance import synthetic_surveillance_dataset_builder as ssb  # noqa: E402
 
 _NAME = flags.DEFINE_string("name", None, "Prepared TFDS dataset; default: generate one.")
 _BUILDER_CONFIG = flags.DEFINE_string("builder_config", None, "Builder config of --name.")
@@ -60,10 +63,6 @@ def _textured_frame(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 def prepare_generated_dataset(data_dir: str, size: tuple[int, int], num_frames: int) -> str:
   """Writes a 4-video ``train`` split of JPEG frames; returns the dataset name."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-  from tfds_builders.common import frame_features  # pylint: disable=g-import-not-at-top
-
   lengths = [num_frames // 4] * 3 + [num_frames - 3 * (num_frames // 4)]
 
   class InputPipelineBenchmarkFrames(tfds.core.GeneratorBasedBuilder):
@@ -124,8 +123,6 @@ def _process_tree_cpu_seconds() -> float | None:
 
 def prepare_synthetic_dataset(data_dir: str, size: tuple[int, int], num_frames: int) -> tuple[str, str]:
   """Builds a 4-video ``synthetic_surveillance`` train split; returns (name, config)."""
-  # pylint: disable=g-import-not-at-top
-  from tfds_builders.synthetic_surveillance import synthetic_surveillance_dataset_builder as ssb
   config = ssb.SyntheticConfig(
       name="benchmark", height=size[0], width=size[1], num_frames=num_frames // 4,
       train_videos=4, test_videos=1, description="input pipeline benchmark",

@@ -412,6 +412,9 @@ def create_clip_iterator(
       window=data.get("clip_window", 0),
   )
   indexing.log_short_clips(table, num_frames, split_name)
+  if len(table) == 0:
+    raise ValueError(f"the {'training' if train else 'evaluation'} split has no clip of data.clip_frames frames "
+                     f"({num_frames} frames, split {split_name!r} of {data.name})")
   batch_size = config.batch_size if train else (data.get("eval_batch_size", 0) or config.batch_size)
   ds = clip_dataset(
       split,

@@ -1,11 +1,13 @@
 """Preparing the TFDS dataset named in a config before training or evaluation.
 
-Builders live in ``tfds_builders/<name>/<name>_dataset_builder.py``; importing that
-module registers the builder with TFDS. Preparation uses ``download_and_prepare`` (the
+Builders live in ``vad_jax.tfds_builders.<name>.<name>_dataset_builder`` (the
+repository's ``tfds_builders/`` folder); importing that module registers the builder
+with TFDS. Preparation uses ``download_and_prepare`` (the
 ``tfds build`` command imports TensorFlow, which this project never needs).
 """
 
 import importlib
+import importlib.resources
 import pathlib
 
 import jax
@@ -13,7 +15,7 @@ import ml_collections
 import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
-BUILDERS_DIR = pathlib.Path(__file__).resolve().parents[2] / "tfds_builders"
+BUILDERS_DIR = pathlib.Path(str(importlib.resources.files("vad_jax.tfds_builders")))
 
 
 def available_builders() -> list[str]:
@@ -25,7 +27,7 @@ def register(name: str) -> None:
   base = name.partition(":")[0]
   if base not in available_builders():
     raise ValueError(f"unknown dataset {name!r}; the builders in {BUILDERS_DIR} are {available_builders()}")
-  importlib.import_module(f"tfds_builders.{base}.{base}_dataset_builder")
+  importlib.import_module(f"vad_jax.tfds_builders.{base}.{base}_dataset_builder")
 
 
 def builder_for(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:

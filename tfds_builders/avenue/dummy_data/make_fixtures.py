@@ -23,7 +23,7 @@ from PIL import Image
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from tfds_builders import video  # noqa: E402
+from vad_jax.tfds_builders import video  # noqa: E402
 
 SIZE = (36, 64)  # (height, width), as 360x640
 TRAIN = {"01": 5, "02": 4}

@@ -19,7 +19,7 @@ from PIL import Image
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from tfds_builders import video  # noqa: E402
+from vad_jax.tfds_builders import video  # noqa: E402
 
 SIZE = (24, 42)  # (height, width), as 480x856
 TRAIN = {"01_001": 4, "02_001": 3}

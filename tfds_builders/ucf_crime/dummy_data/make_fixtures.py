@@ -21,7 +21,7 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from tfds_builders import video  # noqa: E402  pylint: disable=g-import-not-at-top
+from vad_jax.tfds_builders import video  # noqa: E402  pylint: disable=g-import-not-at-top
 
 # name -> (path relative to the tree, frames)
 ARCHIVE_VIDEOS = {

@@ -22,9 +22,9 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vad_jax.models.attention import ResidualChannelAttention
-from vad_jax.models.memory import Memory
-from vad_jax.models.temporal_shift import ResidualTemporalShift
+from vad_jax.dual_stream.attention import ResidualChannelAttention
+from vad_jax.dual_stream.memory import Memory
+from vad_jax.dual_stream.temporal_shift import ResidualTemporalShift
 
 Array = Any
 

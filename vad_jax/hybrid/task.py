@@ -1,4 +1,4 @@
-"""Supervised anomaly classifiers: inputs, losses, steps and evaluation.
+"""The supervised classifier task: the functions ``vad_jax.tasks.Task`` names.
 
 HybridModel-1 and its two baselines (``config.model.name`` in ``hybrid``, ``convlstm``,
 ``effnet_hog``; ``configs/classifier.py``) train through the same loop as the prediction
@@ -15,7 +15,7 @@ What differs lives here:
   2-way softmax cross-entropy on clip logits (ConvLSTM, as its Keras original). Frames
   whose label is unknown (``-1``: UCF-Crime training videos) take the clip label (weak
   supervision);
-* evaluation: clip-level and frame-level accuracy, precision, recall, F1 (per class,
+* evaluation (``evaluation.py``): clip-level and frame-level accuracy, precision, recall, F1 (per class,
   macro, weighted), ROC-AUC and confusion matrix; the alarm state (moving average of the
   last ``alarm.window`` frame probabilities above ``alarm.threshold``) scored against the
   frame labels. Clip probability: mean frame probability (hybrid, EfficientNet+HOG) or
@@ -24,28 +24,64 @@ What differs lives here:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import json
 import pathlib
-import warnings
-from typing import Any, Mapping, Optional
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from absl import logging
 
-from vad_jax import metrics, plots
-from vad_jax.data import input_pipeline, sources
-from vad_jax.losses import tcr as tcr_lib
-from vad_jax.models import boxes as boxes_lib
-from vad_jax.models.build import build_model
+from vad_jax import detection, metrics, sharding
+from vad_jax.configs import classifier as classifier_configs
+from vad_jax.data import input_pipeline, preprocessing, sources
+from vad_jax.hybrid import boxes as boxes_lib
+from vad_jax.hybrid import evaluation, keras_weights
+from vad_jax.hybrid import tcr as tcr_lib
+from vad_jax.hybrid.convlstm import ConvLSTMBaseline, hard_sigmoid_keras2
+from vad_jax.hybrid.model import EfficientNetHOGClassifier, HybridModel1
 
 Array = Any
 MUTABLE = ("batch_stats",)
+
+
+def _size(value: int) -> int | None:
+  return int(value) or None  # 0 in a config means "keep the input size"
+
+
+def build_model(config: ml_collections.ConfigDict):
+  """HybridModel-1, the ConvLSTM baseline or EfficientNetV2-B0+HOG (``model.name``)."""
+  m = config.model
+  dtype = jnp.dtype(m.dtype)
+  if m.name == "hybrid":
+    return HybridModel1(
+        backbone=m.backbone, spatial_size=_size(m.spatial_size), temporal_size=_size(m.temporal_size),
+        feature_dim=m.feature_dim, branches=m.branches, fusion=m.fusion, affm_hidden=m.affm_hidden,
+        use_object_features=m.use_object_features, spatial_attention=m.spatial_attention,
+        attention_kernel=m.attention_kernel, freeze_backbone=m.freeze_backbone,
+        roi_output_size=tuple(m.roi_output_size), roi_sampling_ratio=m.roi_sampling_ratio,
+        temporal_filters=tuple(m.temporal_filters), recurrent_dropout=m.recurrent_dropout,
+        temporal_dropout=m.temporal_dropout, head_dropout=m.head_dropout, dtype=dtype)
+  if m.name == "convlstm":
+    gate = {"sigmoid": jax.nn.sigmoid, "hard_sigmoid_keras2": hard_sigmoid_keras2}
+    if m.recurrent_activation not in gate:
+      raise ValueError(f"model.recurrent_activation must be one of {sorted(gate)}, got {m.recurrent_activation!r}")
+    return ConvLSTMBaseline(
+        filters=tuple(m.filters), recurrent_activation=gate[m.recurrent_activation],
+        recurrent_dropout=m.recurrent_dropout, dropout=m.dropout, dtype=dtype)
+  if m.name == "effnet_hog":
+    return EfficientNetHOGClassifier(
+        backbone=m.backbone, image_size=_size(m.image_size), hog_size=m.hog_size,
+        orientations=m.orientations, pixels_per_cell=tuple(m.pixels_per_cell),
+        cells_per_block=tuple(m.cells_per_block), block_norm=m.block_norm, hog_dim=m.hog_dim,
+        hidden=m.hidden, dropout=m.dropout, freeze_backbone=m.freeze_backbone, dtype=dtype)
+  raise ValueError(f"model.name {m.name!r} is not a classifier of this task; expected hybrid, convlstm "
+                   f"or effnet_hog")
 
 
 # --------------------------------------------------------------------------------------
@@ -109,15 +145,22 @@ def create_iterator(config, mesh, *, train: bool, split: sources.VideoSplit | No
   return input_pipeline.create_clip_iterator(config, mesh, train=train, split=split, transform=transform)
 
 
-def example_batch(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-  """A one-clip batch of zeros with the shapes of the real inputs (for initialisation)."""
+def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> tuple[dict[str, np.ndarray], int]:
+  """A labelled batch of zero clips with the shapes of the real inputs; every frame of
+  a clip is scored."""
   h, w = config.data.image_size
   n, k = config.data.clip_frames, config.boxes.max_boxes
-  batch = {"frames": np.zeros((1, n, h, w, config.data.channels), np.float32)}
+  batch = {"frames": np.zeros((batch_size, n, h, w, config.data.channels), np.float32),
+           "label": np.arange(batch_size, dtype=np.int32) % 2,
+           "frame_labels": np.broadcast_to(np.arange(batch_size, dtype=np.int32)[:, None] % 2, (batch_size, n)),
+           "valid": np.ones((batch_size,), bool),
+           "video_index": np.zeros((batch_size,), np.int32),
+           "frame_index": np.broadcast_to(np.arange(n, dtype=np.int32), (batch_size, n))}
   if needs_boxes(config):
-    batch.update(boxes=np.zeros((1, n, k, 4), np.float32), box_scores=np.zeros((1, n, k), np.float32),
-                 box_valid=np.zeros((1, n, k), bool))
-  return batch
+    batch.update(boxes=np.zeros((batch_size, n, k, 4), np.float32),
+                 box_scores=np.zeros((batch_size, n, k), np.float32),
+                 box_valid=np.zeros((batch_size, n, k), bool))
+  return batch, batch_size * n
 
 
 def model_inputs(config: ml_collections.ConfigDict, batch: Mapping[str, Array]) -> tuple:
@@ -130,6 +173,25 @@ def model_inputs(config: ml_collections.ConfigDict, batch: Mapping[str, Array]) 
 def init_variables(model, config: ml_collections.ConfigDict, rng: Array, batch: Mapping[str, Array]) -> dict:
   params_rng, dropout_rng = jax.random.split(rng)
   return model.init({"params": params_rng, "dropout": dropout_rng}, *model_inputs(config, batch), train=False)
+
+
+def load_pretrained(state, config: ml_collections.ConfigDict):
+  """Backbone weights from the Keras ``.h5`` file named by ``model.pretrained`` (if any)."""
+  if not config.model.pretrained:
+    return state
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  loaded, report = keras_weights.load_keras_h5(config.model.pretrained, jax.device_get(variables),
+                                               subtree=("backbone",))
+  logging.info("loaded backbone weights from %s (unused layers of the file: %s)", config.model.pretrained,
+               report.get("unused", []))
+  loaded = jax.device_put(loaded, jax.tree.map(lambda x: x.sharding, variables))
+  return state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
+
+
+def train_iterator(config: ml_collections.ConfigDict, mesh) -> tuple[Iterator[dict[str, Array]], int]:
+  """Shuffled labelled clips of the training videos; the number of training clips."""
+  iterator, table = create_iterator(config, mesh, train=True)  # raises if there is no clip
+  return iterator, len(table)
 
 
 # --------------------------------------------------------------------------------------
@@ -200,11 +262,6 @@ def eval_step(state, batch: dict[str, Array], *, model, config: ml_collections.C
   return probabilities(config, logits, aux)
 
 
-def bind_steps(model, config):
-  return (functools.partial(train_step, model=model, config=config),
-          functools.partial(eval_step, model=model, config=config))
-
-
 # --------------------------------------------------------------------------------------
 # Evaluation.
 # --------------------------------------------------------------------------------------
@@ -212,101 +269,18 @@ def bind_steps(model, config):
 
 def collect(config, state, mesh, split: sources.VideoSplit) -> dict[str, np.ndarray]:
   """Probabilities of every clip of ``split`` with labels and indices (padding dropped)."""
-  from vad_jax.evaluate import fetch  # noqa: PLC0415  (evaluate imports train, which imports this)
-
   iterator, _ = create_iterator(config, mesh, train=False, split=split)
-  step = jax.jit(bind_steps(build_model(config), config)[1])
+  step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config))
   keys = ("label", "frame_labels", "video_index", "frame_index", "valid")
   outputs = [{**step(state, batch), **{k: batch[k] for k in keys}} for batch in iterator]
   if not outputs:
     raise ValueError(f"the evaluation split of {config.data.name} has no clip of at least "
                      f"{config.data.clip_frames} frames")
-  return fetch(outputs)
+  return sharding.fetch(outputs)
 
 
-def _report(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:
-  """Threshold metrics and ROC-AUC of one level (clip or frame)."""
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore", metrics.UndefinedMetricWarning)
-    report = metrics.classification_report(labels, (probs > threshold).astype(int), num_classes=2,
-                                           class_names=["normal", "anomalous"])
-    auc = metrics.roc_auc(labels, probs)
-  report["confusion_matrix"] = report["confusion_matrix"].tolist()
-  return {**report, "roc_auc": auc, "count": int(labels.size), "anomalous": int(labels.sum())}
-
-
-def frame_series(arrays: Mapping[str, np.ndarray]) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """Per video: ``(frame indices, probabilities, labels)`` in time order, each frame once
-  (a frame sampled by two clips keeps its mean probability)."""
-  series = {}
-  video = np.repeat(arrays["video_index"], arrays["frame_index"].shape[1])
-  frame = arrays["frame_index"].reshape(-1)
-  prob = arrays["frame_probs"].reshape(-1)
-  label = arrays["frame_labels"].reshape(-1)
-  for v in np.unique(video):
-    rows = video == v
-    frames, inverse = np.unique(frame[rows], return_inverse=True)
-    mean_prob = np.bincount(inverse, prob[rows]) / np.bincount(inverse)
-    labels = np.full(frames.size, -1)
-    labels[inverse] = label[rows]
-    series[int(v)] = (frames, mean_prob, labels)
-  return series
-
-
-def classification_metrics(arrays: Mapping[str, np.ndarray], config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """Clip-level, frame-level and alarm metrics (see the module docstring)."""
-  threshold = config.decision_threshold
-  clip_known = arrays["label"] >= 0
-  results: dict[str, Any] = {"clip": _report(arrays["label"][clip_known], arrays["clip_probs"][clip_known], threshold)}
-  series = frame_series(arrays)
-  labels = np.concatenate([s[2] for s in series.values()])
-  known = labels >= 0
-  if known.any():
-    probs = np.concatenate([s[1] for s in series.values()])
-    results["frame"] = _report(labels[known], probs[known], threshold)
-    alarms = np.concatenate([metrics.moving_average_alarm(s[1], config.alarm.window, config.alarm.threshold)[1]
-                             for s in series.values()])
-    results["alarm"] = _report(labels[known], alarms[known].astype(np.float64), 0.5)
-  results["videos"] = len(series)
-  return results
-
-
-def headline(results: Mapping[str, Any]) -> dict[str, float]:
-  """Flat scalars for logs and best-checkpoint selection (``clip_auc``, ``frame_f1``...)."""
-  flat = {}
-  for level in ("clip", "frame", "alarm"):
-    if level in results:
-      r = results[level]
-      flat.update({f"{level}_auc": r["roc_auc"], f"{level}_accuracy": r["accuracy"],
-                   f"{level}_precision": r["per_class"]["anomalous"]["precision"],
-                   f"{level}_recall": r["per_class"]["anomalous"]["recall"],
-                   f"{level}_f1": r["per_class"]["anomalous"]["f1"], f"{level}_macro_f1": r["macro"]["f1"]})
-  return {k: float(v) for k, v in flat.items()}
-
-
-def write_outputs(eval_dir: pathlib.Path, arrays: Mapping[str, np.ndarray], results: Mapping[str, Any],
-                  video_names: list[str], plot: bool = True) -> None:
-  eval_dir.mkdir(parents=True, exist_ok=True)
-  (eval_dir / "metrics.json").write_text(json.dumps(results, indent=2, sort_keys=True, default=float) + "\n")
-  with open(eval_dir / "clip_scores.csv", "w", newline="", encoding="utf-8") as f:
-    writer = csv.writer(f)
-    writer.writerow(["video", "first_frame", "label", "probability"])
-    for v, first, label, p in zip(arrays["video_index"], arrays["frame_index"][:, 0], arrays["label"],
-                                  arrays["clip_probs"]):
-      writer.writerow([video_names[int(v)], int(first), int(label), f"{float(p):.6g}"])
-  with open(eval_dir / "frame_scores.csv", "w", newline="", encoding="utf-8") as f:
-    writer = csv.writer(f)
-    writer.writerow(["video", "frame", "label", "probability"])
-    for v, (frames, probs, labels) in frame_series(arrays).items():
-      for i in range(frames.size):
-        writer.writerow([video_names[v], int(frames[i]), int(labels[i]), f"{probs[i]:.6g}"])
-  if plot and len(np.unique(arrays["label"][arrays["label"] >= 0])) == 2:
-    plots.roc_curves(eval_dir / "roc.png", arrays["label"][arrays["label"] >= 0],
-                     {"clip": arrays["clip_probs"][arrays["label"] >= 0]})
-
-
-def evaluate_state(config, state, mesh, split_name: Optional[str] = None,
-                   eval_dir: Optional[pathlib.Path] = None) -> dict[str, Any]:
+def evaluate(config, state, mesh, split_name: Optional[str] = None,
+             eval_dir: Optional[pathlib.Path] = None) -> dict[str, Any]:
   """Evaluates a classifier on ``split_name`` (default ``data.eval_split`` with
   ``data.eval_videos``); writes outputs to ``eval_dir`` (process 0)."""
   if split_name is None:
@@ -315,23 +289,59 @@ def evaluate_state(config, state, mesh, split_name: Optional[str] = None,
     split = sources.select_videos(input_pipeline.open_split(config.data, split_name),
                                   config.data.get("eval_videos", ""))
   arrays = collect(config, state, mesh, split)
-  results = classification_metrics(arrays, config)
+  results = evaluation.classification_metrics(arrays, config)
   if eval_dir is not None and jax.process_index() == 0:
-    write_outputs(pathlib.Path(eval_dir), arrays, results, [str(v["name"]) for v in split.videos],
-                  plot=config.eval_plots)
+    evaluation.write_outputs(pathlib.Path(eval_dir), arrays, results, [str(v["name"]) for v in split.videos],
+                             plot=config.eval_plots)
   return results
 
 
-def summary(results: Mapping[str, Any]) -> str:
-  lines = []
-  for level in ("clip", "frame", "alarm"):
-    if level not in results:
-      continue
-    r = results[level]
-    a = r["per_class"]["anomalous"]
-    cm = r["confusion_matrix"]
-    lines.append(f"{level:<5} ({r['count']}, {r['anomalous']} anomalous)  AUC {r['roc_auc']:.4f}  "
-                 f"acc {r['accuracy']:.4f}  P {a['precision']:.4f}  R {a['recall']:.4f}  F1 {a['f1']:.4f}  "
-                 f"macro F1 {r['macro']['f1']:.4f}  weighted F1 {r['weighted']['f1']:.4f}  "
-                 f"confusion [[TN FP] [FN TP]] {cm}")
-  return "\n".join(lines)
+scalar_metrics = evaluation.headline
+summary = evaluation.summary
+
+
+def ablations(config: ml_collections.ConfigDict) -> dict[str, Callable[[ml_collections.ConfigDict], None]]:
+  """HybridModel-1's ablations (``configs/classifier.py``): no AFFM, BCE instead of TCR,
+  one branch only, no object features. The baselines have none."""
+  if config.model.name != "hybrid":
+    return {}
+  return {name: functools.partial(classifier_configs.apply_ablation, ablation=name)
+          for name in classifier_configs.ABLATIONS}
+
+
+def score_video(config: ml_collections.ConfigDict, state, frames: Iterator[np.ndarray], *, batch_size: int = 8,
+                threshold: Optional[float] = None, streaming: bool = False, name: str = "video") -> detection.Detection:
+  """Per-frame anomaly probabilities over consecutive windows of ``data.clip_frames``
+  frames (the last padded by repeating its final frame; a ConvLSTM frame takes its
+  window's probability); alarm where the moving average of the last ``alarm.window``
+  probabilities exceeds ``threshold`` (default ``alarm.threshold``), as in the authors'
+  code. Causal up to one window, so ``streaming`` changes nothing."""
+  del streaming
+  step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config))
+  add_boxes = None
+  if needs_boxes(config):
+    add_boxes = AddBoxes(make_box_source(config), config.boxes.max_boxes, (name,))
+  n = config.data.clip_frames
+  parts = []
+  windows = detection.consecutive_windows(frames, n, tuple(config.data.image_size), config.data.channels,
+                                          batch_size)
+  for clips, firsts, lengths, count in windows:
+    batch = {"frames": clips, "valid": lengths > 0, "video_index": np.zeros(len(clips), np.int32),
+             "frame_index": firsts[:, None] + np.arange(n)}
+    if add_boxes is not None:
+      batch = add_boxes(batch)  # on the uint8 frames, as in the input pipeline
+    batch["frames"] = preprocessing.to_unit(clips)
+    parts.append((step(state, batch)["frame_probs"], firsts[:count], lengths[:count]))  # on the device
+  if not parts:
+    raise ValueError(f"{name} has no frame to score")
+  host = jax.device_get([p for p, _, _ in parts])
+  indices, probs = [], []
+  for probs_batch, (_, firsts, lengths) in zip(host, parts):
+    for row, (first, length) in enumerate(zip(firsts, lengths)):
+      indices.append(first + np.arange(length))
+      probs.append(np.asarray(probs_batch[row, :length], np.float64))
+  frame_indices, scores = np.concatenate(indices), np.concatenate(probs)
+  threshold = config.alarm.threshold if threshold is None else threshold
+  level, alarm = metrics.moving_average_alarm(scores, config.alarm.window, threshold)
+  return detection.Detection(frames=frame_indices, scores=scores, level=level, alarm=alarm, threshold=threshold,
+                             rule=f"moving average of {config.alarm.window} probabilities > {threshold}")

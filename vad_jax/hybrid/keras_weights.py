@@ -18,7 +18,7 @@ The Keras 3 ``.weights.h5`` format (``layers/<name>/vars/0``, no variable names)
 read: it is detected and rejected with an explanation.
 
 Name mapping: the Keras layer name of a Flax module is ``"_".join(module_path)`` (see
-``vad_jax.models.efficientnet``); variables map as
+``vad_jax.hybrid.efficientnet``); variables map as
 
 =========================  ==========================  ==============================
 Flax (collection/name)     Keras                       notes

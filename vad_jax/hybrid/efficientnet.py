@@ -2,7 +2,7 @@
 
 The architecture, hyper-parameters and layer names follow the Keras implementation
 (``keras.applications.EfficientNetV2B0``), so that Keras ImageNet weights load 1:1 (see
-``vad_jax.models.keras_weights``):
+``vad_jax.hybrid.keras_weights``):
 
 * optional preprocessing (``include_preprocessing``): inputs in ``[0, 255]``; for the B
   variants with 3 channels ``x / 255`` then ImageNet mean/std normalisation (constants,

@@ -19,7 +19,7 @@ HybridModel-1 on a clip ``frames [b, t, H, W, 3]`` in ``[0, 1]`` with object box
 
 Ablation switches (docs/hybrid.md): ``fusion="concat"`` (no AFFM), ``branches="spatial"``
 or ``"temporal"``, ``use_object_features=False``, ``spatial_attention=False``; the plain
-weighted BCE instead of TCR is a loss switch (``vad_jax.losses.tcr.tcr_loss(tcr=False)``).
+weighted BCE instead of TCR is a loss switch (``vad_jax.hybrid.tcr.tcr_loss(tcr=False)``).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vad_jax.models.convlstm import ConvLSTM
-from vad_jax.models.efficientnet import EfficientNetV2B0
-from vad_jax.models.hog import hog, rgb_to_gray
-from vad_jax.models.roi_align import roi_align_batched
+from vad_jax.hybrid.convlstm import ConvLSTM
+from vad_jax.hybrid.efficientnet import EfficientNetV2B0
+from vad_jax.hybrid.hog import hog, rgb_to_gray
+from vad_jax.hybrid.roi_align import roi_align_batched
 
 Array = Any
 

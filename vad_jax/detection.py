@@ -1,0 +1,118 @@
+"""Scoring a video as its frames arrive: frame windows and per-frame results.
+
+Shared by the tasks' ``score_video`` (which model runs on a window and how its output
+becomes a score) and the ``vad_jax.detect`` command (sources, printing, output files).
+Frames are read from an iterator and batched as they come, so a long video never sits
+in memory; each batch is padded to a fixed size so that one compiled program serves the
+whole video.
+"""
+
+import collections
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image
+
+
+@dataclasses.dataclass
+class Detection:
+  """Per-frame results of one video.
+
+  ``frames`` are the indices of the scored frames (a prediction model cannot score the
+  first ``T - 1``); ``scores`` the anomaly scores; ``level`` the value compared with
+  ``threshold`` (the score itself, or its moving average); ``alarm`` whether the
+  frame is alarmed; ``rule`` the alarm rule in words; ``details`` task-specific
+  per-frame arrays (e.g. the raw statistics behind the scores).
+  """
+
+  frames: np.ndarray
+  scores: np.ndarray
+  level: np.ndarray
+  alarm: np.ndarray
+  threshold: float
+  rule: str
+  details: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+def prepare_frame(frame: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
+  """Channel conversion then bilinear resize, as the input pipeline does for records."""
+  image = Image.fromarray(frame).convert("L" if channels == 1 else "RGB")
+  if image.size != (size[1], size[0]):
+    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+  array = np.asarray(image, dtype=np.uint8)
+  return array[:, :, None] if array.ndim == 2 else array
+
+
+def sliding_windows(frames: Iterator[np.ndarray], length: int, size: tuple[int, int], channels: int,
+                    batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+  """Every window of ``length`` consecutive frames, one per new frame.
+
+  Yields ``(windows uint8 [B, length, h, w, c], index of each window's last frame [B],
+  count)``; the last batch is padded to ``batch_size`` by repeating its last window
+  (``count`` real windows).
+  """
+  window = collections.deque(maxlen=length)
+  clips, targets = [], []
+  for index, frame in enumerate(frames):
+    window.append(prepare_frame(frame, size, channels))
+    if len(window) == length:
+      clips.append(np.stack(window))
+      targets.append(index)
+    if len(clips) == batch_size:
+      yield np.stack(clips), np.array(targets), batch_size
+      clips, targets = [], []
+  if clips:
+    count = len(clips)
+    clips += [clips[-1]] * (batch_size - count)
+    yield np.stack(clips), np.array(targets), count
+
+
+def consecutive_windows(frames: Iterator[np.ndarray], length: int, size: tuple[int, int], channels: int,
+                        batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+  """Non-overlapping windows of ``length`` frames.
+
+  Yields ``(windows uint8 [B, length, h, w, c], first frame [B], real frames [B],
+  count)``; the last window is padded by repeating its final frame, the last batch by
+  repeating its last window (``count`` real windows, padding windows have 0 frames).
+  """
+  window, clips, firsts, lengths = [], [], [], []
+
+  def flush():
+    count = len(clips)
+    pad = batch_size - count
+    return (np.stack(clips + clips[-1:] * pad), np.array(firsts + firsts[-1:] * pad),
+            np.array(lengths + [0] * pad), count)
+
+  index = -1
+  for index, frame in enumerate(frames):
+    window.append(prepare_frame(frame, size, channels))
+    if len(window) == length:
+      clips.append(np.stack(window))
+      firsts.append(index - length + 1)
+      lengths.append(length)
+      window = []
+    if len(clips) == batch_size:
+      yield flush()
+      clips, firsts, lengths = [], [], []
+  if window:
+    real = len(window)
+    clips.append(np.stack(window + window[-1:] * (length - real)))
+    firsts.append(index - real + 1)
+    lengths.append(real)
+  if clips:
+    yield flush()
+
+
+def causal_minmax(values: np.ndarray) -> np.ndarray:
+  """Normalisation by the running min/max of the values so far (0 while constant)."""
+  lo, hi = np.minimum.accumulate(values), np.maximum.accumulate(values)
+  span = hi - lo
+  return np.where(span > 0, (values - lo) / np.where(span > 0, span, 1.0), 0.0)
+
+
+def alarm_intervals(frames: np.ndarray, alarm: np.ndarray, min_frames: int = 1) -> list[tuple[int, int]]:
+  """Inclusive ``(first, last)`` frame ranges where ``alarm`` holds for at least
+  ``min_frames`` consecutive scored frames."""
+  edges = np.flatnonzero(np.diff(np.concatenate([[0], alarm.astype(int), [0]])))
+  return [(int(frames[a]), int(frames[b - 1])) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_frames]

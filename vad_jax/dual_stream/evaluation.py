@@ -1,0 +1,158 @@
+"""The frame-prediction literature's evaluation protocol (the dual-stream task).
+
+Every test frame with ``T - 1`` predecessors in its video is scored once (the first
+``T - 1`` frames of each video have no prediction and are excluded). Per frame the device
+computes the PSNR of the fused prediction and of each stream's frame and the memory
+distance of each stream; on the host each video's series are min-max normalised and
+fused (Eq. 16). All frames of all videos are then pooled for the headline frame-level
+micro AUC; the macro AUC (mean of per-video AUCs over videos that contain both classes)
+and the EER are reported beside it, for the fused score and each stream (Table IV).
+Nothing is smoothed.
+
+Outputs in ``<workdir>/eval/``: ``metrics.json``, ``scores.csv`` (one row per scored
+frame), ``roc.png``, ``score_curves/<video>.png`` and ``frames.png``.
+"""
+
+import csv
+import dataclasses
+import json
+import pathlib
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from vad_jax import metrics, plots, sharding
+from vad_jax.data import input_pipeline, loaders, preprocessing
+from vad_jax.dual_stream import scoring
+
+STAT_KEYS = ("psnr", "spatial_psnr", "temporal_psnr", "spatial_distance", "temporal_distance")
+STREAMS = ("fused", "spatial", "temporal")
+
+
+@dataclasses.dataclass
+class VideoScores:
+  """Scores of one test video, frames in order."""
+
+  index: int
+  name: str
+  frames: np.ndarray  # frame index of each scored frame
+  labels: np.ndarray  # 0/1 (-1 where undefined)
+  stats: dict[str, np.ndarray]  # STAT_KEYS, raw per-frame values
+  scores: dict[str, np.ndarray]  # STREAMS, per-video normalised anomaly scores
+
+
+def per_video_scores(arrays: Mapping[str, np.ndarray], video_names: Sequence[str], lam: float) -> list[VideoScores]:
+  """Groups frame statistics by video and computes the normalised scores of Eq. (16)."""
+  video_index, frame_index = arrays["video_index"].astype(int), arrays["frame_index"].astype(int)
+  videos = []
+  for v in np.unique(video_index):
+    rows = np.flatnonzero(video_index == v)
+    rows = rows[np.argsort(frame_index[rows], kind="stable")]
+    frames = frame_index[rows]
+    if np.any(np.diff(frames) == 0):
+      dup = frames[np.flatnonzero(np.diff(frames) == 0)[0]]
+      raise ValueError(f"frame {dup} of video {video_names[v]} was scored more than once")
+    stats = {key: arrays[key][rows].astype(np.float64) for key in STAT_KEYS}
+    scores = {
+        "fused": scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], lam),
+        "spatial": scoring.stream_score(stats["spatial_psnr"], stats["spatial_distance"], lam),
+        "temporal": scoring.stream_score(stats["temporal_psnr"], stats["temporal_distance"], lam),
+    }
+    videos.append(VideoScores(int(v), str(video_names[v]), frames, arrays["label"][rows].astype(int), stats, scores))
+  return videos
+
+
+def frame_level_metrics(videos: Sequence[VideoScores]) -> dict[str, float]:
+  """Micro AUC (pooled), macro AUC (mean per video) and EER for each stream."""
+  labels = np.concatenate([v.labels for v in videos])
+  known = labels >= 0
+  result = {"frames": int(known.sum()), "anomalous_frames": int((labels == 1).sum()), "videos": len(videos)}
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", metrics.UndefinedMetricWarning)
+    for stream in STREAMS:
+      scores = np.concatenate([v.scores[stream] for v in videos])
+      result[f"{stream}_micro_auc"] = metrics.roc_auc(labels[known], scores[known])
+      result[f"{stream}_eer"] = metrics.equal_error_rate(labels[known], scores[known])[0]
+      per_video = [metrics.roc_auc(v.labels[v.labels >= 0], v.scores[stream][v.labels >= 0]) for v in videos
+                   if len(np.unique(v.labels[v.labels >= 0])) == 2]
+      result[f"{stream}_macro_auc"] = float(np.mean(per_video)) if per_video else float("nan")
+  result["macro_auc_videos"] = sum(len(np.unique(v.labels[v.labels >= 0])) == 2 for v in videos)
+  return result
+
+
+def write_outputs(eval_dir: pathlib.Path, videos: Sequence[VideoScores], results: Mapping[str, float],
+                  curves: bool = True) -> None:
+  eval_dir.mkdir(parents=True, exist_ok=True)
+  (eval_dir / "metrics.json").write_text(json.dumps(dict(results), indent=2, sort_keys=True) + "\n")
+  with open(eval_dir / "scores.csv", "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(["video", "frame", "label", *STAT_KEYS, *(f"score_{s}" for s in STREAMS)])
+    for v in videos:
+      for i in range(len(v.frames)):
+        writer.writerow([v.name, int(v.frames[i]), int(v.labels[i]),
+                         *(f"{v.stats[k][i]:.6g}" for k in STAT_KEYS),
+                         *(f"{v.scores[s][i]:.6g}" for s in STREAMS)])
+  labels = np.concatenate([v.labels for v in videos])
+  known = labels >= 0
+  if len(np.unique(labels[known])) == 2:
+    plots.roc_curves(eval_dir / "roc.png", labels[known],
+                     {s: np.concatenate([v.scores[s] for v in videos])[known] for s in STREAMS})
+  if curves:
+    (eval_dir / "score_curves").mkdir(exist_ok=True)
+    for v in videos:
+      plots.score_curve(eval_dir / "score_curves" / f"{v.name}.png", v.name, v.frames, v.scores["fused"], v.labels)
+
+
+def choose_frames(videos: Sequence[VideoScores], count: int = 2) -> list[tuple[int, int, str]]:
+  """Frames for the Fig. 7 panels: the most anomalous-scored anomalous frames and the
+  least anomalous-scored normal frame, as ``(video_index, frame_index, title)``."""
+  rows = [(v.scores["fused"][i], v.index, int(v.frames[i]), v.name, int(v.labels[i]))
+          for v in videos for i in range(len(v.frames))]
+  anomalous = sorted((r for r in rows if r[4] == 1), reverse=True)[:count]
+  normal = sorted(r for r in rows if r[4] == 0)[:1]
+  return [(r[1], r[2], f"{'anomalous' if r[4] else 'normal'} {r[3]}#{r[2]}") for r in anomalous + normal]
+
+
+def frame_statistics(config, mesh, split, stats_fn: Callable[[Any], Mapping[str, Any]]) -> dict[str, np.ndarray]:
+  """Scores every scorable frame of ``split``; host arrays without padding.
+
+  ``stats_fn`` maps a global batch of clips ``[B, T, h, w, c]`` to per-example
+  ``STAT_KEYS`` arrays (``task.model_statistics`` for a trained state). Per-batch results stay
+  on the device and are fetched once at the end (gathered from all hosts), so the loop
+  never waits on a transfer.
+  """
+  outputs = []
+  for batch in input_pipeline.create_eval_iterator(config, mesh, split=split):
+    stats = stats_fn(batch["frames"])
+    outputs.append({**stats, **{k: batch[k] for k in ("video_index", "frame_index", "label", "valid")}})
+  if not outputs:
+    raise ValueError(f"the evaluation split of {config.data.name} has no frame with "
+                     f"{config.model.sequence_length - 1} predecessors")
+  return sharding.fetch(outputs)
+
+
+def frame_panels(config, model, state, split, videos: Sequence[VideoScores], path: pathlib.Path) -> None:
+  """Fig. 7: input, prediction error and attention map for a few chosen frames."""
+  chosen = choose_frames(videos)
+  if not chosen:
+    return
+  t, stride = config.model.sequence_length, config.data.frame_stride
+  records = np.stack([split.videos[v]["start"] + f - (t - 1 - np.arange(t)) * stride for v, f, _ in chosen])
+  settings = input_pipeline.frame_settings(config.data, "signed_unit")
+  pixels, _ = loaders.read_frames(split.source, records, settings)
+  clips = preprocessing.to_signed_unit(pixels)
+  fused, aux = jax.jit(lambda v, x: model.apply(v, x, train=False))(state.variables, clips)
+  plots.frame_panels(path, [title for *_, title in chosen], np.asarray(aux["target"]), np.asarray(fused),
+                     np.asarray(aux["spatial"]["attention_map"]))
+
+
+def summary(results: Mapping[str, float]) -> str:
+  lines = [f"frame-level evaluation: {results['frames']} frames ({results['anomalous_frames']} anomalous) "
+           f"in {results['videos']} videos"]
+  for stream in STREAMS:
+    lines.append(f"  {stream:<8} micro AUC {results[f'{stream}_micro_auc']:.4f}   "
+                 f"macro AUC {results[f'{stream}_macro_auc']:.4f}   EER {results[f'{stream}_eer']:.4f}")
+  return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""The dual-stream prediction task: the functions ``vad_jax.tasks.Task`` names.
+
+The network (``network.DualStreamNet``) sees clips of ``model.sequence_length`` frames
+in [-1, 1] from normal videos and predicts the last frame; the loss is Eq. (13)
+(``loss.dual_stream_loss``). Memory items and BatchNorm statistics are mutable
+collections updated in the training step over the global batch. Evaluation follows
+the literature's protocol (``evaluation``); ``detect`` scores each frame with its
+``T - 1`` predecessors, normalised over the whole video (as in evaluation) or causally
+(``streaming``).
+"""
+
+import functools
+import pathlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from vad_jax import detection
+from vad_jax.data import indexing, input_pipeline, preprocessing
+from vad_jax.dual_stream import evaluation, scoring
+from vad_jax.dual_stream.loss import dual_stream_loss
+from vad_jax.dual_stream.network import DualStreamNet
+
+Array = Any
+MUTABLE = ("batch_stats", "memory")
+DEFAULT_THRESHOLD = 0.6  # alarm threshold of ``detect`` on the normalised fused score
+
+
+def build_model(config: ml_collections.ConfigDict) -> DualStreamNet:
+  """The network of ``config.model`` with the loss margins of ``config.loss``."""
+  m = config.model
+  return DualStreamNet(
+      widths=tuple(m.widths), num_items=m.num_items, spatial_inputs=m.spatial_inputs or None,
+      fusion=m.fusion, update_memory_at_test=m.update_memory_at_test, use_rtsm=m.use_rtsm,
+      use_rcam=m.use_rcam, use_memory=m.use_memory, skip_query=m.skip_query, fold_fraction=m.fold_fraction,
+      circular_shift=m.circular_shift, attention_reduction=m.attention_reduction,
+      margin_a=config.loss.margin_a, margin_b=config.loss.margin_b, hinge=config.loss.hinge,
+      negative_slope=m.negative_slope, dtype=jnp.dtype(m.dtype))
+
+
+def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> tuple[dict[str, np.ndarray], int]:
+  """Zero clips ``[B, T, h, w, c]``; each predicts one frame."""
+  h, w = config.data.image_size
+  frames = np.zeros((batch_size, config.model.sequence_length, h, w, config.data.channels), np.float32)
+  return {"frames": frames}, batch_size
+
+
+def model_inputs(config: ml_collections.ConfigDict, batch: Mapping[str, Array]) -> tuple:
+  """Positional model arguments from a batch."""
+  del config
+  return (batch["frames"],)
+
+
+def init_variables(model, config: ml_collections.ConfigDict, rng: Array, batch: Mapping[str, Array]) -> dict:
+  return model.init(rng, *model_inputs(config, batch), train=False)
+
+
+def load_pretrained(state, config: ml_collections.ConfigDict):
+  """The prediction network trains from scratch (as in the paper)."""
+  del config
+  return state
+
+
+def train_iterator(config: ml_collections.ConfigDict, mesh) -> tuple[Iterator[dict[str, Array]], int]:
+  """Shuffled clips of the training split; the count of distinct training clips."""
+  split = input_pipeline.open_split(config.data, config.data.train_split)
+  num_clips = len(indexing.ClipIndex.from_videos(split.videos, config.model.sequence_length,
+                                                 config.data.frame_stride))
+  if num_clips <= 0:
+    raise ValueError(f"the training split has no clip of model.sequence_length frames "
+                     f"({config.model.sequence_length} frames, split {config.data.train_split!r} of "
+                     f"{config.data.name})")
+  return input_pipeline.create_train_iterator(config, mesh, split=split), num_clips
+
+
+def train_step(state, batch: Mapping[str, Array], *, model,
+               config: ml_collections.ConfigDict) -> tuple[Any, dict[str, Array]]:
+  """One optimisation step on ``batch["frames"]``; returns the new state and loss terms."""
+  loss_config = config.loss
+
+  def loss_fn(params):
+    (_, aux), new_vars = model.apply({**state.variables, "params": params}, batch["frames"],
+                                     train=True, mutable=list(MUTABLE))
+    loss, terms = dual_stream_loss(aux, loss_config.alpha, loss_config.beta, loss_config.gamma_i,
+                                   loss_config.gamma_x)
+    return loss, (terms, new_vars)
+
+  grads, (terms, new_vars) = jax.grad(loss_fn, has_aux=True)(state.params)
+  state = state.apply_gradients(grads=grads, batch_stats=new_vars["batch_stats"], memory=new_vars["memory"])
+  return state, {**terms, "grad_norm": optax.global_norm(grads)}
+
+
+def eval_step(state, batch: Mapping[str, Array], *, model, config: ml_collections.ConfigDict) -> dict[str, Array]:
+  """Per-frame score inputs (PSNR of fused and per-stream frames, memory distances)."""
+  fused, aux = model.apply(state.variables, batch["frames"], train=False)
+  return scoring.frame_statistics(aux, fused, config.score.memory_level)
+
+
+def model_statistics(config: ml_collections.ConfigDict, state) -> Callable[[Array], Mapping[str, Array]]:
+  """The jitted ``eval_step`` of ``state``'s model as a function of clips."""
+  step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config))
+  return lambda frames: step(state, {"frames": frames})
+
+
+def evaluate(config: ml_collections.ConfigDict, state, mesh, split_name: Optional[str] = None,
+             eval_dir: Optional[pathlib.Path] = None) -> dict[str, float]:
+  """Evaluates ``state`` on ``split_name`` (default ``data.eval_split``); writes the
+  outputs to ``eval_dir`` when given (process 0 only)."""
+  split = input_pipeline.open_split(config.data, split_name or config.data.eval_split)
+  arrays = evaluation.frame_statistics(config, mesh, split, model_statistics(config, state))
+  videos = evaluation.per_video_scores(arrays, [v["name"] for v in split.videos], config.score.lam)
+  results = evaluation.frame_level_metrics(videos)
+  if eval_dir is not None and jax.process_index() == 0:
+    evaluation.write_outputs(pathlib.Path(eval_dir), videos, results, curves=config.eval_plots)
+    if config.eval_plots and jax.process_count() == 1:
+      evaluation.frame_panels(config, build_model(config), state, split, videos,
+                              pathlib.Path(eval_dir) / "frames.png")
+  return results
+
+
+def scalar_metrics(results: Mapping[str, Any]) -> dict[str, float]:
+  return {k: v for k, v in results.items() if isinstance(v, float)}
+
+
+summary = evaluation.summary
+
+
+def ablations(config: ml_collections.ConfigDict) -> dict[str, Callable[[ml_collections.ConfigDict], None]]:
+  """The paper's component ablations (Table V): without RTSM, RCAM or the memories."""
+  del config
+
+  def switch(field: str) -> Callable[[ml_collections.ConfigDict], None]:
+    return lambda config: setattr(config.model, field, False)
+
+  return {"no_rtsm": switch("use_rtsm"), "no_rcam": switch("use_rcam"), "no_memory": switch("use_memory")}
+
+
+def fused_scores(stats: Mapping[str, np.ndarray], lam: float, streaming: bool) -> np.ndarray:
+  """Eq. (16) over one video: whole-video min-max, or causal running min/max."""
+  if not streaming:
+    return scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], lam)
+  norm = detection.causal_minmax
+  return (lam * (1.0 - norm(stats["psnr"])) + 0.5 * (1.0 - lam) * norm(stats["spatial_distance"])
+          + 0.5 * (1.0 - lam) * norm(stats["temporal_distance"]))
+
+
+def score_video(config: ml_collections.ConfigDict, state, frames: Iterator[np.ndarray], *, batch_size: int = 8,
+                threshold: Optional[float] = None, streaming: bool = False, name: str = "video") -> detection.Detection:
+  """Fused scores of every frame with ``T - 1`` predecessors; alarm where the score
+  exceeds ``threshold`` (default 0.6). ``details`` holds the raw statistics."""
+  stats_fn = model_statistics(config, state)
+  t = config.model.sequence_length
+  parts, targets = [], []
+  windows = detection.sliding_windows(frames, t, tuple(config.data.image_size), config.data.channels, batch_size)
+  for clips, index, count in windows:
+    parts.append((stats_fn(preprocessing.to_signed_unit(clips)), count))  # stays on the device
+    targets.append(index[:count])
+  if not parts:
+    raise ValueError(f"{name} has fewer than {t} frames: nothing to score")
+  host = jax.device_get([p for p, _ in parts])
+  stats = {k: np.concatenate([h[k][:count] for h, (_, count) in zip(host, parts)]).astype(np.float64)
+           for k in evaluation.STAT_KEYS}
+  scores = fused_scores(stats, config.score.lam, streaming)
+  threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+  return detection.Detection(frames=np.concatenate(targets), scores=scores, level=scores, alarm=scores > threshold,
+                             threshold=threshold, rule=f"score > {threshold}", details=stats)

@@ -1,0 +1,91 @@
+"""The training state and everything that creates or restores one.
+
+Used by the training loop, evaluation, detection and the benchmark alike, so that a
+state is built one way: the task's model is initialised from the task's example batch
+under ``jax.jit`` with replicated output shardings (shapes first, with
+``jax.eval_shape``), wrapped in ``TrainState`` with the configured optimizer; a
+checkpoint restores into that template on the current mesh, whatever mesh wrote it.
+"""
+
+import pathlib
+from typing import Any, Optional
+
+import flax
+import jax
+import ml_collections
+import optax
+from flax.training import train_state
+from jax.sharding import Mesh
+
+from vad_jax import checkpointing, tasks
+from vad_jax import sharding as sharding_lib
+
+Array = Any
+
+
+class TrainState(train_state.TrainState):
+  """Parameters, optimizer state, BatchNorm statistics and memory items.
+
+  Models without BatchNorm or memory keep empty collections; the checkpointed tree
+  (``checkpointing.STATE_FIELDS``) is the same for every task.
+  """
+
+  batch_stats: Any = None
+  memory: Any = None
+
+  @property
+  def variables(self) -> dict[str, Any]:
+    """The collections ``model.apply`` takes."""
+    return {"params": self.params, "batch_stats": self.batch_stats, "memory": self.memory}
+
+
+def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+  """Adam (rho_1, rho_2 from the config) with cosine-annealed learning rate."""
+  opt = config.optimizer
+  schedule = optax.cosine_decay_schedule(opt.learning_rate, decay_steps=max(total_steps, 1))
+  return optax.adam(schedule, b1=opt.b1, b2=opt.b2)
+
+
+def create(model: flax.linen.Module, variables: dict[str, Any], tx: optax.GradientTransformation) -> TrainState:
+  """A step-0 state from initialised ``variables``."""
+  return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                           batch_stats=variables.get("batch_stats", {}), memory=variables.get("memory", {}))
+
+
+def initial_state(task: tasks.Task, model: flax.linen.Module, config: ml_collections.ConfigDict,
+                  tx: optax.GradientTransformation, mesh: Mesh) -> tuple[TrainState, Any]:
+  """A freshly initialised state replicated over ``mesh``, and its sharding tree."""
+  batch, _ = task.example_batch(config, 1)
+
+  def init(rng):
+    return create(model, task.init_variables(model, config, rng, batch), tx)
+
+  abstract = jax.eval_shape(init, jax.random.key(config.seed))
+  state_sharding = jax.tree.map(lambda _: sharding_lib.replicated(mesh), abstract)
+  state = jax.jit(init, out_shardings=state_sharding)(jax.random.key(config.seed))
+  return state, state_sharding
+
+
+def restore(checkpoint_dir: str | pathlib.Path, step: Optional[int],
+            mesh: Mesh) -> tuple[ml_collections.ConfigDict, TrainState]:
+  """``(config, state)`` of a run's checkpoint (the latest when ``step`` is None),
+  the state placed on ``mesh``; the config is the one saved with the checkpoint."""
+  config = checkpointing.read_config(checkpoint_dir, step)
+  task = tasks.for_config(config)
+  model = task.build_model(config)
+  template, _ = initial_state(task, model, config, make_optimizer(config, 1), mesh)
+  checkpointer = checkpointing.Checkpointer(checkpoint_dir, create=False)
+  try:
+    state = checkpointer.restore(template, step=step)
+  finally:
+    checkpointer.close()
+  return config, state
+
+
+def parse_checkpoint_path(path: str | pathlib.Path) -> tuple[pathlib.Path, Optional[int], pathlib.Path]:
+  """``(checkpoint directory, step or None, workdir)`` from a step directory
+  (``run/checkpoints/300``) or a training workdir (``run``: its latest step)."""
+  path = pathlib.Path(path).absolute()
+  if path.name.isdigit():
+    return path.parent, int(path.name), path.parent.parent
+  return path / "checkpoints", None, path

@@ -1,0 +1,100 @@
+"""Tasks: what the training loop, evaluation, detection and the benchmark run.
+
+A task is a module exposing the functions of the ``Task`` protocol below (no base
+class: the protocol documents the interface, and a module satisfies it by having the
+functions). The loop (``vad_jax.train``), ``vad_jax.evaluate``, ``vad_jax.detect``,
+``vad_jax.benchmark`` and ``vad_jax.ablations`` call these functions and name no model,
+loss or metric. ``for_config`` is the only place that maps a config to its task.
+
+Two tasks ship:
+
+* ``vad_jax.dual_stream.task``: the dual-stream memory-augmented prediction network,
+  trained on normal clips and evaluated with the frame-prediction literature's protocol;
+* ``vad_jax.hybrid.task``: the supervised classifiers (HybridModel-1 and its ConvLSTM and
+  EfficientNetV2-B0+HOG baselines), trained on labelled clips.
+
+Adding a model family means writing one such module and one line in ``TASKS``
+(docs/architecture.md).
+"""
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Optional, Protocol
+
+import flax
+import ml_collections
+import numpy as np
+
+from vad_jax import detection
+from vad_jax.dual_stream import task as dual_stream_task
+from vad_jax.hybrid import task as hybrid_task
+
+Array = Any
+Config = ml_collections.ConfigDict
+
+
+class Task(Protocol):
+  """The functions a task module provides (``state`` is a ``vad_jax.state.TrainState``)."""
+
+  def build_model(self, config: Config) -> flax.linen.Module:
+    """The network of ``config.model``."""
+
+  def example_batch(self, config: Config, batch_size: int) -> tuple[dict[str, np.ndarray], int]:
+    """A training batch of zeros with the real shapes and dtypes (every key the steps
+    read), and the number of frames it scores (for frames/s)."""
+
+  def model_inputs(self, config: Config, batch: Mapping[str, Array]) -> tuple:
+    """The model's positional arguments taken from a batch."""
+
+  def init_variables(self, model: flax.linen.Module, config: Config, rng: Array,
+                     batch: Mapping[str, Array]) -> dict[str, Any]:
+    """The model's variables initialised from ``batch`` (traced under ``jax.jit``)."""
+
+  def load_pretrained(self, state: Any, config: Config) -> Any:
+    """The state with pretrained weights named by the config loaded (or unchanged)."""
+
+  def train_iterator(self, config: Config, mesh) -> tuple[Iterator[dict[str, Array]], int]:
+    """``(endless checkpointable iterator of global training batches, clips in the
+    training split)``; a clear ``ValueError`` when the split has no clip."""
+
+  def train_step(self, state: Any, batch: Mapping[str, Array], *, model: flax.linen.Module,
+                 config: Config) -> tuple[Any, dict[str, Array]]:
+    """One optimisation step: the new state and scalar metrics (``loss`` first)."""
+
+  def eval_step(self, state: Any, batch: Mapping[str, Array], *, model: flax.linen.Module,
+                config: Config) -> dict[str, Array]:
+    """Per-example outputs that the task's evaluation aggregates."""
+
+  def evaluate(self, config: Config, state: Any, mesh, split_name: Optional[str] = None,
+               eval_dir: Optional[Any] = None) -> dict[str, Any]:
+    """Evaluates on ``split_name`` (default ``data.eval_split``); writes outputs
+    (metrics.json, scores, plots) to ``eval_dir`` when given."""
+
+  def scalar_metrics(self, results: Mapping[str, Any]) -> dict[str, float]:
+    """Flat float metrics of an evaluation (logs, best-checkpoint selection)."""
+
+  def summary(self, results: Mapping[str, Any]) -> str:
+    """A few lines for the terminal."""
+
+  def ablations(self, config: Config) -> Mapping[str, Callable[[Config], None]]:
+    """Named switches that turn ``config`` into an ablation variant (in place)."""
+
+  def score_video(self, config: Config, state: Any, frames: Iterator[np.ndarray], *, batch_size: int,
+                  threshold: Optional[float], streaming: bool, name: str) -> detection.Detection:
+    """Per-frame anomaly scores and alarms for the uint8 ``[H, W, 3]`` frames of one
+    video (``detect``)."""
+
+
+TASKS: dict[str, Task] = {
+    "dual_stream": dual_stream_task,
+    "hybrid": hybrid_task,
+    "convlstm": hybrid_task,
+    "effnet_hog": hybrid_task,
+}
+
+
+def for_config(config: Config) -> Task:
+  """The task that trains and evaluates ``config.model.name``."""
+  name = config.model.name
+  if name not in TASKS:
+    raise ValueError(f"unknown model.name {name!r}; expected one of {sorted(TASKS)}")
+  return TASKS[name]
