@@ -42,9 +42,13 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
     raise ValueError(f"ablations {ablations} apply to the hybrid model only")
 
   config = default.get_config()
+  # The prediction network's score and frame stride mean nothing to a clip classifier.
+  del config.score
+  del config.data.frame_stride
   config.model = _model(model_name)
   config.loss = _loss(model_name)
-  config.boxes = _boxes()
+  if model_name == "hybrid":
+    config.boxes = _boxes()  # object boxes for the RoIAlign branch
   config.alarm = ml_collections.ConfigDict({
       "window": 90,  # N: frames averaged for the alarm state (authors' code)
       "threshold": 0.4,  # alarm when the moving average exceeds this
@@ -108,10 +112,12 @@ def _loss(name: str) -> ml_collections.ConfigDict:
   # tcr: Temporal Confidence Reweighting; bce: class-weighted BCE per frame;
   # softmax: 2-way cross-entropy per clip (the ConvLSTM baseline's Keras loss).
   loss.name = {"hybrid": "tcr", "convlstm": "softmax", "effnet_hog": "bce"}[name]
-  loss.gamma = 1.0  # TCR confidence exponent
-  loss.lam = 0.1  # TCR smoothness weight
-  loss.window = 5  # TCR window of the mean prediction (odd)
-  loss.class_weights = "batch"  # batch: n / (2 n_y) over the batch; none: unweighted
+  if name != "convlstm":
+    loss.class_weights = "batch"  # batch: n / (2 n_y) over the batch; none: unweighted
+  if name == "hybrid":
+    loss.gamma = 1.0  # TCR confidence exponent
+    loss.lam = 0.1  # TCR smoothness weight
+    loss.window = 5  # TCR window of the mean prediction (odd)
   return loss
 
 
@@ -187,8 +193,8 @@ def _size(config, model_name: str, dataset: str, size: str) -> None:
       data.clip_frames = 8
       if dataset == "synthetic":
         data.clip_window = 8
-      config.boxes.min_area = 4
     if model_name == "hybrid":
+      config.boxes.min_area = 4
       model.spatial_size = 0
       model.temporal_size = 0
       model.feature_dim = 32

@@ -40,3 +40,33 @@ def test_paper_hyperparameters():
   assert (config.loss.alpha, config.loss.beta, config.loss.gamma_i, config.loss.gamma_x) == (0.1, 0.1, 0.5, 0.5)
   assert (config.loss.margin_a, config.loss.margin_b, config.score.lam) == (2.0, 1.0, 0.8)
   assert avenue.get_config().num_epochs == 50 and shanghaitech.get_config().num_epochs == 10
+
+
+# ---- --config by name or by file ------------------------------------------------------
+
+
+def test_shipped_configs_resolve_by_name_from_any_directory(tmp_path, monkeypatch):
+  from vad_jax import config_flags
+  from vad_jax.configs import ucsd_ped2
+
+  monkeypatch.chdir(tmp_path)
+  assert {"default", "synthetic", "ucsd_ped2", "classifier", "hybrid_synthetic"} <= set(config_flags.shipped_configs())
+  assert config_flags.load("ucsd_ped2:cpu").to_dict() == ucsd_ped2.get_config("cpu").to_dict()
+  # The README's repository-style paths work outside the repository too.
+  assert config_flags.load("configs/ucsd_ped2.py:cpu").to_dict() == ucsd_ped2.get_config("cpu").to_dict()
+  own = tmp_path / "camera.py"
+  own.write_text("from vad_jax.configs import synthetic\n\n\ndef get_config(variant=''):\n"
+                 "  config = synthetic.get_config(variant)\n  config.batch_size = 24\n  return config\n")
+  assert config_flags.load("camera.py:test").batch_size == 24
+  with pytest.raises(ValueError, match=r"no shipped config of that name; shipped configs: .*ucsd_ped2"):
+    config_flags.load("ucsd_ped3")
+
+
+def test_train_cli_names_the_shipped_configs_for_an_unknown_one(tmp_path):
+  import subprocess
+  import sys
+  result = subprocess.run([sys.executable, "-m", "vad_jax.train", "--config", "nope:cpu", "--workdir",
+                           str(tmp_path / "w")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "no shipped config of that name" in result.stderr and "ucsd_ped2" in result.stderr
+  assert not (tmp_path / "w").exists()

@@ -268,3 +268,19 @@ def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path
   assert rows[0] == "frame,score,alarm" and len(rows) == 1 + 20 - (t - 1)
   assert "alarm intervals" in result.stderr
   assert (tmp_path / "strip.png").is_file()
+
+
+def test_checkpoint_written_before_the_redesign_restores_and_evaluates_identically(data_dir, tmp_path):
+  """``tests/data/legacy_checkpoints/dual_stream``: 2 steps of ``synthetic:test`` saved by
+  the code before the task/package redesign (commit cea6758), with the evaluation
+  results that code computed from it."""
+  legacy = pathlib.Path(__file__).parent / "data" / "legacy_checkpoints" / "dual_stream"
+  shutil.copytree(legacy, tmp_path / "checkpoints", ignore=shutil.ignore_patterns("results.json"))
+  mesh = sharding.make_mesh()
+  config, state = state_lib.restore(tmp_path / "checkpoints", None, mesh)
+  config.data.data_dir = str(data_dir)
+  results = dual_stream_task.evaluate(config, state, mesh)
+  expected = json.loads((legacy / "results.json").read_text())
+  assert results.keys() == expected.keys()
+  for key, value in expected.items():
+    assert results[key] == pytest.approx(value, abs=1e-6), key

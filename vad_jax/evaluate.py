@@ -19,7 +19,6 @@ from absl import app, flags
 from vad_jax import checkpointing, tasks
 from vad_jax import sharding as sharding_lib
 from vad_jax import state as state_lib
-from vad_jax.data import prepare
 
 
 def define_flags() -> None:
@@ -52,8 +51,8 @@ def main(argv):
     raise SystemExit(f"error: {error}") from None
   if f.data_dir:
     config.data.data_dir = f.data_dir
-  prepare.ensure_prepared(config.data)
   task = tasks.for_config(config)
+  task.prepare(config)
   results = task.evaluate(config, state, mesh, f.split, pathlib.Path(f.output or workdir / "eval"))
   if jax.process_index() == 0:
     print(task.summary(results), flush=True)

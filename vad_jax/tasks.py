@@ -35,6 +35,9 @@ Config = ml_collections.ConfigDict
 class Task(Protocol):
   """The functions a task module provides (``state`` is a ``vad_jax.state.TrainState``)."""
 
+  def prepare(self, config: Config) -> None:
+    """Makes the task's data ready (TFDS preparation); called before anything else."""
+
   def build_model(self, config: Config) -> flax.linen.Module:
     """The network of ``config.model``."""
 

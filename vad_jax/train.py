@@ -29,7 +29,6 @@ from absl import app, flags, logging
 from vad_jax import checkpointing, config_flags, metric_writers, tasks
 from vad_jax import sharding as sharding_lib
 from vad_jax import state as state_lib
-from vad_jax.data import prepare as data_prep
 
 # --------------------------------------------------------------------------------------
 # The training loop.
@@ -72,7 +71,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   task = tasks.for_config(config)
   workdir_path = pathlib.Path(workdir)
   mesh = sharding_lib.make_mesh()
-  data_prep.ensure_prepared(config.data)
+  task.prepare(config)
   train_iter, num_clips = task.train_iterator(config, mesh)
   total_steps = total_train_steps(config, num_clips)
   model = task.build_model(config)

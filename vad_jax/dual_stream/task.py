@@ -22,6 +22,7 @@ import optax
 
 from vad_jax import detection
 from vad_jax.data import indexing, input_pipeline, preprocessing
+from vad_jax.data import prepare as data_prep
 from vad_jax.dual_stream import evaluation, scoring
 from vad_jax.dual_stream.loss import dual_stream_loss
 from vad_jax.dual_stream.network import DualStreamNet
@@ -29,6 +30,11 @@ from vad_jax.dual_stream.network import DualStreamNet
 Array = Any
 MUTABLE = ("batch_stats", "memory")
 DEFAULT_THRESHOLD = 0.6  # alarm threshold of ``detect`` on the normalised fused score
+
+
+def prepare(config: ml_collections.ConfigDict) -> None:
+  """Prepares the configured TFDS dataset if needed (``data.prepare``)."""
+  data_prep.ensure_prepared(config.data)
 
 
 def build_model(config: ml_collections.ConfigDict) -> DualStreamNet:

@@ -40,6 +40,7 @@ from absl import logging
 from vad_jax import detection, metrics, sharding
 from vad_jax.configs import classifier as classifier_configs
 from vad_jax.data import input_pipeline, preprocessing, sources
+from vad_jax.data import prepare as data_prep
 from vad_jax.hybrid import boxes as boxes_lib
 from vad_jax.hybrid import evaluation, keras_weights
 from vad_jax.hybrid import tcr as tcr_lib
@@ -52,6 +53,11 @@ MUTABLE = ("batch_stats",)
 
 def _size(value: int) -> int | None:
   return int(value) or None  # 0 in a config means "keep the input size"
+
+
+def prepare(config: ml_collections.ConfigDict) -> None:
+  """Prepares the configured TFDS dataset if needed (``data.prepare``)."""
+  data_prep.ensure_prepared(config.data)
 
 
 def build_model(config: ml_collections.ConfigDict):
@@ -149,7 +155,7 @@ def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> tuple[d
   """A labelled batch of zero clips with the shapes of the real inputs; every frame of
   a clip is scored."""
   h, w = config.data.image_size
-  n, k = config.data.clip_frames, config.boxes.max_boxes
+  n = config.data.clip_frames
   batch = {"frames": np.zeros((batch_size, n, h, w, config.data.channels), np.float32),
            "label": np.arange(batch_size, dtype=np.int32) % 2,
            "frame_labels": np.broadcast_to(np.arange(batch_size, dtype=np.int32)[:, None] % 2, (batch_size, n)),
@@ -157,6 +163,7 @@ def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> tuple[d
            "video_index": np.zeros((batch_size,), np.int32),
            "frame_index": np.broadcast_to(np.arange(n, dtype=np.int32), (batch_size, n))}
   if needs_boxes(config):
+    k = config.boxes.max_boxes
     batch.update(boxes=np.zeros((batch_size, n, k, 4), np.float32),
                  box_scores=np.zeros((batch_size, n, k), np.float32),
                  box_valid=np.zeros((batch_size, n, k), bool))

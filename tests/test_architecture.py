@@ -1,0 +1,128 @@
+"""The package's shape (docs/architecture.md), checked from the source files.
+
+Imports run one way: command-line entry points -> loop and state -> tasks -> models,
+data, metrics. The dataset builders and the configs import nothing from the rest of
+the package. No module imports another of this package inside a function (the way a
+cycle is usually hidden), and the import graph has no cycle.
+"""
+
+import ast
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# Folder of the repository -> package it installs as (pyproject.toml, package-dir).
+ROOTS = {"vad_jax": "vad_jax", "configs": "vad_jax.configs", "tfds_builders": "vad_jax.tfds_builders"}
+ENTRY_POINTS = {"vad_jax.train", "vad_jax.evaluate", "vad_jax.detect", "vad_jax.benchmark", "vad_jax.ablations",
+                "vad_jax.data.benchmark"}
+LOOP_AND_STATE = {"vad_jax.state", "vad_jax.tasks", "vad_jax.config_flags"}
+
+
+def module_files() -> dict[str, pathlib.Path]:
+  modules = {}
+  for folder, package in ROOTS.items():
+    for path in sorted((REPO / folder).rglob("*.py")):
+      parts = path.relative_to(REPO / folder).with_suffix("").parts
+      if path.name.endswith("_test.py") or "dummy_data" in parts or path.name == "testing.py":
+        continue  # tests and fixtures, not part of the installed library's graph
+      name = ".".join((package, *parts))
+      modules[name.removesuffix(".__init__")] = path
+  return modules
+
+
+MODULES = module_files()
+
+
+def _resolve(module: str, node: ast.ImportFrom) -> str:
+  if not node.level:
+    return node.module or ""
+  package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+  for _ in range(node.level - 1):
+    package = package.rpartition(".")[0]
+  return f"{package}.{node.module}" if node.module else package
+
+
+def imports(module: str) -> list[tuple[str, bool]]:
+  """``(imported project module, inside a function)`` for every import statement."""
+  tree = ast.parse(MODULES[module].read_text())
+  found = []
+
+  def visit(node, in_function):
+    for child in ast.iter_child_nodes(node):
+      nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+      if isinstance(child, ast.Import):
+        found.extend((alias.name, nested) for alias in child.names)
+      elif isinstance(child, ast.ImportFrom):
+        base = _resolve(module, child)
+        for alias in child.names:
+          target = f"{base}.{alias.name}"
+          found.append((target if target in MODULES else base, nested))
+      visit(child, nested)
+
+  visit(tree, False)
+  return [(name, nested) for name, nested in found if name.split(".")[0] == "vad_jax"]
+
+
+def graph() -> dict[str, set[str]]:
+  return {m: {t for t, nested in imports(m) if not nested and t in MODULES and t != m} for m in MODULES}
+
+
+def test_the_files_map_onto_the_installed_packages():
+  for expected in ("vad_jax.train", "vad_jax.dual_stream.memory", "vad_jax.hybrid.model", "vad_jax.configs.default",
+                   "vad_jax.tfds_builders.ucsd_ped.ucsd_ped_dataset_builder"):
+    assert expected in MODULES
+
+
+def test_no_import_cycle():
+  edges, state, stack = graph(), {}, []
+
+  def visit(m):
+    state[m] = "open"
+    stack.append(m)
+    for n in sorted(edges[m]):
+      if state.get(n) == "open":
+        pytest.fail("import cycle: " + " -> ".join(stack[stack.index(n):] + [n]))
+      if n not in state:
+        visit(n)
+    stack.pop()
+    state[m] = "done"
+
+  for m in sorted(edges):
+    if m not in state:
+      visit(m)
+
+
+def test_no_project_import_inside_a_function():
+  inside = [(m, t) for m in MODULES for t, nested in imports(m) if nested]
+  assert not inside, f"imports of project modules inside functions: {inside}"
+
+
+@pytest.mark.parametrize("package, allowed", [("vad_jax.tfds_builders", "vad_jax.tfds_builders"),
+                                              ("vad_jax.configs", "vad_jax.configs")])
+def test_builders_and_configs_import_nothing_else_from_the_package(package, allowed):
+  for module in (m for m in MODULES if m == package or m.startswith(package + ".")):
+    outside = [t for t, _ in imports(module) if t != allowed and not t.startswith(allowed + ".")]
+    assert not outside, f"{module} imports {outside}"
+
+
+def test_imports_run_from_entry_points_to_tasks_to_components():
+  edges = graph()
+  for module, targets in edges.items():
+    if module in ENTRY_POINTS:
+      continue
+    assert not targets & ENTRY_POINTS, f"{module} imports an entry point: {targets & ENTRY_POINTS}"
+    if module not in LOOP_AND_STATE:
+      assert not targets & LOOP_AND_STATE, f"{module} imports the loop/state layer: {targets & LOOP_AND_STATE}"
+  for system, other in (("vad_jax.dual_stream", "vad_jax.hybrid"), ("vad_jax.hybrid", "vad_jax.dual_stream")):
+    for module in (m for m in edges if m.startswith(system + ".")):
+      crossing = {t for t in edges[module] if t.startswith(other)}
+      assert not crossing, f"{module} imports the other system: {crossing}"
+
+
+def test_the_loop_and_tools_name_no_model_loss_or_metric():
+  """Only ``vad_jax.tasks`` imports the task modules; the entry points and the loop
+  reach models, losses and evaluation through it."""
+  system_modules = {m for m in MODULES if m.startswith(("vad_jax.dual_stream", "vad_jax.hybrid"))}
+  for module in ENTRY_POINTS | LOOP_AND_STATE - {"vad_jax.tasks"}:
+    assert not graph()[module] & system_modules, f"{module} imports {graph()[module] & system_modules}"
