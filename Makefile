@@ -7,7 +7,7 @@ BASE := $(VENV)/.installed
 STAMP := $(VENV)/.installed-test
 WORKDIR ?= workdirs/demo
 
-.PHONY: demo test benchmark clean
+.PHONY: demo test lint format benchmark clean
 
 # The demo needs the package only; the tests add pytest, scikit-image and h5py.
 $(BASE): pyproject.toml
@@ -24,13 +24,22 @@ $(STAMP): $(BASE)
 # device using both cores (docs/RESULTS.md).
 demo: $(BASE)
 	XLA_FLAGS="--xla_force_host_platform_device_count=2 $$XLA_FLAGS" \
-	  $(PY) -m vad_jax.train --config configs/synthetic.py --workdir $(WORKDIR)
+	  $(PY) -m vad_jax.train --config synthetic --workdir $(WORKDIR)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --durations=15
 
+# Formatting and lint (ruff, configured in pyproject.toml); .ci/run runs this before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
 benchmark: $(STAMP)
-	$(PY) -m vad_jax.benchmark --config configs/default.py:cpu --batch 8
+	$(PY) -m vad_jax.benchmark --config default:cpu --batch 8
 
 clean:
 	rm -rf $(VENV) .jax_cache workdirs

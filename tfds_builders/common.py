@@ -656,16 +656,19 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   OPTIONAL_KEYS: tuple[str, ...] = ()
   HOMEPAGE: str | None = None
 
+  # TFDS finds a builder's files (README.md, CITATIONS.bib, checksums, dummy_data) from
+  # its module name under the top-level package's folder, which points nowhere when these
+  # builders are mapped into another package (the repository's ``tfds_builders/``
+  # installs as ``vad_jax.tfds_builders``). Both are taken from the module's own file.
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    return epath.Path(sys.modules[cls.__module__].__file__)
+
   @classmethod
   def _get_pkg_dir_path(cls) -> epath.Path:
-    """The folder of the builder's own file (README.md, CITATIONS.bib).
-
-    TFDS derives it from the module name under the top-level package's folder, which
-    points nowhere when these builders are mapped into another package (the repository's
-    ``tfds_builders/`` installs as ``vad_jax.tfds_builders``).
-    """
     if cls.__dict__.get("pkg_dir_path") is None:
-      cls.pkg_dir_path = epath.Path(sys.modules[cls.__module__].__file__).parent
+      cls.pkg_dir_path = cls.code_path.parent
     return cls.pkg_dir_path
 
   def __init__(self, *, skip_undecodable: bool = False, **kwargs):

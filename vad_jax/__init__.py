@@ -1,12 +1,14 @@
 """vad_jax: video anomaly detection in JAX/Flax.
 
-Subpackages and modules, one concern each:
-  models/       building blocks and networks (temporal shift, attention, memory, ...)
-  losses/       training objectives
-  scoring.py    anomaly scores (PSNR, memory distance, fusion)
-  metrics.py    host-side ROC/AUC/EER and classification metrics
-  data/         input pipeline over the TFDS builders in ``tfds_builders/``
-  sharding.py   the device mesh and global batches
+Subpackages and modules, one concern each (docs/architecture.md):
+  dual_stream/   system 1: the dual-stream memory-augmented prediction network
+  hybrid/        system 2: HybridModel-1 and its ConvLSTM and EfficientNetV2-B0+HOG baselines
+  tasks.py       the task interface and the map from configs to tasks
+  state.py       training state: creation, sharded initialisation, restore
+  train.py, evaluate.py, detect.py, benchmark.py, ablations.py   command-line entry points
+  data/          input pipeline over the TFDS datasets of ``vad_jax.tfds_builders``
+  configs/       the shipped configs (``--config NAME[:variant]``)
+  metrics.py, plots.py, sharding.py, checkpointing.py, metric_writers.py, detection.py
 """
 
 __version__ = "0.1.0"

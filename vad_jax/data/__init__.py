@@ -1,7 +1,6 @@
-"""Input pipeline over the TFDS frame datasets in ``tfds_builders/``.
+"""Input pipeline over the TFDS frame datasets of ``vad_jax.tfds_builders``.
 
-Modules, one concern each (import the one you need; this package imports nothing, so
-that ``vad_jax.data.synthetic`` stays cheap to import inside dataset builders):
+Modules, one concern each (import the one you need; this package imports nothing):
 
   input_pipeline.py  entry points: grain pipelines, host sharding, iterators of global
                      ``jax.Array`` batches (``create_train_iterator`` and friends)
@@ -10,5 +9,5 @@ that ``vad_jax.data.synthetic`` stays cheap to import inside dataset builders):
   indexing.py        which records form each clip, evaluation example, labelled clip
   loaders.py         picklable batch loaders that grain runs (in workers if configured)
   benchmark.py       ``python -m vad_jax.data.benchmark``: frames/s of the pipeline
-  synthetic.py       procedural surveillance videos (the built-in dataset)
+  prepare.py         register and prepare the configured dataset's builder
 """
