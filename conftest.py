@@ -9,9 +9,9 @@ import pathlib
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ["XLA_FLAGS"] = (
-    os.environ["XLA_FLAGS"]
-    if "xla_force_host_platform_device_count" in os.environ["XLA_FLAGS"]
-    else os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=8"
+  os.environ["XLA_FLAGS"]
+  if "xla_force_host_platform_device_count" in os.environ["XLA_FLAGS"]
+  else os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=8"
 )
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # TFDS must never reach for TensorFlow in this project.

@@ -49,10 +49,12 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
   config.loss = _loss(model_name)
   if model_name == "hybrid":
     config.boxes = _boxes()  # object boxes for the RoIAlign branch
-  config.alarm = ml_collections.ConfigDict({
+  config.alarm = ml_collections.ConfigDict(
+    {
       "window": 90,  # N: frames averaged for the alarm state (authors' code)
       "threshold": 0.4,  # alarm when the moving average exceeds this
-  })
+    }
+  )
   config.decision_threshold = 0.5  # probability above which a clip/frame is called anomalous
   config.best_metric = ""
   config.eval_plots = True

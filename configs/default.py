@@ -96,8 +96,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   return config
 
 
-def video_dataset_config(name: str, num_epochs: int, checkpoint_every_steps: int,
-                         variant: str) -> ml_collections.ConfigDict:
+def video_dataset_config(
+  name: str, num_epochs: int, checkpoint_every_steps: int, variant: str
+) -> ml_collections.ConfigDict:
   """The paper's settings on TFDS dataset ``name``; variant ``cpu``: the CPU-sized
   network at 128x128 with a higher learning rate and a fixed number of steps."""
   if variant not in ("", "cpu"):

@@ -7,5 +7,4 @@ from vad_jax.configs import default
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  return default.video_dataset_config("shanghaitech", num_epochs=10, checkpoint_every_steps=5000,
-                                      variant=variant)
+  return default.video_dataset_config("shanghaitech", num_epochs=10, checkpoint_every_steps=5000, variant=variant)

@@ -14,8 +14,14 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # Folder of the repository -> package it installs as (pyproject.toml, package-dir).
 ROOTS = {"vad_jax": "vad_jax", "configs": "vad_jax.configs", "tfds_builders": "vad_jax.tfds_builders"}
-ENTRY_POINTS = {"vad_jax.train", "vad_jax.evaluate", "vad_jax.detect", "vad_jax.benchmark", "vad_jax.ablations",
-                "vad_jax.data.benchmark"}
+ENTRY_POINTS = {
+  "vad_jax.train",
+  "vad_jax.evaluate",
+  "vad_jax.detect",
+  "vad_jax.benchmark",
+  "vad_jax.ablations",
+  "vad_jax.data.benchmark",
+}
 LOOP_AND_STATE = {"vad_jax.state", "vad_jax.tasks", "vad_jax.config_flags"}
 
 
@@ -69,8 +75,13 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_the_files_map_onto_the_installed_packages():
-  for expected in ("vad_jax.train", "vad_jax.dual_stream.memory", "vad_jax.hybrid.model", "vad_jax.configs.default",
-                   "vad_jax.tfds_builders.ucsd_ped.ucsd_ped_dataset_builder"):
+  for expected in (
+    "vad_jax.train",
+    "vad_jax.dual_stream.memory",
+    "vad_jax.hybrid.model",
+    "vad_jax.configs.default",
+    "vad_jax.tfds_builders.ucsd_ped.ucsd_ped_dataset_builder",
+  ):
     assert expected in MODULES
 
 
@@ -82,7 +93,7 @@ def test_no_import_cycle():
     stack.append(m)
     for n in sorted(edges[m]):
       if state.get(n) == "open":
-        pytest.fail("import cycle: " + " -> ".join(stack[stack.index(n):] + [n]))
+        pytest.fail("import cycle: " + " -> ".join(stack[stack.index(n) :] + [n]))
       if n not in state:
         visit(n)
     stack.pop()
@@ -98,8 +109,9 @@ def test_no_project_import_inside_a_function():
   assert not inside, f"imports of project modules inside functions: {inside}"
 
 
-@pytest.mark.parametrize("package, allowed", [("vad_jax.tfds_builders", "vad_jax.tfds_builders"),
-                                              ("vad_jax.configs", "vad_jax.configs")])
+@pytest.mark.parametrize(
+  "package, allowed", [("vad_jax.tfds_builders", "vad_jax.tfds_builders"), ("vad_jax.configs", "vad_jax.configs")]
+)
 def test_builders_and_configs_import_nothing_else_from_the_package(package, allowed):
   for module in (m for m in MODULES if m == package or m.startswith(package + ".")):
     outside = [t for t, _ in imports(module) if t != allowed and not t.startswith(allowed + ".")]

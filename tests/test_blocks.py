@@ -17,7 +17,7 @@ def reference_shift(x, fold, circular):
     src_next = ti + 1 if ti + 1 < t else (0 if circular else None)
     src_prev = ti - 1 if ti >= 1 else (t - 1 if circular else None)
     out[:, ti, ..., :fold] = 0 if src_next is None else x[:, src_next, ..., :fold]
-    out[:, ti, ..., fold:2 * fold] = 0 if src_prev is None else x[:, src_prev, ..., fold:2 * fold]
+    out[:, ti, ..., fold : 2 * fold] = 0 if src_prev is None else x[:, src_prev, ..., fold : 2 * fold]
   return out
 
 
@@ -54,8 +54,10 @@ def test_rtsm_equation_1():
   out = module.apply(params, q)
   assert out.shape == q.shape
   p = params["params"]
-  conv = lambda x, layer: jax.lax.conv_general_dilated(
-      x, layer["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer["bias"]
+  conv = lambda x, layer: (
+    jax.lax.conv_general_dilated(x, layer["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    + layer["bias"]
+  )
   shifted = temporal_shift(q).reshape(6, 4, 4, 8)
   branch = conv(jax.nn.leaky_relu(conv(shifted, p["conv1"]), 0.2), p["conv2"])
   expected = jax.nn.leaky_relu(q + branch.reshape(q.shape), 0.2)

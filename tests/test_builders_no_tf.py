@@ -21,7 +21,7 @@ import textwrap
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 _CHILD = textwrap.dedent(
-    """
+  """
     import json, sys
 
     try:
@@ -64,7 +64,7 @@ _CHILD = textwrap.dedent(
 
 
 _STUB = textwrap.dedent(
-    """
+  """
     import json, os, traceback
     with open(os.environ["TF_IMPORT_LOG"], "a") as log:
       log.write(json.dumps("".join(traceback.format_stack(limit=15))) + "\\n")
@@ -84,16 +84,20 @@ def test_prepare_and_read_without_tensorflow(tmp_path):
   env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
   env["TF_IMPORT_LOG"] = str(log)
   result = subprocess.run(
-      [sys.executable, "-c", _CHILD, str(tmp_path / "data"), str(REPO / "tfds_builders")],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    [sys.executable, "-c", _CHILD, str(tmp_path / "data"), str(REPO / "tfds_builders")],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
   )
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
   attempts = [json.loads(line) for line in log.read_text().splitlines()]
   assert len(attempts) >= 1  # the child's own check above
   assert len(attempts) == 1, "code tried to import tensorflow:\n" + attempts[1][-3000:]
   line = next(l for l in result.stdout.splitlines() if l.startswith("REPORT"))
-  assert json.loads(line[len("REPORT"):]) == {
-      "ucsd_ped/ped2": {"train": 7, "test": 9},
-      "avenue/official": {"train": 9, "test": 9},
-      "shanghaitech": {"train": 7, "test": 9},
+  assert json.loads(line[len("REPORT") :]) == {
+    "ucsd_ped/ped2": {"train": 7, "test": 9},
+    "avenue/official": {"train": 9, "test": 9},
+    "shanghaitech": {"train": 7, "test": 9},
   }

@@ -14,8 +14,9 @@ from vad_jax import state as state_lib
 def tiny_state():
   model = nn.Dense(3)
   params = model.init(jax.random.key(0), jnp.zeros((1, 2)))["params"]
-  return state_lib.TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(1e-3),
-                                 batch_stats={}, memory={})
+  return state_lib.TrainState.create(
+    apply_fn=model.apply, params=params, tx=optax.adam(1e-3), batch_stats={}, memory={}
+  )
 
 
 def test_keeps_latest_and_best(tmp_path):

@@ -48,8 +48,10 @@ def make_config(variant: str, data_dir, **overrides):
 def test_every_model_dataset_config_builds(model, dataset):
   config = classifier.get_config(f"{model},{dataset}")
   net = build_model(config)
-  assert type(net).__name__ == {"hybrid": "HybridModel1", "convlstm": "ConvLSTMBaseline",
-                                "effnet_hog": "EfficientNetHOGClassifier"}[model]
+  assert (
+    type(net).__name__
+    == {"hybrid": "HybridModel1", "convlstm": "ConvLSTMBaseline", "effnet_hog": "EfficientNetHOGClassifier"}[model]
+  )
   assert config.data.clip_frames == (30 if model == "convlstm" else 16)
   if dataset.startswith("dcsass"):
     assert config.data.builder_config == ("as_published" if "as_published" in dataset else "default")
@@ -58,9 +60,13 @@ def test_every_model_dataset_config_builds(model, dataset):
 def test_named_config_files_match_the_generic_one():
   import importlib  # noqa: PLC0415
 
-  for name, variant in [("hybrid_dcsass", "hybrid,dcsass"), ("convlstm_dcsass", "convlstm,dcsass"),
-                        ("effnet_hog_dcsass", "effnet_hog,dcsass"), ("hybrid_ucf_crime", "hybrid,ucf_crime"),
-                        ("hybrid_shanghaitech", "hybrid,shanghaitech")]:
+  for name, variant in [
+    ("hybrid_dcsass", "hybrid,dcsass"),
+    ("convlstm_dcsass", "convlstm,dcsass"),
+    ("effnet_hog_dcsass", "effnet_hog,dcsass"),
+    ("hybrid_ucf_crime", "hybrid,ucf_crime"),
+    ("hybrid_shanghaitech", "hybrid,shanghaitech"),
+  ]:
     module = importlib.import_module(f"vad_jax.configs.{name}")
     assert module.get_config().to_dict() == classifier.get_config(variant).to_dict()
   published = importlib.import_module("vad_jax.configs.hybrid_dcsass").get_config("as_published")
@@ -69,9 +75,13 @@ def test_named_config_files_match_the_generic_one():
 
 def test_ablation_switches():
   base = classifier.get_config("hybrid,dcsass")
-  expected = {"no_affm": ("model.fusion", "concat"), "bce": ("loss.name", "bce"),
-              "spatial_only": ("model.branches", "spatial"), "temporal_only": ("model.branches", "temporal"),
-              "no_objects": ("model.use_object_features", False)}
+  expected = {
+    "no_affm": ("model.fusion", "concat"),
+    "bce": ("loss.name", "bce"),
+    "spatial_only": ("model.branches", "spatial"),
+    "temporal_only": ("model.branches", "temporal"),
+    "no_objects": ("model.use_object_features", False),
+  }
   for ablation, (field, value) in expected.items():
     config = ablations.variant_config(base, ablation)
     group, leaf = field.split(".")
@@ -96,15 +106,22 @@ def test_video_folds_are_disjoint_and_complete():
 
 def test_no_training_clip_is_a_clear_error(data_dir):
   config = make_config("hybrid,synthetic,test", data_dir, **{"data.clip_frames": 1000})
-  with pytest.raises(ValueError, match=r"no clip of data.clip_frames frames \(1000 frames, split 'train' of "
-                                       r"synthetic_surveillance\)"):
-    classification.train_iterator(config, jax.make_mesh((1,), ("data",), devices=jax.devices()[:1],
-                                                        axis_types=(jax.sharding.AxisType.Auto,)))
+  with pytest.raises(
+    ValueError,
+    match=r"no clip of data.clip_frames frames \(1000 frames, split 'train' of "
+    r"synthetic_surveillance\)",
+  ):
+    classification.train_iterator(
+      config, jax.make_mesh((1,), ("data",), devices=jax.devices()[:1], axis_types=(jax.sharding.AxisType.Auto,))
+    )
 
 
 def test_frame_targets_fall_back_to_the_clip_label_and_mask_padding():
-  batch = {"frame_labels": jnp.array([[0, 1, -1], [-1, -1, -1], [1, 1, 1]]),
-           "label": jnp.array([1, 0, 1]), "valid": jnp.array([True, True, False])}
+  batch = {
+    "frame_labels": jnp.array([[0, 1, -1], [-1, -1, -1], [1, 1, 1]]),
+    "label": jnp.array([1, 0, 1]),
+    "valid": jnp.array([True, True, False]),
+  }
   targets, mask = classification.frame_targets(batch)
   np.testing.assert_array_equal(targets, [[0, 1, 1], [0, 0, 0], [1, 1, 1]])
   np.testing.assert_array_equal(mask, [[1, 1, 1], [1, 1, 1], [0, 0, 0]])
@@ -112,8 +129,11 @@ def test_frame_targets_fall_back_to_the_clip_label_and_mask_padding():
 
 def test_losses_by_name():
   logits = jnp.array([[2.0, -1.0, 0.5], [0.0, 1.0, -2.0]])
-  batch = {"frame_labels": jnp.array([[1, 0, 1], [0, 0, -1]]), "label": jnp.array([1, 0]),
-           "valid": jnp.array([True, True])}
+  batch = {
+    "frame_labels": jnp.array([[1, 0, 1], [0, 0, -1]]),
+    "label": jnp.array([1, 0]),
+    "valid": jnp.array([True, True]),
+  }
   loss_config = classifier.get_config("hybrid,synthetic").loss
   targets, mask = classification.frame_targets(batch)
   loss_config.name = "bce"
@@ -135,12 +155,12 @@ def test_losses_by_name():
 def test_metrics_from_fixed_probabilities():
   # Two clips of 4 frames in one video (frames 0-3 and 4-7) and one clip of another.
   arrays = {
-      "label": np.array([0, 1, 1]),
-      "clip_probs": np.array([0.2, 0.7, 0.4]),
-      "frame_probs": np.array([[0.1, 0.2, 0.3, 0.2], [0.6, 0.9, 0.8, 0.5], [0.4, 0.4, 0.4, 0.4]]),
-      "frame_labels": np.array([[0, 0, 0, 1], [1, 1, 1, 0], [1, 1, -1, -1]]),
-      "video_index": np.array([0, 0, 1]),
-      "frame_index": np.array([[0, 1, 2, 3], [4, 5, 6, 7], [0, 2, 4, 6]]),
+    "label": np.array([0, 1, 1]),
+    "clip_probs": np.array([0.2, 0.7, 0.4]),
+    "frame_probs": np.array([[0.1, 0.2, 0.3, 0.2], [0.6, 0.9, 0.8, 0.5], [0.4, 0.4, 0.4, 0.4]]),
+    "frame_labels": np.array([[0, 0, 0, 1], [1, 1, 1, 0], [1, 1, -1, -1]]),
+    "video_index": np.array([0, 0, 1]),
+    "frame_index": np.array([[0, 1, 2, 3], [4, 5, 6, 7], [0, 2, 4, 6]]),
   }
   config = classifier.get_config("hybrid,synthetic")
   config.alarm.window = 2
@@ -171,8 +191,12 @@ def test_motion_boxes_cover_the_moving_objects():
   frames = np.repeat(video.frames, 3, axis=-1)
   config = classifier.get_config("hybrid,synthetic,cpu")
   add = classification.AddBoxes(classification.make_box_source(config), config.boxes.max_boxes, ("v",))
-  batch = {"frames": frames[None], "valid": np.array([True]), "video_index": np.array([0]),
-           "frame_index": np.arange(16)[None]}
+  batch = {
+    "frames": frames[None],
+    "valid": np.array([True]),
+    "video_index": np.array([0]),
+    "frame_index": np.arange(16)[None],
+  }
   out = add(batch)
   assert out["boxes"].shape == (1, 16, config.boxes.max_boxes, 4)
   # Every frame where the anomalous walker shows (12+ pixels; the figure has about 20) has
@@ -228,9 +252,11 @@ def test_restored_classifier_evaluates_identically_on_one_device(ablation_run, d
 
 def test_detect_scores_a_video_with_the_hybrid_model(ablation_run, tmp_path):
   workdir, _ = ablation_run
-  config, state = state_lib.restore(workdir / "full" / "checkpoints", None,
-                                                  jax.make_mesh((1,), ("data",), devices=jax.devices()[:1],
-                                                                axis_types=(jax.sharding.AxisType.Auto,)))
+  config, state = state_lib.restore(
+    workdir / "full" / "checkpoints",
+    None,
+    jax.make_mesh((1,), ("data",), devices=jax.devices()[:1], axis_types=(jax.sharding.AxisType.Auto,)),
+  )
   video = synthetic.generate_video(1, num_frames=21, anomalies=("fast_mover",))
   folder = tmp_path / "frames"
   folder.mkdir()
@@ -265,8 +291,9 @@ def test_hybrid_separates_synthetic_anomalies_on_the_held_out_split(data_dir, tm
   and 0.505 (frame) after 4 steps of the test size; the margin below is what the test
   asserts.
   """
-  config = make_config("hybrid,synthetic,cpu", data_dir, log_every_steps=200, checkpoint_every_steps=400,
-                       eval_plots=False)
+  config = make_config(
+    "hybrid,synthetic,cpu", data_dir, log_every_steps=200, checkpoint_every_steps=400, eval_plots=False
+  )
   results = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert results["frame"]["count"] == 960
   assert results["frame"]["roc_auc"] > 0.58, results["frame"]
@@ -276,10 +303,15 @@ def test_hybrid_separates_synthetic_anomalies_on_the_held_out_split(data_dir, tm
 def test_hybrid_trains_and_evaluates_on_the_dcsass_fixture(tmp_path):
   """The DCSASS path end to end (video-level split, one builder video per clip) on the
   format-exact miniature fixture of tfds_builders/dcsass/dummy_data."""
-  config = make_config("hybrid,dcsass,test", tmp_path / "tfds",
-                       **{"data.manual_dir": str(pathlib.Path(__file__).parents[1] / "tfds_builders" / "dcsass"
-                                                 / "dummy_data"),
-                          "data.clip_frames": 4, "data.image_size": (24, 32)})
+  config = make_config(
+    "hybrid,dcsass,test",
+    tmp_path / "tfds",
+    **{
+      "data.manual_dir": str(pathlib.Path(__file__).parents[1] / "tfds_builders" / "dcsass" / "dummy_data"),
+      "data.clip_frames": 4,
+      "data.image_size": (24, 32),
+    },
+  )
   results = train.train_and_evaluate(config, str(tmp_path / "run"))
   # Test split of the fixture's default config: 4 clips of 4-6 frames from 2 source
   # videos, all at least 4 frames long, none dropped.
@@ -303,8 +335,11 @@ def test_pretrained_backbone_weights_are_loaded_into_the_training_state(tmp_path
   keras_weights.save_keras_h5(tmp_path / "backbone.h5", source, subtree=("backbone",))
   config.model.pretrained = str(tmp_path / "backbone.h5")
   loaded = classification.load_pretrained(state, config)
-  for new, old, want in zip(jax.tree.leaves(loaded.params["backbone"]), jax.tree.leaves(state.params["backbone"]),
-                            jax.tree.leaves(source["params"]["backbone"])):
+  for new, old, want in zip(
+    jax.tree.leaves(loaded.params["backbone"]),
+    jax.tree.leaves(state.params["backbone"]),
+    jax.tree.leaves(source["params"]["backbone"]),
+  ):
     np.testing.assert_allclose(new, want)
     assert not np.allclose(new, old)
   for name in ("head", "affm"):

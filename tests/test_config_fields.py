@@ -19,19 +19,32 @@ from vad_jax.tfds_builders.synthetic_surveillance import scene
 
 # Fields read only under another setting than the :test configs use.
 CONDITIONAL = {
-    "num_epochs": "num_train_steps is 0 (training length in epochs)",
-    "data.manual_dir": "the dataset is not prepared yet",
-    "boxes.path": "boxes.source is 'file' or 'onnx'",
-    "boxes.normalized": "boxes.source is 'file'",
+  "num_epochs": "num_train_steps is 0 (training length in epochs)",
+  "data.manual_dir": "the dataset is not prepared yet",
+  "boxes.path": "boxes.source is 'file' or 'onnx'",
+  "boxes.normalized": "boxes.source is 'file'",
 }
 
 FAMILIES = {
-    "synthetic:test": ("default", "default:cpu", "synthetic", "ucsd_ped2", "ucsd_ped2:cpu", "ucsd_ped1:cpu", "avenue",
-                       "shanghaitech"),
-    "classifier:hybrid,synthetic,test": ("hybrid_synthetic", "hybrid_dcsass", "hybrid_ucf_crime", "hybrid_shanghaitech",
-                                         "classifier:hybrid,synthetic,cpu"),
-    "classifier:convlstm,synthetic,test": ("convlstm_dcsass", "classifier:convlstm,synthetic,cpu"),
-    "classifier:effnet_hog,synthetic,test": ("effnet_hog_dcsass", "classifier:effnet_hog,synthetic,cpu"),
+  "synthetic:test": (
+    "default",
+    "default:cpu",
+    "synthetic",
+    "ucsd_ped2",
+    "ucsd_ped2:cpu",
+    "ucsd_ped1:cpu",
+    "avenue",
+    "shanghaitech",
+  ),
+  "classifier:hybrid,synthetic,test": (
+    "hybrid_synthetic",
+    "hybrid_dcsass",
+    "hybrid_ucf_crime",
+    "hybrid_shanghaitech",
+    "classifier:hybrid,synthetic,cpu",
+  ),
+  "classifier:convlstm,synthetic,test": ("convlstm_dcsass", "classifier:convlstm,synthetic,cpu"),
+  "classifier:effnet_hog,synthetic,test": ("effnet_hog_dcsass", "classifier:effnet_hog,synthetic,cpu"),
 }
 
 
@@ -46,8 +59,9 @@ def test_every_shipped_field_is_read(test_config, tmp_path):
     train.train_and_evaluate(config, str(tmp_path / "run"))
     config_, state = state_lib.restore(tmp_path / "run" / "checkpoints", None, sharding.make_mesh())
     del config_
-    tasks.for_config(config).score_video(config, state, iter(frames), batch_size=2, threshold=None, streaming=False,
-                                         name="video")
+    tasks.for_config(config).score_video(
+      config, state, iter(frames), batch_size=2, threshold=None, streaming=False, name="video"
+    )
   unread = {f for f in leaves(config) if f not in reads}
   assert unread <= set(CONDITIONAL), f"fields no code read: {sorted(unread - set(CONDITIONAL))}"
   for shipped in FAMILIES[test_config]:

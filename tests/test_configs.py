@@ -8,9 +8,21 @@ import pytest
 
 from vad_jax import tasks
 
-CONFIGS = [("default", ""), ("default", "cpu"), ("default", "test"), ("synthetic", ""), ("synthetic", "test"),
-           ("synthetic", "paper"), ("ucsd_ped2", ""), ("ucsd_ped2", "cpu"), ("ucsd_ped1", "cpu"), ("avenue", ""),
-           ("avenue", "cpu"), ("shanghaitech", ""), ("shanghaitech", "cpu")]
+CONFIGS = [
+  ("default", ""),
+  ("default", "cpu"),
+  ("default", "test"),
+  ("synthetic", ""),
+  ("synthetic", "test"),
+  ("synthetic", "paper"),
+  ("ucsd_ped2", ""),
+  ("ucsd_ped2", "cpu"),
+  ("ucsd_ped1", "cpu"),
+  ("avenue", ""),
+  ("avenue", "cpu"),
+  ("shanghaitech", ""),
+  ("shanghaitech", "cpu"),
+]
 
 
 @pytest.mark.parametrize("name, variant", CONFIGS)
@@ -33,6 +45,7 @@ def test_unknown_variant_is_an_error(name):
 
 def test_paper_hyperparameters():
   from vad_jax.configs import avenue, default, shanghaitech
+
   config = default.get_config()
   assert config.model.num_items == 20 and config.model.sequence_length == 5
   assert tuple(config.data.image_size) == (256, 256) and config.batch_size == 8
@@ -55,8 +68,10 @@ def test_shipped_configs_resolve_by_name_from_any_directory(tmp_path, monkeypatc
   # The README's repository-style paths work outside the repository too.
   assert config_flags.load("configs/ucsd_ped2.py:cpu").to_dict() == ucsd_ped2.get_config("cpu").to_dict()
   own = tmp_path / "camera.py"
-  own.write_text("from vad_jax.configs import synthetic\n\n\ndef get_config(variant=''):\n"
-                 "  config = synthetic.get_config(variant)\n  config.batch_size = 24\n  return config\n")
+  own.write_text(
+    "from vad_jax.configs import synthetic\n\n\ndef get_config(variant=''):\n"
+    "  config = synthetic.get_config(variant)\n  config.batch_size = 24\n  return config\n"
+  )
   assert config_flags.load("camera.py:test").batch_size == 24
   with pytest.raises(ValueError, match=r"no shipped config of that name; shipped configs: .*ucsd_ped2"):
     config_flags.load("ucsd_ped3")
@@ -65,8 +80,14 @@ def test_shipped_configs_resolve_by_name_from_any_directory(tmp_path, monkeypatc
 def test_train_cli_names_the_shipped_configs_for_an_unknown_one(tmp_path):
   import subprocess
   import sys
-  result = subprocess.run([sys.executable, "-m", "vad_jax.train", "--config", "nope:cpu", "--workdir",
-                           str(tmp_path / "w")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+  result = subprocess.run(
+    [sys.executable, "-m", "vad_jax.train", "--config", "nope:cpu", "--workdir", str(tmp_path / "w")],
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert result.returncode != 0
   assert "no shipped config of that name" in result.stderr and "ucsd_ped2" in result.stderr
   assert not (tmp_path / "w").exists()

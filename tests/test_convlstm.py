@@ -10,7 +10,6 @@ import pytest
 from vad_jax.hybrid.convlstm import ConvLSTM, ConvLSTMBaseline, ConvLSTMCell, hard_sigmoid_keras2
 
 
-
 def _np_conv(x, k, padding):
   """Plain 'cross-correlation' conv: x [b, h, w, ci], k [kh, kw, ci, co] -> [b, h', w', co]."""
   kh, kw = k.shape[:2]
@@ -46,9 +45,7 @@ def _np_convlstm(xs, kernel, rkernel, bias, padding, masks=None, gate=_sigmoid):
     if masks is None:
       zh = _np_conv(h, rkernel, "SAME")
     else:  # one mask per gate on h
-      zh = np.concatenate(
-          [_np_conv(h * masks[g], rkernel[..., g * f : (g + 1) * f], "SAME") for g in range(4)], -1
-      )
+      zh = np.concatenate([_np_conv(h * masks[g], rkernel[..., g * f : (g + 1) * f], "SAME") for g in range(4)], -1)
     z = zx + zh + bias
     i, fg, g, o = np.split(z, 4, axis=-1)
     c = gate(fg) * c + gate(i) * np.tanh(g)
@@ -71,8 +68,14 @@ def test_convlstm_layer_matches_numpy_reference(padding, keras2_gates):
   bias = rng.standard_normal(12).astype(np.float32) * 0.3
   params = {"cell": {**p, "bias": jnp.asarray(bias)}}
   ys, aux = layer.apply({"params": params}, xs, train=False)
-  expected = _np_convlstm(xs, np.asarray(p["kernel"]), np.asarray(p["recurrent_kernel"]), bias, padding,
-                          gate=_np_hard_sigmoid if keras2_gates else _sigmoid)
+  expected = _np_convlstm(
+    xs,
+    np.asarray(p["kernel"]),
+    np.asarray(p["recurrent_kernel"]),
+    bias,
+    padding,
+    gate=_np_hard_sigmoid if keras2_gates else _sigmoid,
+  )
   assert ys.shape == expected.shape == ((2, 3, 4, 3, 3) if padding == "VALID" else (2, 3, 6, 5, 3))
   np.testing.assert_allclose(np.asarray(ys), expected, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(np.asarray(aux["carry"][1]), expected[:, -1], rtol=1e-4, atol=1e-5)
@@ -85,8 +88,14 @@ def test_cell_recurrent_mask_and_rnn_wrapper():
   carry = cell.initialize_carry(None, xs[:, 0].shape)
   params = cell.init(jax.random.key(0), carry, xs[:, 0])["params"]
   masks = (rng.random((4, 1, 5, 5, 2)) > 0.3).astype(np.float32) / 0.7
-  expected = _np_convlstm(xs, np.asarray(params["kernel"]), np.asarray(params["recurrent_kernel"]),
-                          np.asarray(params["bias"]), "SAME", masks=masks)
+  expected = _np_convlstm(
+    xs,
+    np.asarray(params["kernel"]),
+    np.asarray(params["recurrent_kernel"]),
+    np.asarray(params["bias"]),
+    "SAME",
+    masks=masks,
+  )
   outs = []
   for step in range(3):  # the cell as a step function, with a fixed per-gate mask
     carry, y = cell.apply({"params": params}, carry, xs[:, step], jnp.asarray(masks))
@@ -95,8 +104,9 @@ def test_cell_recurrent_mask_and_rnn_wrapper():
   # Usable by flax's generic RNN wrapper (a scan over time): no mask = plain ConvLSTM.
   rnn = nn.RNN(cell)
   ys = rnn.apply({"params": {"cell": params}}, xs)
-  plain = _np_convlstm(xs, np.asarray(params["kernel"]), np.asarray(params["recurrent_kernel"]),
-                       np.asarray(params["bias"]), "SAME")
+  plain = _np_convlstm(
+    xs, np.asarray(params["kernel"]), np.asarray(params["recurrent_kernel"]), np.asarray(params["bias"]), "SAME"
+  )
   np.testing.assert_allclose(np.asarray(ys), plain, rtol=1e-4, atol=1e-5)
   assert not np.allclose(plain, expected)
 

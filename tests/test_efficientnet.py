@@ -62,9 +62,19 @@ def test_output_shapes_and_keras_layer_names():
   blocks = {k[0] for k in params if k[0].startswith("block")}
   expected_blocks = {f"block{s}{chr(97 + j)}" for s, n in enumerate([1, 2, 2, 3, 5, 8], 1) for j in range(n)}
   assert blocks == expected_blocks
-  for name in ["stem_conv", "stem_bn", "block1a_project_conv", "block1a_project_bn", "block2a_expand_conv",
-               "block4a_dwconv2", "block4a_se_reduce", "block4a_se_expand", "block6h_project_bn",
-               "top_conv", "top_bn"]:
+  for name in [
+    "stem_conv",
+    "stem_bn",
+    "block1a_project_conv",
+    "block1a_project_bn",
+    "block2a_expand_conv",
+    "block4a_dwconv2",
+    "block4a_se_reduce",
+    "block4a_se_expand",
+    "block6h_project_bn",
+    "top_conv",
+    "top_bn",
+  ]:
     assert name in layers, name
   assert "block1a_expand_conv" not in layers  # expand_ratio 1: single fused conv
   assert "block3a_se_reduce" not in layers  # fused stages have no SE in B0
@@ -99,7 +109,11 @@ def test_keras_h5_round_trip_is_exact(tmp_path):
     assert "stem_conv" in [n.decode() for n in f.attrs["layer_names"]]
     assert f["block4a_dwconv2/block4a_dwconv2/depthwise_kernel:0"].shape == (3, 3, 192, 1)
     assert [n.decode() for n in f["stem_bn"].attrs["weight_names"]] == [
-        "stem_bn/gamma:0", "stem_bn/beta:0", "stem_bn/moving_mean:0", "stem_bn/moving_variance:0"]
+      "stem_bn/gamma:0",
+      "stem_bn/beta:0",
+      "stem_bn/moving_mean:0",
+      "stem_bn/moving_variance:0",
+    ]
 
   target = _random_variables(shapes, seed=2)
   loaded, report = load_keras_h5(path, target)
@@ -133,8 +147,8 @@ def test_keras_h5_nested_group_subtree_and_errors(tmp_path):
   for k, v in flatten_dict(loaded["params"]["backbone"]).items():
     np.testing.assert_array_equal(np.asarray(v), np.asarray(flat_src[k]))
   np.testing.assert_array_equal(
-      np.asarray(loaded["batch_stats"]["backbone"]["top_bn"]["var"]),
-      np.asarray(source["batch_stats"]["top_bn"]["var"]),
+    np.asarray(loaded["batch_stats"]["backbone"]["top_bn"]["var"]),
+    np.asarray(source["batch_stats"]["top_bn"]["var"]),
   )
 
   # A model layer the file lacks is an error (strict) or reported (non-strict).

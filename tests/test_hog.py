@@ -15,11 +15,11 @@ def _images():
   # Smooth ramp plus a bright disc: every orientation appears on the disc boundary.
   synthetic = 0.01 * xx + 0.02 * yy + 0.5 * (((yy - 20) ** 2 + (xx - 22) ** 2) < 120)
   return {
-      # float32 crop resized like the pipeline does (anti-aliased resample of a real photo)
-      "camera_resized": transform.resize(cam[64:320, 128:384], (64, 64), anti_aliasing=True).astype(np.float32),
-      # raw uint8 crop, odd size (pixels outside whole cells are ignored by both)
-      "camera_uint8": cam[200:250, 300:343],
-      "synthetic": synthetic.astype(np.float32),
+    # float32 crop resized like the pipeline does (anti-aliased resample of a real photo)
+    "camera_resized": transform.resize(cam[64:320, 128:384], (64, 64), anti_aliasing=True).astype(np.float32),
+    # raw uint8 crop, odd size (pixels outside whole cells are ignored by both)
+    "camera_uint8": cam[200:250, 300:343],
+    "synthetic": synthetic.astype(np.float32),
   }
 
 
@@ -28,8 +28,8 @@ IMAGES = _images()
 
 @pytest.mark.parametrize("name", sorted(IMAGES))
 @pytest.mark.parametrize(
-    "block_norm,cells_per_block",
-    [("L2-Hys", (2, 2)), ("L2-Hys", (3, 3)), ("L1", (2, 2)), ("L2", (2, 2))],
+  "block_norm,cells_per_block",
+  [("L2-Hys", (2, 2)), ("L2-Hys", (3, 3)), ("L1", (2, 2)), ("L2", (2, 2))],
 )
 def test_hog_matches_skimage(name, block_norm, cells_per_block):
   image = IMAGES[name]

@@ -9,10 +9,14 @@ import optax
 import pytest
 
 from vad_jax.hybrid.tcr import class_weights_from_labels, tcr_loss, weighted_bce, window_mean
-from vad_jax.hybrid.boxes import (FileBoxSource, MotionBoxSource, OnnxDetectorBoxSource,
-                                  decode_detections, pad_boxes)
-from vad_jax.hybrid.model import (AdaptiveFeatureFusion, HybridModel1, TinyEfficientNetHOGClassifier,
-                                   TinyHybridModel1, pool_object_features)
+from vad_jax.hybrid.boxes import FileBoxSource, MotionBoxSource, OnnxDetectorBoxSource, decode_detections, pad_boxes
+from vad_jax.hybrid.model import (
+  AdaptiveFeatureFusion,
+  HybridModel1,
+  TinyEfficientNetHOGClassifier,
+  TinyHybridModel1,
+  pool_object_features,
+)
 from vad_jax.hybrid.roi_align import roi_align, roi_align_batched
 
 
@@ -99,7 +103,9 @@ def test_motion_boxes_find_the_moving_object():
 
 def test_file_box_sources_and_padding(tmp_path):
   js = tmp_path / "boxes.json"
-  js.write_text(json.dumps({"v1": {"0": [[1, 2, 3, 4, 0.5], [5, 6, 7, 8, 0.9], [0, 0, 1, 1, 0.1]], "2": [[0, 0, 2, 2]]}}))
+  js.write_text(
+    json.dumps({"v1": {"0": [[1, 2, 3, 4, 0.5], [5, 6, 7, 8, 0.9], [0, 0, 1, 1, 0.1]], "2": [[0, 0, 2, 2]]}})
+  )
   out = FileBoxSource(js, max_boxes=2)(np.zeros((3, 8, 8, 3)), video="v1")
   np.testing.assert_array_equal(out.boxes[0], [[5, 6, 7, 8], [1, 2, 3, 4]])  # by score, truncated
   np.testing.assert_allclose(out.scores[0], [0.9, 0.5])
@@ -273,14 +279,14 @@ def test_hog_classifier_trains_with_tiny_backbone():
 
 
 @pytest.mark.parametrize(
-    "overrides,has_gate,dim",
-    [
-        (dict(), True, 32),
-        (dict(fusion="concat"), False, 64),
-        (dict(branches="spatial"), False, 32),
-        (dict(branches="temporal"), False, 32),
-        (dict(use_object_features=False, spatial_attention=False), True, 32),
-    ],
+  "overrides,has_gate,dim",
+  [
+    (dict(), True, 32),
+    (dict(fusion="concat"), False, 64),
+    (dict(branches="spatial"), False, 32),
+    (dict(branches="temporal"), False, 32),
+    (dict(use_object_features=False, spatial_attention=False), True, 32),
+  ],
 )
 def test_hybrid_ablation_configs(overrides, has_gate, dim):
   frames, _, boxes, scores, valid = _synthetic_clips(b=1, t=3)

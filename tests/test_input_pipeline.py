@@ -37,11 +37,11 @@ def fake_split(lengths, labels=None, extra=None) -> sources.VideoSplit:
     videos.append({"name": f"{v:02d}", "start": r, "length": length, "label": 0})
     for f in range(length):
       record = {
-          "video": f"{v:02d}".encode(),
-          "video_index": v,
-          "frame_index": f,
-          "frame": _png(np.full(SIZE, r + 1, dtype=np.uint8)),
-          "label": int(labels(v, f)) if labels else 0,
+        "video": f"{v:02d}".encode(),
+        "video_index": v,
+        "frame_index": f,
+        "frame": _png(np.full(SIZE, r + 1, dtype=np.uint8)),
+        "label": int(labels(v, f)) if labels else 0,
       }
       record.update(extra(v, f) if extra else {})
       records.append(record)
@@ -142,8 +142,14 @@ def test_training_clips_stay_inside_one_video(stride):
   split = fake_split(LENGTHS)
   index = indexing.ClipIndex.from_videos(split.videos, T, stride)
   ds = input_pipeline.train_dataset(
-      split, sequence_length=T, global_batch_size=4, frames=FRAMES, frame_stride=stride,
-      seed=3, process_index=0, process_count=1,
+    split,
+    sequence_length=T,
+    global_batch_size=4,
+    frames=FRAMES,
+    frame_stride=stride,
+    seed=3,
+    process_index=0,
+    process_count=1,
   )
   batches = _take(ds, 2 * len(index) // 4 + 1)  # a bit more than two epochs
   clips = record_ids(np.concatenate([b["frames"] for b in batches]))
@@ -161,9 +167,19 @@ def test_training_clips_stay_inside_one_video(stride):
 
 def test_training_order_depends_on_seed_only():
   split = fake_split(LENGTHS)
-  run = lambda seed: record_ids(np.concatenate([b["frames"] for b in _take(
-      input_pipeline.train_dataset(split, sequence_length=T, global_batch_size=4, frames=FRAMES,
-                                   seed=seed, process_index=0, process_count=1), 3)]))
+  run = lambda seed: record_ids(
+    np.concatenate(
+      [
+        b["frames"]
+        for b in _take(
+          input_pipeline.train_dataset(
+            split, sequence_length=T, global_batch_size=4, frames=FRAMES, seed=seed, process_index=0, process_count=1
+          ),
+          3,
+        )
+      ]
+    )
+  )
   np.testing.assert_array_equal(run(1), run(1))
   assert not np.array_equal(run(1), run(2))
 
@@ -171,8 +187,8 @@ def test_training_order_depends_on_seed_only():
 def test_hosts_read_disjoint_parts_of_each_global_batch():
   split = fake_split(LENGTHS)
   make = lambda p, n: input_pipeline.train_dataset(
-      split, sequence_length=T, global_batch_size=8, frames=FRAMES, seed=0,
-      process_index=p, process_count=n)
+    split, sequence_length=T, global_batch_size=8, frames=FRAMES, seed=0, process_index=p, process_count=n
+  )
   single = _take(make(0, 1), 4)
   hosts = [_take(make(p, 2), 4) for p in range(2)]
   for k in range(4):
@@ -184,10 +200,14 @@ def test_hosts_read_disjoint_parts_of_each_global_batch():
 def test_finite_epochs_end_on_a_whole_global_batch():
   split = fake_split(LENGTHS)
   counts = [
-      len(list(input_pipeline.train_dataset(
-          split, sequence_length=T, global_batch_size=4, frames=FRAMES, num_epochs=1,
-          process_index=p, process_count=2)))
-      for p in range(2)
+    len(
+      list(
+        input_pipeline.train_dataset(
+          split, sequence_length=T, global_batch_size=4, frames=FRAMES, num_epochs=1, process_index=p, process_count=2
+        )
+      )
+    )
+    for p in range(2)
   ]
   assert counts == [5, 5]  # 21 clips -> 5 global batches of 4, one clip dropped
 
@@ -195,10 +215,18 @@ def test_finite_epochs_end_on_a_whole_global_batch():
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_restored_iterator_yields_the_next_batch(num_workers):
   split = fake_split(LENGTHS)
-  make = lambda: iter(input_pipeline.train_dataset(
-      split, sequence_length=T, global_batch_size=4, frames=FRAMES, seed=5,
-      process_index=0, process_count=1,
-      reader=input_pipeline.ReaderSettings(num_workers=num_workers)))
+  make = lambda: iter(
+    input_pipeline.train_dataset(
+      split,
+      sequence_length=T,
+      global_batch_size=4,
+      frames=FRAMES,
+      seed=5,
+      process_index=0,
+      process_count=1,
+      reader=input_pipeline.ReaderSettings(num_workers=num_workers),
+    )
+  )
   it = make()
   for _ in range(7):  # past the end of the first epoch (21 clips)
     next(it)
@@ -225,18 +253,25 @@ def test_eval_visits_every_scorable_frame_once_in_order(num_devices, num_hosts):
   split = fake_split(LENGTHS, labels=lambda v, f: (v + f) % 3 == 0)
   labels = np.array([r["label"] for r in split.source])
   per_host = [
-      list(input_pipeline.eval_dataset(
-          split, sequence_length=T, global_batch_size=5, num_devices=num_devices,
-          frames=FRAMES, process_index=p, process_count=num_hosts))
-      for p in range(num_hosts)
+    list(
+      input_pipeline.eval_dataset(
+        split,
+        sequence_length=T,
+        global_batch_size=5,
+        num_devices=num_devices,
+        frames=FRAMES,
+        process_index=p,
+        process_count=num_hosts,
+      )
+    )
+    for p in range(num_hosts)
   ]
   assert len({len(h) for h in per_host}) == 1  # same number of batches on every host
   global_batch = 5 if num_devices == 1 else 8
   assert len(per_host[0]) == -(-21 // global_batch)
   # Global batch k = host 0's rows, then host 1's rows.
   batches = [
-      {key: np.concatenate([h[k][key] for h in per_host]) for key in per_host[0][k]}
-      for k in range(len(per_host[0]))
+    {key: np.concatenate([h[k][key] for h in per_host]) for key in per_host[0][k]} for k in range(len(per_host[0]))
   ]
   for b in batches:
     assert b["frames"].shape == (global_batch, T, *SIZE, 1)
@@ -259,11 +294,12 @@ def test_eval_visits_every_scorable_frame_once_in_order(num_devices, num_hosts):
 
 def test_eval_num_batches_matches_the_pipeline():
   split = fake_split(LENGTHS)
-  n = input_pipeline.eval_num_batches(split, sequence_length=T, global_batch_size=3,
-                                      num_devices=8, process_count=2)
-  got = list(input_pipeline.eval_dataset(split, sequence_length=T, global_batch_size=3,
-                                         num_devices=8, frames=FRAMES, process_index=1,
-                                         process_count=2))
+  n = input_pipeline.eval_num_batches(split, sequence_length=T, global_batch_size=3, num_devices=8, process_count=2)
+  got = list(
+    input_pipeline.eval_dataset(
+      split, sequence_length=T, global_batch_size=3, num_devices=8, frames=FRAMES, process_index=1, process_count=2
+    )
+  )
   assert n == len(got) == 3 and got[0]["frames"].shape[0] == 4
 
 
@@ -283,9 +319,9 @@ def _dcsass_split():
     raise AssertionError
 
   extra = lambda v, f: {
-      "clip_index": clip_of(v, f)[0],
-      "clip_id": f"V{v}_{clip_of(v, f)[0]}",
-      "clip_label": clip_of(v, f)[1],
+    "clip_index": clip_of(v, f)[0],
+    "clip_id": f"V{v}_{clip_of(v, f)[0]}",
+    "clip_label": clip_of(v, f)[1],
   }
   return fake_split((17, 12), labels=lambda v, f: clip_of(v, f)[1], extra=extra)
 
@@ -296,10 +332,20 @@ def test_clip_level_uniform_sampling(policy):
   table = input_pipeline.clip_table(split, clip_source="clip_id", num_frames=4, short_policy=policy)
   assert len(table) == (3 if policy == "drop" else 4)
   assert (table.num_dropped, table.num_padded) == ((1, 0) if policy == "drop" else (0, 1))
-  batches = list(input_pipeline.clip_dataset(
-      split, table, train=False, num_frames=4, sampling="uniform", global_batch_size=4,
-      frames=input_pipeline.FrameSettings(SIZE, 1, scaling="unit"), num_devices=4,
-      process_index=0, process_count=1))
+  batches = list(
+    input_pipeline.clip_dataset(
+      split,
+      table,
+      train=False,
+      num_frames=4,
+      sampling="uniform",
+      global_batch_size=4,
+      frames=input_pipeline.FrameSettings(SIZE, 1, scaling="unit"),
+      num_devices=4,
+      process_index=0,
+      process_count=1,
+    )
+  )
   assert len(batches) == 1
   b = batches[0]
   assert b["frames"].shape == (4, 4, *SIZE, 1) and b["frames"].max() <= 1.0
@@ -321,14 +367,24 @@ def test_clip_level_uniform_sampling(policy):
 
 def test_clip_level_windows_take_labels_from_frames():
   split = fake_split((10, 6), labels=lambda v, f: v == 0 and 5 <= f <= 6)
-  table = input_pipeline.clip_table(split, clip_source="window", window=4, num_frames=4,
-                                    short_policy="drop")
+  table = input_pipeline.clip_table(split, clip_source="window", window=4, num_frames=4, short_policy="drop")
   # windows: v0 [0,4) [4,8) [8,10)x, v1 [0,4) [4,6)x
   np.testing.assert_array_equal(table.start, [0, 4, 10])
-  b = next(iter(input_pipeline.clip_dataset(
-      split, table, train=False, num_frames=4, sampling="contiguous", global_batch_size=4,
-      frames=input_pipeline.FrameSettings(SIZE, 1, scaling="unit"), process_index=0,
-      process_count=1)))
+  b = next(
+    iter(
+      input_pipeline.clip_dataset(
+        split,
+        table,
+        train=False,
+        num_frames=4,
+        sampling="contiguous",
+        global_batch_size=4,
+        frames=input_pipeline.FrameSettings(SIZE, 1, scaling="unit"),
+        process_index=0,
+        process_count=1,
+      )
+    )
+  )
   np.testing.assert_array_equal(b["label"], [0, 1, 0, -1])
   np.testing.assert_array_equal(b["frame_labels"][1], [0, 1, 1, 0])
   np.testing.assert_array_equal(b["valid"], [True, True, True, False])
@@ -337,10 +393,21 @@ def test_clip_level_windows_take_labels_from_frames():
 def test_clip_level_training_batches_are_shuffled_clips():
   split = _dcsass_split()
   table = input_pipeline.clip_table(split, clip_source="clip_id", num_frames=4, short_policy="drop")
-  batches = _take(input_pipeline.clip_dataset(
-      split, table, train=True, num_frames=4, sampling="uniform", global_batch_size=3,
-      frames=input_pipeline.FrameSettings(SIZE, 1, scaling="unit"), seed=0,
-      process_index=0, process_count=1), 2)
+  batches = _take(
+    input_pipeline.clip_dataset(
+      split,
+      table,
+      train=True,
+      num_frames=4,
+      sampling="uniform",
+      global_batch_size=3,
+      frames=input_pipeline.FrameSettings(SIZE, 1, scaling="unit"),
+      seed=0,
+      process_index=0,
+      process_count=1,
+    ),
+    2,
+  )
   firsts = [sorted(record_ids(b["frames"], "unit")[:, 0].tolist()) for b in batches]
   assert firsts == [[0, 12, 20], [0, 12, 20]]  # 3 clips per epoch, each once
   assert all(b["valid"].all() for b in batches)
@@ -363,10 +430,10 @@ def tfds_dir(tmp_path_factory):
 
     def _info(self):
       return tfds.core.DatasetInfo(
-          builder=self,
-          features=frame_features(),
-          metadata=tfds.core.MetadataDict(),
-          disable_shuffling=True,
+        builder=self,
+        features=frame_features(),
+        metadata=tfds.core.MetadataDict(),
+        disable_shuffling=True,
       )
 
     def _split_generators(self, dl_manager):
@@ -387,8 +454,16 @@ def tfds_dir(tmp_path_factory):
           image = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
           buf = io.BytesIO()
           Image.fromarray(image).save(buf, format="JPEG")
-          yield r, {"video": f"{v:02d}", "video_index": v, "frame_index": f,
-                    "frame": buf.getvalue(), "label": int(v == 1 and f >= 3)}
+          yield (
+            r,
+            {
+              "video": f"{v:02d}",
+              "video_index": v,
+              "frame_index": f,
+              "frame": buf.getvalue(),
+              "label": int(v == 1 and f >= 3),
+            },
+          )
           r += 1
 
   data_dir = tmp_path_factory.mktemp("tfds")
@@ -400,14 +475,29 @@ def _config(data_dir):
   config = ml_collections.ConfigDict()
   config.batch_size = 8
   config.model = ml_collections.ConfigDict({"sequence_length": 3})
-  config.data = ml_collections.ConfigDict({
-      "name": "input_pipeline_test_videos", "builder_config": "", "data_dir": data_dir,
-      "train_split": "train", "eval_split": "test", "image_size": (8, 8), "channels": 3,
-      "frame_stride": 1, "seed": 0, "num_epochs": None, "num_workers": 0,
-      "num_threads": 2, "prefetch_batches": 2, "eval_batch_size": 0, "clip_frames": 4,
-      "clip_sampling": "uniform", "clip_short": "drop", "clip_source": "window",
+  config.data = ml_collections.ConfigDict(
+    {
+      "name": "input_pipeline_test_videos",
+      "builder_config": "",
+      "data_dir": data_dir,
+      "train_split": "train",
+      "eval_split": "test",
+      "image_size": (8, 8),
+      "channels": 3,
+      "frame_stride": 1,
+      "seed": 0,
+      "num_epochs": None,
+      "num_workers": 0,
+      "num_threads": 2,
+      "prefetch_batches": 2,
+      "eval_batch_size": 0,
+      "clip_frames": 4,
+      "clip_sampling": "uniform",
+      "clip_short": "drop",
+      "clip_source": "window",
       "clip_window": 0,
-  })
+    }
+  )
   return config
 
 
@@ -428,7 +518,8 @@ def test_prepared_tfds_dataset_to_global_arrays(tfds_dir, tmp_path):
   handler.save(tmp_path, args=grain.checkpoint.CheckpointSave(it))
   want = np.asarray(next(it)["frames"])
   restored = handler.restore(
-      tmp_path, args=grain.checkpoint.CheckpointRestore(input_pipeline.create_train_iterator(config, mesh)))
+    tmp_path, args=grain.checkpoint.CheckpointRestore(input_pipeline.create_train_iterator(config, mesh))
+  )
   np.testing.assert_array_equal(np.asarray(next(restored)["frames"]), want)
 
   batches = list(input_pipeline.create_eval_iterator(config, mesh))
@@ -449,32 +540,34 @@ def test_prepared_tfds_dataset_to_global_arrays(tfds_dir, tmp_path):
 @pytest.fixture(scope="module")
 def synthetic_dir(tmp_path_factory):
   """A tiny build of the project's ``synthetic_surveillance`` dataset."""
-  ssb = pytest.importorskip(
-      "vad_jax.tfds_builders.synthetic_surveillance.synthetic_surveillance_dataset_builder")
-  config = ssb.SyntheticConfig(name="pipeline_test", num_frames=9, train_videos=2,
-                               test_videos=2, description="input pipeline test")
+  ssb = pytest.importorskip("vad_jax.tfds_builders.synthetic_surveillance.synthetic_surveillance_dataset_builder")
+  config = ssb.SyntheticConfig(
+    name="pipeline_test", num_frames=9, train_videos=2, test_videos=2, description="input pipeline test"
+  )
   data_dir = str(tmp_path_factory.mktemp("synthetic"))
   ssb.Builder(config=config, data_dir=data_dir).download_and_prepare()
   return data_dir
 
 
 def test_synthetic_surveillance_evaluation_pass(synthetic_dir):
-  split = sources.open_split("synthetic_surveillance", "test", builder_config="pipeline_test",
-                             data_dir=synthetic_dir)
+  split = sources.open_split("synthetic_surveillance", "test", builder_config="pipeline_test", data_dir=synthetic_dir)
   assert [(v["start"], v["length"]) for v in split.videos] == [(0, 9), (9, 9)]
   records = [split.source[i] for i in range(len(split.source))]
   frames = input_pipeline.FrameSettings(image_size=(32, 32), channels=1)
-  batches = list(input_pipeline.eval_dataset(
-      split, sequence_length=5, global_batch_size=4, num_devices=8, frames=frames,
-      process_index=0, process_count=1))
+  batches = list(
+    input_pipeline.eval_dataset(
+      split, sequence_length=5, global_batch_size=4, num_devices=8, frames=frames, process_index=0, process_count=1
+    )
+  )
   batch = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
   valid = batch["valid"]
   assert len(batches) == 2 and valid.sum() == 10 and batch["frames"].shape[1:] == (5, 32, 32, 1)
   targets = np.array([v * 9 + f for v in range(2) for f in range(4, 9)])
   np.testing.assert_array_equal(batch["video_index"][valid] * 9 + batch["frame_index"][valid], targets)
   np.testing.assert_array_equal(batch["label"][valid], [records[t]["label"] for t in targets])
-  first = preprocessing.to_signed_unit(np.stack([
-      preprocessing.decode_frame(records[r]["frame"], (32, 32), 1) for r in range(5)]))
+  first = preprocessing.to_signed_unit(
+    np.stack([preprocessing.decode_frame(records[r]["frame"], (32, 32), 1) for r in range(5)])
+  )
   np.testing.assert_array_equal(batch["frames"][0], first)
 
 
@@ -486,8 +579,9 @@ def test_frame_differences_of_a_training_batch_match_numpy():
 
   split = fake_split([9, 7])
   frames = input_pipeline.FrameSettings(image_size=(8, 8), channels=1, jpeg_draft=False)
-  ds = input_pipeline.train_dataset(split, sequence_length=5, global_batch_size=4, frames=frames,
-                                    process_index=0, process_count=1)
+  ds = input_pipeline.train_dataset(
+    split, sequence_length=5, global_batch_size=4, frames=frames, process_index=0, process_count=1
+  )
   batch = next(iter(ds))["frames"]
   expected = np.diff(batch.astype(np.float64), axis=1)
   np.testing.assert_allclose(np.asarray(frame_differences(jnp.asarray(batch))), expected, atol=1e-6)

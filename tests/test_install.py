@@ -19,10 +19,20 @@ def wheel(tmp_path_factory):
   # Built from a clean copy: an in-tree build/ or *.egg-info left by an earlier build
   # would leak stale files into the wheel.
   source = out / "source"
-  shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", ".jax_cache", "build", "workdirs", "runs",
-                                                             "*.egg-info", "__pycache__", ".pytest_cache"))
-  subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                  str(source)], check=True, capture_output=True, text=True, timeout=300)
+  shutil.copytree(
+    REPO,
+    source,
+    ignore=shutil.ignore_patterns(
+      ".git", ".venv", ".jax_cache", "build", "workdirs", "runs", "*.egg-info", "__pycache__", ".pytest_cache"
+    ),
+  )
+  subprocess.run(
+    [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
+    check=True,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   (path,) = out.glob("vad_jax-*.whl")
   return path
 
@@ -43,21 +53,53 @@ def test_fresh_environment_trains_a_shipped_config_by_name(wheel, data_dir, tmp_
   install), run from a folder that has no ``configs/``."""
   env = tmp_path / "env"
   subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)
-  site = pathlib.Path(subprocess.run([str(env / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                     check=True, capture_output=True, text=True).stdout.strip())
-  subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                 check=True, capture_output=True, timeout=300)
+  site = pathlib.Path(
+    subprocess.run(
+      [str(env / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+      check=True,
+      capture_output=True,
+      text=True,
+    ).stdout.strip()
+  )
+  subprocess.run(
+    [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+    check=True,
+    capture_output=True,
+    timeout=300,
+  )
   (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
   elsewhere = tmp_path / "elsewhere"
   elsewhere.mkdir()
   python = str(env / "bin" / "python")
-  probe = subprocess.run([python, "-c", "import vad_jax, importlib.util as u; print(vad_jax.__file__); "
-                          "print(u.find_spec('configs'), u.find_spec('tfds_builders'))"],
-                         cwd=elsewhere, check=True, capture_output=True, text=True)
+  probe = subprocess.run(
+    [
+      python,
+      "-c",
+      "import vad_jax, importlib.util as u; print(vad_jax.__file__); "
+      "print(u.find_spec('configs'), u.find_spec('tfds_builders'))",
+    ],
+    cwd=elsewhere,
+    check=True,
+    capture_output=True,
+    text=True,
+  )
   assert probe.stdout.splitlines() == [str(site / "vad_jax" / "__init__.py"), "None None"]
-  result = subprocess.run([python, "-m", "vad_jax.train", "--config", "synthetic:test", "--workdir", "run",
-                           f"--config.data.data_dir={data_dir}"], cwd=elsewhere, capture_output=True, text=True,
-                          timeout=600)
+  result = subprocess.run(
+    [
+      python,
+      "-m",
+      "vad_jax.train",
+      "--config",
+      "synthetic:test",
+      "--workdir",
+      "run",
+      f"--config.data.data_dir={data_dir}",
+    ],
+    cwd=elsewhere,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert "fused" in result.stdout and "micro AUC" in result.stdout
   assert (elsewhere / "run" / "eval" / "metrics.json").is_file()

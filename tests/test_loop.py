@@ -51,28 +51,38 @@ def _evaluate(config, state, mesh, split_name=None, eval_dir=None):
 
 
 fake_task = types.SimpleNamespace(
-    prepare=lambda config: None,
-    build_model=lambda config: nn.Dense(1, use_bias=False),
-    example_batch=lambda config, b: ({"x": np.zeros((b, 4), np.float32), "y": np.zeros((b, 1), np.float32)}, b),
-    model_inputs=lambda config, batch: (batch["x"],),
-    init_variables=lambda model, config, rng, batch: model.init(rng, batch["x"]),
-    load_pretrained=lambda state, config: state,
-    train_iterator=_train_iterator,
-    train_step=_train_step,
-    evaluate=_evaluate,
-    scalar_metrics=lambda results: results,
-    summary=lambda results: f"mse {results['mse']:.4f}",
-    ablations=lambda config: {},
+  prepare=lambda config: None,
+  build_model=lambda config: nn.Dense(1, use_bias=False),
+  example_batch=lambda config, b: ({"x": np.zeros((b, 4), np.float32), "y": np.zeros((b, 1), np.float32)}, b),
+  model_inputs=lambda config, batch: (batch["x"],),
+  init_variables=lambda model, config, rng, batch: model.init(rng, batch["x"]),
+  load_pretrained=lambda state, config: state,
+  train_iterator=_train_iterator,
+  train_step=_train_step,
+  evaluate=_evaluate,
+  scalar_metrics=lambda results: results,
+  summary=lambda results: f"mse {results['mse']:.4f}",
+  ablations=lambda config: {},
 )
 
 
 def fake_config() -> ConfigDict:
-  return ConfigDict({
-      "model": {"name": "fake"}, "optimizer": {"learning_rate": 0.5, "b1": 0.9, "b2": 0.999},
-      "seed": 0, "batch_size": 8, "num_train_steps": 16, "num_epochs": 0, "log_every_steps": 2,
-      "checkpoint_every_steps": 4, "max_checkpoints_to_keep": 2, "best_metric": "", "best_metric_split": "",
+  return ConfigDict(
+    {
+      "model": {"name": "fake"},
+      "optimizer": {"learning_rate": 0.5, "b1": 0.9, "b2": 0.999},
+      "seed": 0,
+      "batch_size": 8,
+      "num_train_steps": 16,
+      "num_epochs": 0,
+      "log_every_steps": 2,
+      "checkpoint_every_steps": 4,
+      "max_checkpoints_to_keep": 2,
+      "best_metric": "",
+      "best_metric_split": "",
       "eval_at_end": True,
-  })
+    }
+  )
 
 
 @pytest.fixture(autouse=True)

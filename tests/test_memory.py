@@ -86,7 +86,7 @@ def test_items_receive_no_gradient():
 
   def loss(memory, f):
     out, aux = module.apply({"memory": memory}, f, update=False)
-    return jnp.sum(out ** 2) + jnp.sum(aux["discretization"])
+    return jnp.sum(out**2) + jnp.sum(aux["discretization"])
 
   g_items, g_features = jax.grad(loss, argnums=(0, 1))(variables["memory"], features)
   np.testing.assert_array_equal(g_items["items"], 0.0)

@@ -5,9 +5,16 @@ import warnings
 import numpy as np
 import pytest
 
-from vad_jax.metrics import (UndefinedMetricWarning, classification_report, confusion_matrix,
-                             equal_error_rate, mann_whitney_auc, moving_average_alarm, roc_auc,
-                             roc_curve)
+from vad_jax.metrics import (
+  UndefinedMetricWarning,
+  classification_report,
+  confusion_matrix,
+  equal_error_rate,
+  mann_whitney_auc,
+  moving_average_alarm,
+  roc_auc,
+  roc_curve,
+)
 
 
 def test_roc_curve_groups_ties():

@@ -49,8 +49,10 @@ def test_shapes_for_two_input_sizes(setup, size):
 def test_block_shapes_inside_the_network(setup):
   _, model, frames, variables = setup
   _, state = jax.eval_shape(
-      lambda v, x: model.apply(v, x, train=False, capture_intermediates=True, mutable=["intermediates"]),
-      variables, frames[:2])
+    lambda v, x: model.apply(v, x, train=False, capture_intermediates=True, mutable=["intermediates"]),
+    variables,
+    frames[:2],
+  )
   inter = state["intermediates"]["spatial"]
   levels = inter["encoder"]["__call__"][0]
   assert [tuple(l.shape) for l in levels] == [(2, 4, 16, 16, 4), (2, 4, 8, 8, 8), (2, 4, 4, 4, 16)]
@@ -61,11 +63,14 @@ def test_block_shapes_inside_the_network(setup):
   assert temporal_levels[0].shape == (2, 3, 16, 16, 4)  # three differences in
 
 
-@pytest.mark.parametrize("shape, message", [
+@pytest.mark.parametrize(
+  "shape, message",
+  [
     ((5, 16, 16, 3), "rank 4"),
     ((2, 2, 16, 16, 3), "at least 3 frames"),
     ((2, 5, 18, 16, 3), "divisible"),
-])
+  ],
+)
 def test_bad_input_raises_value_error(setup, shape, message):
   _, model, _, variables = setup
   with pytest.raises(ValueError, match=message):
@@ -91,10 +96,14 @@ def test_sharded_forward_equals_single_device(setup):
   assert len(sharded.sharding.device_set) == 8
   np.testing.assert_allclose(single, sharded, rtol=1e-4, atol=1e-5)
   # Training-mode memory updates and BatchNorm statistics agree across shardings.
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-               single_state["memory"], sharded_state["memory"])
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-               single_state["batch_stats"], sharded_state["batch_stats"])
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), single_state["memory"], sharded_state["memory"]
+  )
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+    single_state["batch_stats"],
+    sharded_state["batch_stats"],
+  )
 
 
 def test_memory_absent_from_params_updated_in_training_only(setup):
@@ -113,8 +122,9 @@ def test_test_time_update_switch(setup):
   config.model.update_memory_at_test = True
   model = build_model(config)
   _, state = model.apply(variables, frames, train=False, mutable=["memory"])
-  assert not np.allclose(state["memory"]["spatial"]["memory0"]["items"],
-                         variables["memory"]["spatial"]["memory0"]["items"])
+  assert not np.allclose(
+    state["memory"]["spatial"]["memory0"]["items"], variables["memory"]["spatial"]["memory0"]["items"]
+  )
 
 
 def test_bfloat16_compute_keeps_float32_params(setup):
@@ -137,7 +147,7 @@ def moving_square_clips(n, t=5, size=16, seed=0):
     dy, dx = rng.choice([-1, 1], 2)
     for j in range(t):
       yy, xx = (y + dy * j) % (size - 4), (x + dx * j) % (size - 4)
-      clips[i, j, yy:yy + 4, xx:xx + 4] = 1.0
+      clips[i, j, yy : yy + 4, xx : xx + 4] = 1.0
   return jnp.asarray(clips)
 
 
@@ -151,6 +161,7 @@ def test_few_steps_reduce_the_training_loss(setup):
     def loss_fn(p):
       (_, aux), new_state = model.apply({"params": p, **state}, clips, train=True, mutable=MUTABLE)
       return dual_stream_loss(aux)[0], new_state
+
     (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), new_state, opt_state, loss
@@ -171,8 +182,11 @@ def test_bfloat16_training_step_is_finite_and_keeps_float32_state(setup):
   config.model.dtype = "bfloat16"
   model = build_model(config)
   batch = {"frames": moving_square_clips(8)}
-  state = jax.jit(lambda rng: state_lib.create(model, task.init_variables(model, config, rng, batch),
-                                               state_lib.make_optimizer(config, 10)))(jax.random.key(0))
+  state = jax.jit(
+    lambda rng: state_lib.create(
+      model, task.init_variables(model, config, rng, batch), state_lib.make_optimizer(config, 10)
+    )
+  )(jax.random.key(0))
   step = jax.jit(functools.partial(task.train_step, model=model, config=config))
   new_state, terms = step(state, {"frames": moving_square_clips(8)})
   assert np.isfinite(float(terms["loss"]))

@@ -30,15 +30,23 @@ def test_fused_score_hand_computed():
 
 
 def _aux(pred_s, target_s, disc_s, pred_t, target_t, disc_t):
-  return {"spatial": {"prediction": pred_s, "target": target_s, "discretization": disc_s},
-          "temporal": {"prediction": pred_t, "target": target_t, "discretization": disc_t}}
+  return {
+    "spatial": {"prediction": pred_s, "target": target_s, "discretization": disc_s},
+    "temporal": {"prediction": pred_t, "target": target_t, "discretization": disc_t},
+  }
 
 
 def test_objective_equations_9_to_13():
   ones, zeros = jnp.ones((2, 2, 2, 1)), jnp.zeros((2, 2, 2, 1))
   np.testing.assert_allclose(prediction_loss(ones, zeros), [1.0, 1.0])
-  aux = _aux(ones, zeros, jnp.full((2, 3), 2.0),  # Lp1 = 1, Ls1 = 2
-             0.5 * ones, zeros, jnp.full((2, 3), 4.0))  # Lp2 = .25, Ls2 = 4
+  aux = _aux(
+    ones,
+    zeros,
+    jnp.full((2, 3), 2.0),  # Lp1 = 1, Ls1 = 2
+    0.5 * ones,
+    zeros,
+    jnp.full((2, 3), 4.0),
+  )  # Lp2 = .25, Ls2 = 4
   loss, terms = dual_stream_loss(aux, alpha=0.1, beta=0.1, gamma_i=0.5, gamma_x=0.5)
   expected = 0.5 * (1.0 + 0.1 * 2.0) + 0.5 * (0.25 + 0.1 * 4.0)
   np.testing.assert_allclose(loss, expected, rtol=1e-6)

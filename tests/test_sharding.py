@@ -46,8 +46,7 @@ def test_global_batch_rejects_uneven_local_batch():
 
 
 def test_no_distributed_initialisation_without_a_launcher(monkeypatch):
-  for key in ("JAX_COORDINATOR_ADDRESS", "VAD_JAX_DISTRIBUTED", "SLURM_NTASKS",
-              "OMPI_MCA_orte_hnp_uri"):
+  for key in ("JAX_COORDINATOR_ADDRESS", "VAD_JAX_DISTRIBUTED", "SLURM_NTASKS", "OMPI_MCA_orte_hnp_uri"):
     monkeypatch.delenv(key, raising=False)
   assert sharding.maybe_initialize_distributed() is False
 

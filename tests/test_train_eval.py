@@ -47,7 +47,8 @@ def test_training_writes_everything(uninterrupted):
   logged = read_jsonl(workdir)
   assert [r["step"] for r in logged if "train/loss" in r] == [2, 4, 6]
   assert json.loads((workdir / "eval/metrics.json").read_text())["fused_micro_auc"] == pytest.approx(
-      results["fused_micro_auc"])
+    results["fused_micro_auc"]
+  )
   lines = (workdir / "eval/scores.csv").read_text().splitlines()[1:]
   assert len(lines) == results["frames"]
   assert len({tuple(l.split(",")[:2]) for l in lines}) == len(lines)
@@ -101,6 +102,7 @@ def _png(level):
   import io
 
   from PIL import Image
+
   buffer = io.BytesIO()
   Image.fromarray(np.full((8, 8), level, np.uint8)).save(buffer, format="PNG")
   return buffer.getvalue()
@@ -119,10 +121,12 @@ def fake_split(videos):
 def test_evaluation_aggregation_hand_computed():
   # The fake model's PSNR falls with the target frame's brightness; distances are
   # constant (so they normalise to 0): score = 0.8 * minmax(brightness) per video.
-  split = fake_split([
+  split = fake_split(
+    [
       ("a", [250, 250, 10, 20, 200, 100], [1, 1, 0, 0, 1, 1]),  # frames 0-1 excluded (T = 3)
       ("b", [0, 0, 50, 60, 55], [0, 0, 1, 0, 0]),
-  ])
+    ]
+  )
   config = synthetic.get_config("test")
   config.model.sequence_length = 3
   config.data.image_size = (8, 8)
@@ -130,8 +134,13 @@ def test_evaluation_aggregation_hand_computed():
   def fake_stats(frames):
     brightness = frames[:, -1].mean(axis=(1, 2, 3))
     zeros = 0.0 * brightness
-    return {"psnr": -brightness, "spatial_psnr": -brightness, "temporal_psnr": -brightness,
-            "spatial_distance": zeros + 1.0, "temporal_distance": zeros + 2.0}
+    return {
+      "psnr": -brightness,
+      "spatial_psnr": -brightness,
+      "temporal_psnr": -brightness,
+      "spatial_distance": zeros + 1.0,
+      "temporal_distance": zeros + 2.0,
+    }
 
   mesh = sharding.make_mesh()
   arrays = evaluation.frame_statistics(config, mesh, split, fake_stats)
@@ -148,12 +157,17 @@ def test_evaluation_aggregation_hand_computed():
   # Without per-video normalisation the pooled AUC would be 10/12: the test can tell.
   raw = np.array([10, 20, 200, 100, 50, 60, 55])
   from vad_jax import metrics
+
   assert metrics.roc_auc([0, 0, 1, 1, 1, 0, 0], raw) == pytest.approx(10 / 12)
 
 
 def test_duplicate_frames_are_rejected():
-  arrays = {"video_index": np.array([0, 0]), "frame_index": np.array([4, 4]), "label": np.array([0, 1]),
-            **{k: np.zeros(2) for k in evaluation.STAT_KEYS}}
+  arrays = {
+    "video_index": np.array([0, 0]),
+    "frame_index": np.array([4, 4]),
+    "label": np.array([0, 1]),
+    **{k: np.zeros(2) for k in evaluation.STAT_KEYS},
+  }
   with pytest.raises(ValueError, match="frame 4 of video v0 was scored more than once"):
     evaluation.per_video_scores(arrays, ["v0"], lam=0.8)
 
@@ -163,9 +177,21 @@ def test_duplicate_frames_are_rejected():
 
 def test_config_typo_suggests_the_right_field():
   result = subprocess.run(
-      [sys.executable, "-m", "vad_jax.train", "--config", "configs/synthetic.py:test",
-       "--config.optimizer.learning_rat=0.1", "--workdir", "/tmp/never-used"],
-      cwd=REPO, capture_output=True, text=True, timeout=120)
+    [
+      sys.executable,
+      "-m",
+      "vad_jax.train",
+      "--config",
+      "configs/synthetic.py:test",
+      "--config.optimizer.learning_rat=0.1",
+      "--workdir",
+      "/tmp/never-used",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert result.returncode != 0
   assert 'Did you mean "learning_rate"' in result.stderr
 
@@ -188,8 +214,11 @@ def test_empty_dataset_errors():
 
 def test_empty_training_split_is_a_clear_error(data_dir):
   config = tiny_config(data_dir, **{"model.sequence_length": 1000})
-  with pytest.raises(ValueError, match=r"no clip of model.sequence_length frames \(1000 frames, split 'train' of "
-                                       r"synthetic_surveillance\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"no clip of model.sequence_length frames \(1000 frames, split 'train' of "
+    r"synthetic_surveillance\)",
+  ):
     dual_stream_task.train_iterator(config, sharding.make_mesh())
 
 
@@ -211,8 +240,13 @@ def test_missing_and_corrupt_checkpoints(uninterrupted, tmp_path):
 
 
 def test_evaluate_cli_reports_missing_checkpoint(tmp_path):
-  result = subprocess.run([sys.executable, "-m", "vad_jax.evaluate", "--workdir", str(tmp_path / "none")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+  result = subprocess.run(
+    [sys.executable, "-m", "vad_jax.evaluate", "--workdir", str(tmp_path / "none")],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert result.returncode != 0
   assert "no checkpoint directory at" in result.stderr
 
@@ -233,6 +267,7 @@ def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path
 
   from vad_jax.tfds_builders import video as video_lib
   from vad_jax.tfds_builders.synthetic_surveillance import scene as synthetic_data
+
   workdir, _ = uninterrupted
   clip = synthetic_data.generate_video(3, num_frames=20, anomalies=("fast_mover",))
   rgb = np.repeat(clip.frames, 3, axis=-1) if clip.frames.shape[-1] == 1 else clip.frames
@@ -248,8 +283,10 @@ def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path
   result_f = detect.detect(folder, config, state, batch_size=8)
   frames_f, scores_f, stats = result_f.frames, result_f.scores, result_f.details
   np.testing.assert_array_equal(frames_f, np.arange(t - 1, 20))  # every frame with T-1 predecessors
-  np.testing.assert_allclose(scores_f, scoring.fused_score(stats["psnr"], stats["spatial_distance"],
-                                                           stats["temporal_distance"], config.score.lam))
+  np.testing.assert_allclose(
+    scores_f,
+    scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], config.score.lam),
+  )
   assert 0.0 <= scores_f.min() and scores_f.max() <= 1.0
   result_v = detect.detect(video_path, config, state, batch_size=8, streaming=True)
   frames_v, scores_v = result_v.frames, result_v.scores
@@ -260,9 +297,25 @@ def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path
   with pytest.raises(Exception, match="broken.mp4"):
     detect.detect(broken, config, state)
   result = subprocess.run(
-      [sys.executable, "-m", "vad_jax.detect", str(folder), "--checkpoint", str(workdir), "--threshold", "0.5",
-       "--min_frames", "1", "--output", str(tmp_path / "strip.png")],
-      cwd=REPO, capture_output=True, text=True, timeout=300)
+    [
+      sys.executable,
+      "-m",
+      "vad_jax.detect",
+      str(folder),
+      "--checkpoint",
+      str(workdir),
+      "--threshold",
+      "0.5",
+      "--min_frames",
+      "1",
+      "--output",
+      str(tmp_path / "strip.png"),
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   rows = result.stdout.strip().splitlines()
   assert rows[0] == "frame,score,alarm" and len(rows) == 1 + 20 - (t - 1)

@@ -17,8 +17,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 PED2 = REPO.parent / "shared" / "data" / "ucsd_ped2"
 
 pytestmark = pytest.mark.skipif(
-    not (PED2 / "UCSDped2.m").is_file(),
-    reason=f"real UCSD Ped2 data not found at {PED2}",
+  not (PED2 / "UCSDped2.m").is_file(),
+  reason=f"real UCSD Ped2 data not found at {PED2}",
 )
 
 

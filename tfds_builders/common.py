@@ -55,6 +55,7 @@ FILE_FORMAT = "array_record"
 
 # ------------------------------------------------------------------------ features
 
+
 def _bytes_feature(doc: str) -> tfds.features.Tensor:
   return tfds.features.Tensor(shape=(), dtype=np.object_, doc=doc)
 
@@ -66,21 +67,21 @@ def _int_feature(doc: str) -> tfds.features.Scalar:
 # Factories rather than instances: a feature object must not be shared between
 # two FeaturesDicts.
 _REQUIRED_FEATURES: dict[str, Callable[[], tfds.features.FeatureConnector]] = {
-    "video": lambda: tfds.features.Text(doc="Video name."),
-    "video_index": lambda: _int_feature("0-based index of the video in its split."),
-    "frame_index": lambda: _int_feature("0-based index of the frame in its (strided) video."),
-    "frame": lambda: _bytes_feature("Encoded frame: JPEG if RGB, PNG if grayscale."),
-    "label": lambda: _int_feature("1 anomalous, 0 normal, -1 not defined."),
+  "video": lambda: tfds.features.Text(doc="Video name."),
+  "video_index": lambda: _int_feature("0-based index of the video in its split."),
+  "frame_index": lambda: _int_feature("0-based index of the frame in its (strided) video."),
+  "frame": lambda: _bytes_feature("Encoded frame: JPEG if RGB, PNG if grayscale."),
+  "label": lambda: _int_feature("1 anomalous, 0 normal, -1 not defined."),
 }
 
 OPTIONAL_FEATURES: dict[str, Callable[[], tfds.features.FeatureConnector]] = {
-    "mask": lambda: _bytes_feature("PNG pixel mask (255 = anomalous), b'' if none."),
-    "has_mask": lambda: tfds.features.Scalar(dtype=np.bool_, doc="Frame has a pixel mask."),
-    "class_name": lambda: tfds.features.Text(doc="Class of the video."),
-    "video_label": lambda: _int_feature("Label of the whole video."),
-    "clip_id": lambda: tfds.features.Text(doc="Clip name."),
-    "clip_label": lambda: _int_feature("Label of the whole clip."),
-    "clip_index": lambda: _int_feature("0-based index of the clip in its video."),
+  "mask": lambda: _bytes_feature("PNG pixel mask (255 = anomalous), b'' if none."),
+  "has_mask": lambda: tfds.features.Scalar(dtype=np.bool_, doc="Frame has a pixel mask."),
+  "class_name": lambda: tfds.features.Text(doc="Class of the video."),
+  "video_label": lambda: _int_feature("Label of the whole video."),
+  "clip_id": lambda: tfds.features.Text(doc="Clip name."),
+  "clip_label": lambda: _int_feature("Label of the whole clip."),
+  "clip_index": lambda: _int_feature("0-based index of the clip in its video."),
 }
 
 REQUIRED_KEYS = tuple(_REQUIRED_FEATURES)
@@ -100,6 +101,7 @@ def frame_features(*optional: str) -> tfds.features.FeaturesDict:
 
 
 # -------------------------------------------------------------------------- config
+
 
 @dataclasses.dataclass(eq=False)
 class VideoConfig(tfds.core.BuilderConfig):
@@ -126,11 +128,11 @@ class VideoConfig(tfds.core.BuilderConfig):
 
 
 def variant(
-    config: VideoConfig,
-    *,
-    frame_size: tuple[int, int] | None = None,
-    frame_stride: int = 1,
-    name: str | None = None,
+  config: VideoConfig,
+  *,
+  frame_size: tuple[int, int] | None = None,
+  frame_stride: int = 1,
+  name: str | None = None,
 ) -> VideoConfig:
   """A copy of ``config`` with another frame size / stride, and a name that says so.
 
@@ -146,16 +148,22 @@ def variant(
       name += f"_s{frame_stride}"
   if name == config.name and (frame_size, frame_stride) != (config.frame_size, config.frame_stride):
     raise ValueError(f"A variant of {config.name!r} needs a name of its own.")
-  description = (config.description or "") + (
-      f" Frames resized to {frame_size}." if frame_size else ""
-  ) + (f" Every {frame_stride}th frame." if frame_stride != 1 else "")
+  description = (
+    (config.description or "")
+    + (f" Frames resized to {frame_size}." if frame_size else "")
+    + (f" Every {frame_stride}th frame." if frame_stride != 1 else "")
+  )
   return dataclasses.replace(
-      config, name=name, frame_size=frame_size, frame_stride=frame_stride,
-      description=description.strip(),
+    config,
+    name=name,
+    frame_size=frame_size,
+    frame_stride=frame_stride,
+    description=description.strip(),
   )
 
 
 # ------------------------------------------------------------------------ encoding
+
 
 def _as_image(array: np.ndarray) -> Image.Image:
   array = np.asarray(array)
@@ -226,9 +234,7 @@ class LabelCountError(ValueError):
   """The labels of a video do not cover exactly its frames."""
 
   def __init__(self, video: str, num_frames: int, num_labels: int, source: str):
-    super().__init__(
-        f"Video {video}: {num_frames} frames but {num_labels} frame labels in {source}."
-    )
+    super().__init__(f"Video {video}: {num_frames} frames but {num_labels} frame labels in {source}.")
     self.video, self.num_frames, self.num_labels = video, num_frames, num_labels
 
 
@@ -267,9 +273,7 @@ def read_image(path: epath.PathLike) -> np.ndarray:
     raise FrameDecodeError(path, str(error)) from error
 
 
-def image_file_frame(
-    path: epath.PathLike, frame_size: tuple[int, int] | None
-) -> tuple[bytes, tuple[int, ...]]:
+def image_file_frame(path: epath.PathLike, frame_size: tuple[int, int] | None) -> tuple[bytes, tuple[int, ...]]:
   """The ``frame`` bytes for an image file, and the shape they decode to.
 
   An RGB JPEG kept at its native size is stored as the original bytes (no second
@@ -293,6 +297,7 @@ def image_file_frame(
 
 # -------------------------------------------------------------------- manual dir
 
+
 class ManualDataError(FileNotFoundError):
   """The manual dir lacks what the builder needs; the message lists what and where."""
 
@@ -302,9 +307,7 @@ def is_junk(name: str) -> bool:
   return name.startswith(".") or name.endswith("~")
 
 
-def list_visible(
-    folder: epath.PathLike, *, suffixes: Sequence[str] = (), dirs: bool | None = None
-) -> list[epath.Path]:
+def list_visible(folder: epath.PathLike, *, suffixes: Sequence[str] = (), dirs: bool | None = None) -> list[epath.Path]:
   """Entries of ``folder`` sorted by name, without junk.
 
   Args:
@@ -325,9 +328,7 @@ def list_visible(
   return sorted(entries, key=lambda p: p.name)
 
 
-def numbered_files(
-    folder: epath.PathLike, suffixes: Sequence[str], *, first: int
-) -> list[epath.Path]:
+def numbered_files(folder: epath.PathLike, suffixes: Sequence[str], *, first: int) -> list[epath.Path]:
   """Files named by frame number (``000.jpg``, ``001.tif``, ...) in frame order.
 
   Raises ``ValueError`` naming the folder when a name is not a number or the numbers
@@ -346,8 +347,8 @@ def numbered_files(
   if numbers != expected:
     missing = sorted(set(expected) - set(numbers))[:10]
     raise ValueError(
-        f"{folder}: frame files are not numbered {first}..{first + len(numbers) - 1} "
-        f"without gaps (first missing: {missing}, found {numbers[:3]}...{numbers[-3:]})."
+      f"{folder}: frame files are not numbered {first}..{first + len(numbers) - 1} "
+      f"without gaps (first missing: {missing}, found {numbers[:3]}...{numbers[-3:]})."
     )
   return [files[i] for i in order]
 
@@ -364,9 +365,9 @@ def require_path(path: epath.PathLike, what: str, instructions: str = "") -> epa
 
 
 def find_layout(
-    root: epath.PathLike,
-    layouts: Mapping[str, Sequence[str]],
-    instructions: str,
+  root: epath.PathLike,
+  layouts: Mapping[str, Sequence[str]],
+  instructions: str,
 ) -> str:
   """The first of ``layouts`` whose paths all exist under ``root``.
 
@@ -386,14 +387,12 @@ def find_layout(
     if all(found):
       return name
     report.append(f"  {name}:")
-    report.extend(
-        f"    [{'found' if ok else 'MISSING'}] {root / p}" for p, ok in zip(paths, found)
-    )
+    report.extend(f"    [{'found' if ok else 'MISSING'}] {root / p}" for p, ok in zip(paths, found))
   raise ManualDataError(
-      f"No usable data in the manual dir {root}. One of these layouts is needed:\n"
-      + "\n".join(report)
-      + "\n\n"
-      + instructions.strip()
+    f"No usable data in the manual dir {root}. One of these layouts is needed:\n"
+    + "\n".join(report)
+    + "\n\n"
+    + instructions.strip()
   )
 
 
@@ -444,12 +443,12 @@ def record_skip(metadata: dict, split: str, name: str, reason: str, detail: str 
 
 
 def labels_from_ranges(
-    ranges: Iterable[tuple[int, int]],
-    num_frames: int,
-    *,
-    first_frame: int,
-    video: str,
-    source: str,
+  ranges: Iterable[tuple[int, int]],
+  num_frames: int,
+  *,
+  first_frame: int,
+  video: str,
+  source: str,
 ) -> np.ndarray:
   """int32 ``[num_frames]`` frame labels, 1 inside the inclusive ``ranges``.
 
@@ -468,15 +467,13 @@ def labels_from_ranges(
   for first, last in ranges:
     first, last = int(first), int(last)
     if not first_frame <= first <= last:
-      raise ValueError(
-          f"{source}: labels for video {video} have an invalid range [{first}, {last}]."
-      )
+      raise ValueError(f"{source}: labels for video {video} have an invalid range [{first}, {last}].")
     if last - first_frame >= num_frames:
       raise ValueError(
-          f"{source}: labels for video {video} reach frame {last} (numbered from "
-          f"{first_frame}) but the video has {num_frames} frames."
+        f"{source}: labels for video {video} reach frame {last} (numbered from "
+        f"{first_frame}) but the video has {num_frames} frames."
       )
-    labels[first - first_frame:last - first_frame + 1] = 1
+    labels[first - first_frame : last - first_frame + 1] = 1
   return labels
 
 
@@ -537,20 +534,20 @@ class SplitRecords:
     if not self._videos:
       skipped = [i for i in self._metadata["skipped"]["items"] if i["split"] == self._split]
       raise ValueError(
-          f"No video of split {self._split!r} could be used; skipped: "
-          + "; ".join(f"{i['name']} ({i['reason']}: {i['detail']})" for i in skipped[:5])
+        f"No video of split {self._split!r} could be used; skipped: "
+        + "; ".join(f"{i['name']} ({i['reason']}: {i['detail']})" for i in skipped[:5])
       )
 
   def skip(self, name: str, reason: str, detail: str = "") -> None:
     record_skip(self._metadata, self._split, name, reason, detail)
 
   def add_video(
-      self,
-      name: str,
-      load: Callable[[], Iterable[dict[str, Any]]],
-      *,
-      label: int | None = None,
-      skip_undecodable: bool = False,
+    self,
+    name: str,
+    load: Callable[[], Iterable[dict[str, Any]]],
+    *,
+    label: int | None = None,
+    skip_undecodable: bool = False,
   ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yields ``(key, record)`` for every frame ``load()`` gives; see the class doc.
 
@@ -574,12 +571,14 @@ class SplitRecords:
     if video_index >= self._num_videos:
       raise ValueError(f"More videos than the {self._num_videos} announced for {self._split!r}.")
     labels = [int(f["label"]) for f in frames]
-    self._videos.append({
+    self._videos.append(
+      {
         "name": name,
         "start": self._num_records,
         "length": len(frames),
         "label": video_label(labels) if label is None else int(label),
-    })
+      }
+    )
     self._num_records += len(frames)
     for frame_index, frame in enumerate(frames):
       record = {"video": name, "video_index": video_index, "frame_index": frame_index}
@@ -588,6 +587,7 @@ class SplitRecords:
 
 
 # --------------------------------------------------------- TF-free spill to disk
+
 
 class _ResourceExhaustedError(OSError):
   """Stands in for ``tf.errors.ResourceExhaustedError`` ("Too many open files")."""
@@ -614,14 +614,14 @@ def _open_bucket(path: epath.PathLike, mode: str):
 
 
 _EPATH_GFILE = types.SimpleNamespace(
-    io=types.SimpleNamespace(
-        gfile=types.SimpleNamespace(
-            GFile=_open_bucket,
-            exists=lambda path: epath.Path(path).exists(),
-            remove=lambda path: epath.Path(path).unlink(),
-        )
-    ),
-    errors=types.SimpleNamespace(ResourceExhaustedError=_ResourceExhaustedError),
+  io=types.SimpleNamespace(
+    gfile=types.SimpleNamespace(
+      GFile=_open_bucket,
+      exists=lambda path: epath.Path(path).exists(),
+      remove=lambda path: epath.Path(path).unlink(),
+    )
+  ),
+  errors=types.SimpleNamespace(ResourceExhaustedError=_ResourceExhaustedError),
 )
 
 
@@ -643,6 +643,7 @@ install_tf_free_spill()
 
 
 # -------------------------------------------------------------------------- builder base
+
 
 class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base of the frame-record builders: the schema of docs/conventions.md, ArrayRecord
@@ -678,8 +679,8 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=frame_features(*self.OPTIONAL_KEYS),
-        homepage=self.HOMEPAGE,
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+      features=frame_features(*self.OPTIONAL_KEYS),
+      homepage=self.HOMEPAGE,
+      disable_shuffling=True,
+      metadata=tfds.core.MetadataDict(),
     )

@@ -38,26 +38,24 @@ from . import common
 
 
 def prepare(
-    builder_cls: type[tfds.core.DatasetBuilder],
-    data_dir: os.PathLike | str,
-    manual_dir: os.PathLike | str,
-    config: Any = None,
-    **builder_kwargs: Any,
+  builder_cls: type[tfds.core.DatasetBuilder],
+  data_dir: os.PathLike | str,
+  manual_dir: os.PathLike | str,
+  config: Any = None,
+  **builder_kwargs: Any,
 ) -> tfds.core.DatasetBuilder:
   """Builds ``builder_cls`` from ``manual_dir`` into ``data_dir`` and returns the builder."""
   builder = builder_cls(data_dir=os.fspath(data_dir), config=config, **builder_kwargs)
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(
-          manual_dir=os.fspath(manual_dir),
-          compute_stats=tfds.download.ComputeStatsMode.SKIP,
-      )
+    download_config=tfds.download.DownloadConfig(
+      manual_dir=os.fspath(manual_dir),
+      compute_stats=tfds.download.ComputeStatsMode.SKIP,
+    )
   )
   return builder
 
 
-def check_records(
-    test: unittest.TestCase, builder: tfds.core.DatasetBuilder, split: str
-) -> list[dict]:
+def check_records(test: unittest.TestCase, builder: tfds.core.DatasetBuilder, split: str) -> list[dict]:
   """Reads ``split`` with ``as_data_source()`` and checks it against the conventions."""
   source = builder.as_data_source(split=split)
   records = [source[i] for i in range(len(source))]
@@ -127,9 +125,7 @@ class DatasetBuilderTestCase(unittest.TestCase):
       name = getattr(config, "name", config)
       with self.subTest(config=name):
         data_dir = epath.Path(self.tmp_dir) / str(name)
-        builder = prepare(
-            self.DATASET_CLASS, data_dir, self.dummy_data(), config, **self.BUILDER_KWARGS
-        )
+        builder = prepare(self.DATASET_CLASS, data_dir, self.dummy_data(), config, **self.BUILDER_KWARGS)
         self._check_builder(builder)
         reloaded = self.DATASET_CLASS(data_dir=os.fspath(data_dir), config=config)
         self.assertEqual(dict(reloaded.info.metadata), dict(builder.info.metadata))
@@ -137,20 +133,17 @@ class DatasetBuilderTestCase(unittest.TestCase):
 
   def _check_builder(self, builder: tfds.core.DatasetBuilder) -> None:
     self.assertEqual(
-        {s: builder.info.splits[s].num_examples for s in builder.info.splits},
-        self.SPLITS,
+      {s: builder.info.splits[s].num_examples for s in builder.info.splits},
+      self.SPLITS,
     )
     fingerprints = {}
     for split, expected in self.SPLITS.items():
       records = check_records(self, builder, split)
       self.assertEqual(len(records), expected, f"records in {split}")
-      fingerprints[split] = {
-          (r["video"], hashlib.md5(r["frame"]).hexdigest(), int(r["frame_index"]))
-          for r in records
-      }
+      fingerprints[split] = {(r["video"], hashlib.md5(r["frame"]).hexdigest(), int(r["frame_index"])) for r in records}
     splits = list(fingerprints)
     for i, a in enumerate(splits):
-      for b in splits[i + 1:]:
+      for b in splits[i + 1 :]:
         self.assertFalse(fingerprints[a] & fingerprints[b], f"splits {a} and {b} overlap")
 
 

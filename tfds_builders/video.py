@@ -51,9 +51,9 @@ class FrameCountError(VideoDecodeError):
     self.decoded = decoded
     self.reported = reported
     super().__init__(
-        path,
-        f"decoded {decoded} frames but the container reports {reported} "
-        f"(tolerance {tolerance}); frames were dropped or duplicated",
+      path,
+      f"decoded {decoded} frames but the container reports {reported} "
+      f"(tolerance {tolerance}); frames were dropped or duplicated",
     )
 
 
@@ -93,8 +93,12 @@ def _stream_info(path: str, container: av.container.InputContainer) -> VideoInfo
       seconds = 0.0
     num_frames, estimated = int(round(seconds * fps)), True
   return VideoInfo(
-      path=path, num_frames=num_frames, height=stream.codec_context.height,
-      width=stream.codec_context.width, fps=fps, estimated=estimated,
+    path=path,
+    num_frames=num_frames,
+    height=stream.codec_context.height,
+    width=stream.codec_context.width,
+    fps=fps,
+    estimated=estimated,
   )
 
 
@@ -115,11 +119,11 @@ def probe(path: os.PathLike | str) -> VideoInfo:
 
 
 def iter_frames(
-    path: os.PathLike | str,
-    *,
-    stride: int = 1,
-    size: tuple[int, int] | None = None,
-    check_count: bool = True,
+  path: os.PathLike | str,
+  *,
+  stride: int = 1,
+  size: tuple[int, int] | None = None,
+  check_count: bool = True,
 ) -> Generator[np.ndarray, None, int]:
   """Yields frames 0, stride, 2 * stride, ... of ``path`` as uint8 ``[H, W, 3]`` RGB.
 
@@ -169,11 +173,11 @@ def iter_frames(
 
 
 def read_frames(
-    path: os.PathLike | str,
-    *,
-    stride: int = 1,
-    size: tuple[int, int] | None = None,
-    check_count: bool = True,
+  path: os.PathLike | str,
+  *,
+  stride: int = 1,
+  size: tuple[int, int] | None = None,
+  check_count: bool = True,
 ) -> np.ndarray:
   """All (strided) frames of ``path`` as one uint8 ``[T, H, W, 3]`` array.
 
@@ -188,11 +192,11 @@ _CODECS = {".avi": "mpeg4", ".mp4": "libx264", ".mkv": "libx264"}
 
 
 def write_video(
-    path: os.PathLike | str,
-    frames: np.ndarray,
-    *,
-    fps: int = 25,
-    codec: str | None = None,
+  path: os.PathLike | str,
+  frames: np.ndarray,
+  *,
+  fps: int = 25,
+  codec: str | None = None,
 ) -> None:
   """Writes uint8 ``[T, H, W, 3]`` frames (even H and W) to ``path``, for fixtures.
 
@@ -235,7 +239,7 @@ def set_avi_frame_count(path: os.PathLike | str, count: int) -> None:
     raise ValueError(f"{path} has no AVI main/stream header.")
   # Chunk id (4) + size (4), then dwTotalFrames at offset 16 of avih and dwLength at
   # offset 32 of strh.
-  data[avih + 24:avih + 28] = struct.pack("<I", count)
-  data[strh + 40:strh + 44] = struct.pack("<I", count)
+  data[avih + 24 : avih + 28] = struct.pack("<I", count)
+  data[strh + 40 : strh + 44] = struct.pack("<I", count)
   with open(path, "wb") as f:
     f.write(data)

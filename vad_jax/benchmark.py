@@ -27,8 +27,7 @@ from vad_jax import state as state_lib
 
 
 def define_flags() -> None:
-  config_flags.define_config("config", "default", "Model configuration (shipped name or file).",
-                             lock_config=False)
+  config_flags.define_config("config", "default", "Model configuration (shipped name or file).", lock_config=False)
   flags.DEFINE_integer("batch", None, "Batch size (default: config.batch_size).")
   flags.DEFINE_integer("steps", 5, "Timed repetitions of each program.")
   flags.DEFINE_string("dtype", None, "Override config.model.dtype (float32 or bfloat16).")
@@ -58,7 +57,7 @@ def matmul_peak(dtype=jnp.float32, n: int = 2048, steps: int = 5) -> float:
   a = jax.random.normal(jax.random.key(0), (n, n), dtype)
   b = jax.random.normal(jax.random.key(1), (n, n), dtype)
   seconds = time_call(jax.jit(jnp.dot), a, b, steps=steps)
-  return 2 * n ** 3 / seconds / 1e9
+  return 2 * n**3 / seconds / 1e9
 
 
 def random_inputs(task: tasks.Task, config, batch: int) -> tuple[dict[str, jax.Array], int]:
@@ -69,8 +68,11 @@ def random_inputs(task: tasks.Task, config, batch: int) -> tuple[dict[str, jax.A
   if "boxes" in inputs:
     h, w = config.data.image_size
     corner = jax.random.uniform(jax.random.key(1), inputs["boxes"].shape[:-1] + (2,), maxval=min(h, w) / 2)
-    inputs.update(boxes=jnp.concatenate([corner, corner + min(h, w) / 4], axis=-1),
-                  box_scores=jnp.ones(inputs["box_scores"].shape), box_valid=jnp.ones(inputs["box_valid"].shape, bool))
+    inputs.update(
+      boxes=jnp.concatenate([corner, corner + min(h, w) / 4], axis=-1),
+      box_scores=jnp.ones(inputs["box_scores"].shape),
+      box_valid=jnp.ones(inputs["box_valid"].shape, bool),
+    )
   return {k: jnp.asarray(v) for k, v in inputs.items()}, frames_per_call
 
 
@@ -80,15 +82,17 @@ def run(config, batch: int, steps: int, skip_train: bool = False) -> dict[str, f
   inputs, frames_per_call = random_inputs(task, config, batch)
   tx = state_lib.make_optimizer(config, 1000)
   state = jax.jit(lambda rng: state_lib.create(model, task.init_variables(model, config, rng, inputs), tx))(
-      jax.random.key(1))
+    jax.random.key(1)
+  )
   eval_step = functools.partial(task.eval_step, model=model, config=config)
   train_step = functools.partial(task.train_step, model=model, config=config)
   # The forward pass alone: the model's output without the task's statistics.
-  forward = jax.jit(lambda s, x: jax.tree.leaves(model.apply(
-      s.variables, *task.model_inputs(config, x), train=False)[0]))
+  forward = jax.jit(
+    lambda s, x: jax.tree.leaves(model.apply(s.variables, *task.model_inputs(config, x), train=False)[0])
+  )
   result = {
-      "params (M)": sum(x.size for x in jax.tree.leaves(state.params)) / 1e6,
-      "forward GFLOP/frame": flops_of(forward, state, inputs) / frames_per_call / 1e9,
+    "params (M)": sum(x.size for x in jax.tree.leaves(state.params)) / 1e6,
+    "forward GFLOP/frame": flops_of(forward, state, inputs) / frames_per_call / 1e9,
   }
   seconds = time_call(forward, state, inputs, steps=steps)
   result["forward frames/s"] = frames_per_call / seconds
@@ -126,8 +130,10 @@ def main(argv):
   h, w = config.data.image_size
   shape = ", ".join(f"{k}={config.model[k]}" for k in ("widths", "sequence_length", "backbone") if k in config.model)
   shape += f", {h}x{w}" + (f", N={config.data.clip_frames}" if "clip_frames" in config.data else "")
-  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()}); "
-        f"{config.model.name}, {shape}, batch {batch}, dtype {config.model.dtype}")
+  print(
+    f"device: {jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()}); "
+    f"{config.model.name}, {shape}, batch {batch}, dtype {config.model.dtype}"
+  )
   width = max(len(k) for k in result)
   print("-" * (width + 14))
   for key, value in result.items():

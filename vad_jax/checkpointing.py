@@ -34,8 +34,14 @@ def _state_tree(state) -> dict[str, Any]:
 class Checkpointer:
   """Saves and restores training runs in ``directory``."""
 
-  def __init__(self, directory: str | pathlib.Path, max_to_keep: int = 3, best_metric: Optional[str] = None,
-               best_mode: str = "max", create: bool = True):
+  def __init__(
+    self,
+    directory: str | pathlib.Path,
+    max_to_keep: int = 3,
+    best_metric: Optional[str] = None,
+    best_mode: str = "max",
+    create: bool = True,
+  ):
     self.directory = pathlib.Path(directory).absolute()
     if not create and not self.directory.is_dir():
       raise CheckpointError(f"no checkpoint directory at {self.directory}")
@@ -45,14 +51,20 @@ class Checkpointer:
       if best_mode not in ("max", "min"):
         raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
       best_fn = lambda metrics: float(metrics[best_metric])  # noqa: E731
-      policies.append(checkpoint_managers.BestN(
-          get_metric_fn=best_fn, reverse=best_mode == "min", n=1, keep_checkpoints_without_metrics=False))
+      policies.append(
+        checkpoint_managers.BestN(
+          get_metric_fn=best_fn, reverse=best_mode == "min", n=1, keep_checkpoints_without_metrics=False
+        )
+      )
     self.best_metric = best_metric
     options = ocp.CheckpointManagerOptions(
-        create=create, enable_async_checkpointing=True, best_fn=best_fn, best_mode=best_mode,
-        preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies))
-    self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                         item_names=("state", "data", "config"))
+      create=create,
+      enable_async_checkpointing=True,
+      best_fn=best_fn,
+      best_mode=best_mode,
+      preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies),
+    )
+    self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data", "config"))
 
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
@@ -64,16 +76,20 @@ class Checkpointer:
     """Step of the best checkpoint by the configured metric (None without one)."""
     return self.manager.best_step() if self.best_metric else None
 
-  def save(self, step: int, state, data_iterator: Optional[grain.DatasetIterator],
-           config: ml_collections.ConfigDict, metrics: Optional[dict[str, float]] = None) -> None:
-    items = {"state": ocp.args.StandardSave(_state_tree(state)),
-             "config": ocp.args.JsonSave(config.to_dict())}
+  def save(
+    self,
+    step: int,
+    state,
+    data_iterator: Optional[grain.DatasetIterator],
+    config: ml_collections.ConfigDict,
+    metrics: Optional[dict[str, float]] = None,
+  ) -> None:
+    items = {"state": ocp.args.StandardSave(_state_tree(state)), "config": ocp.args.JsonSave(config.to_dict())}
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
     self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics)
 
-  def restore(self, state_template, step: Optional[int] = None,
-              data_iterator: Optional[grain.DatasetIterator] = None):
+  def restore(self, state_template, step: Optional[int] = None, data_iterator: Optional[grain.DatasetIterator] = None):
     """Restores the state at ``step`` (latest by default).
 
     ``state_template`` is a state (or ``jax.eval_shape`` of one) whose leaves carry the
@@ -84,8 +100,7 @@ class Checkpointer:
     if step is None:
       raise CheckpointError(f"no checkpoint found in {self.directory}")
     if step not in self.all_steps():
-      raise CheckpointError(f"no checkpoint for step {step} in {self.directory}; "
-                            f"available: {self.all_steps()}")
+      raise CheckpointError(f"no checkpoint for step {step} in {self.directory}; available: {self.all_steps()}")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _state_tree(state_template))
     items = {"state": ocp.args.StandardRestore(abstract)}
     if data_iterator is not None:
@@ -93,8 +108,9 @@ class Checkpointer:
     try:
       restored = self.manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as error:  # orbax raises many types; name the checkpoint in one
-      raise CheckpointError(f"could not restore checkpoint step {step} from {self.directory / str(step)}: "
-                            f"{type(error).__name__}: {error}") from error
+      raise CheckpointError(
+        f"could not restore checkpoint step {step} from {self.directory / str(step)}: {type(error).__name__}: {error}"
+      ) from error
     return state_template.replace(**restored["state"])
 
   def wait(self) -> None:

@@ -42,8 +42,10 @@ def resolve(spec: str) -> str:
   name = path.stem if path.suffix == ".py" and path.parent.name in ("", "configs") else target
   if name in shipped_configs():
     return str(shipped_dir() / f"{name}.py") + colon + variant
-  raise ValueError(f"no config file {target!r} (from {pathlib.Path.cwd()}) and no shipped config of that name; "
-                   f"shipped configs: {', '.join(shipped_configs())}")
+  raise ValueError(
+    f"no config file {target!r} (from {pathlib.Path.cwd()}) and no shipped config of that name; "
+    f"shipped configs: {', '.join(shipped_configs())}"
+  )
 
 
 class _NameOrFileParser(mlc_config_flags.ConfigFileFlagParser):
@@ -61,6 +63,11 @@ def load(spec: str, lock: bool = False) -> ml_collections.ConfigDict:
 def define_config(name: str, default: str, help_string: str, lock_config: bool = True) -> flags.FlagHolder:
   """A ``--NAME`` config flag that accepts shipped names and files, plus overrides."""
   flag = mlc_config_flags._ConfigFlag(  # pylint: disable=protected-access  (the parser is the only change)
-      parser=_NameOrFileParser(name=name, lock_config=lock_config), serializer=flags.ArgumentSerializer(),
-      name=name, default=default, help_string=help_string, flag_values=flags.FLAGS)
+    parser=_NameOrFileParser(name=name, lock_config=lock_config),
+    serializer=flags.ArgumentSerializer(),
+    name=name,
+    default=default,
+    help_string=help_string,
+    flag_values=flags.FLAGS,
+  )
   return flags.DEFINE_flag(flag, flags.FLAGS)

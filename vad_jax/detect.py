@@ -44,8 +44,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
 
 def frame_files(folder: pathlib.Path) -> list[pathlib.Path]:
-  files = sorted(p for p in folder.iterdir()
-                 if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("._"))
+  files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("._"))
   if not files:
     raise FileNotFoundError(f"no frame images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
   return files
@@ -66,12 +65,20 @@ def read_video(path: pathlib.Path) -> Iterator[np.ndarray]:
   yield from video_lib.iter_frames(path, check_count=False)
 
 
-def detect(video_path: pathlib.Path, config, state, batch_size: int = 8, streaming: bool = False,
-           threshold: float | None = None) -> detection.Detection:
+def detect(
+  video_path: pathlib.Path, config, state, batch_size: int = 8, streaming: bool = False, threshold: float | None = None
+) -> detection.Detection:
   """Scores the video file or frame folder at ``video_path`` with the config's task."""
   video_path = pathlib.Path(video_path)
-  return tasks.for_config(config).score_video(config, state, read_video(video_path), batch_size=batch_size,
-                                              threshold=threshold, streaming=streaming, name=str(video_path))
+  return tasks.for_config(config).score_video(
+    config,
+    state,
+    read_video(video_path),
+    batch_size=batch_size,
+    threshold=threshold,
+    streaming=streaming,
+    name=str(video_path),
+  )
 
 
 def annotate(frame: np.ndarray, score: float, alarmed: bool) -> np.ndarray:
@@ -79,36 +86,47 @@ def annotate(frame: np.ndarray, score: float, alarmed: bool) -> np.ndarray:
   draw = ImageDraw.Draw(image)
   w, h = image.size
   bar = max(4, h // 30)
-  draw.rectangle([0, h - bar, int(w * float(np.clip(score, 0, 1))), h], fill=(230, 40, 40) if alarmed else (40, 160, 230))
+  draw.rectangle(
+    [0, h - bar, int(w * float(np.clip(score, 0, 1))), h], fill=(230, 40, 40) if alarmed else (40, 160, 230)
+  )
   if alarmed:
     draw.rectangle([0, 0, w - 1, h - 1], outline=(230, 40, 40), width=max(2, w // 100))
   draw.text((4, 4), f"{score:.2f}", fill=(255, 255, 0))
   return np.asarray(image)
 
 
-def write_output(output: pathlib.Path, video_path: pathlib.Path, frames: np.ndarray, scores: np.ndarray,
-                 threshold: float) -> None:
+def write_output(
+  output: pathlib.Path, video_path: pathlib.Path, frames: np.ndarray, scores: np.ndarray, threshold: float
+) -> None:
   score_of = dict(zip(frames.tolist(), scores.tolist()))
   if output.suffix.lower() in (".mp4", ".avi"):
-    annotated = [annotate(f, score_of.get(i, 0.0), score_of.get(i, 0.0) > threshold)
-                 for i, f in enumerate(read_video(video_path))]
+    annotated = [
+      annotate(f, score_of.get(i, 0.0), score_of.get(i, 0.0) > threshold) for i, f in enumerate(read_video(video_path))
+    ]
     even = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in annotated]
     video_lib.write_video(output, np.stack(even))
     return
   picks = set(np.linspace(0, len(frames) - 1, num=min(8, len(frames))).astype(int).tolist())
   picks |= {int(np.argmax(scores))}
   wanted = {int(frames[i]) for i in picks}
-  tiles = [annotate(f, score_of[i], score_of[i] > threshold) for i, f in enumerate(read_video(video_path)) if i in wanted]
+  tiles = [
+    annotate(f, score_of[i], score_of[i] > threshold) for i, f in enumerate(read_video(video_path)) if i in wanted
+  ]
   h = min(t.shape[0] for t in tiles)
   strip = np.concatenate([t[:h] for t in tiles], axis=1)
   Image.fromarray(strip).save(output)
 
 
 def define_flags() -> None:
-  flags.DEFINE_string("checkpoint", None, "A checkpoint step directory, or a training workdir (latest step).",
-                      required=True)
-  flags.DEFINE_float("threshold", None, "Alarm threshold on the fused score (default 0.6) or, for the "
-                     "classifiers, on the moving average of probabilities (default: the config's alarm.threshold).")
+  flags.DEFINE_string(
+    "checkpoint", None, "A checkpoint step directory, or a training workdir (latest step).", required=True
+  )
+  flags.DEFINE_float(
+    "threshold",
+    None,
+    "Alarm threshold on the fused score (default 0.6) or, for the "
+    "classifiers, on the moving average of probabilities (default: the config's alarm.threshold).",
+  )
   flags.DEFINE_integer("min_frames", 5, "Shortest alarm interval reported, in frames.")
   flags.DEFINE_integer("batch", 8, "Clips scored per device call.")
   flags.DEFINE_bool("streaming", False, "Causal (running) normalisation instead of whole-video min-max.")
@@ -129,8 +147,11 @@ def main(argv):
   for i, s, a in zip(result.frames, result.scores, result.alarm):
     print(f"{i},{s:.4f},{int(a)}")
   intervals = detection.alarm_intervals(result.frames, result.alarm, f.min_frames)
-  print(f"alarm intervals ({result.rule}, >= {f.min_frames} frames): "
-        + (", ".join(f"{a}-{b}" for a, b in intervals) or "none"), file=sys.stderr)
+  print(
+    f"alarm intervals ({result.rule}, >= {f.min_frames} frames): "
+    + (", ".join(f"{a}-{b}" for a, b in intervals) or "none"),
+    file=sys.stderr,
+  )
   if f.output:
     write_output(pathlib.Path(f.output), pathlib.Path(argv[1]), result.frames, result.level, result.threshold)
     print(f"wrote {f.output}", file=sys.stderr)

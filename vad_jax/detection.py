@@ -44,8 +44,9 @@ def prepare_frame(frame: np.ndarray, size: tuple[int, int], channels: int) -> np
   return array[:, :, None] if array.ndim == 2 else array
 
 
-def sliding_windows(frames: Iterator[np.ndarray], length: int, size: tuple[int, int], channels: int,
-                    batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+def sliding_windows(
+  frames: Iterator[np.ndarray], length: int, size: tuple[int, int], channels: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
   """Every window of ``length`` consecutive frames, one per new frame.
 
   Yields ``(windows uint8 [B, length, h, w, c], index of each window's last frame [B],
@@ -68,8 +69,9 @@ def sliding_windows(frames: Iterator[np.ndarray], length: int, size: tuple[int, 
     yield np.stack(clips), np.array(targets), count
 
 
-def consecutive_windows(frames: Iterator[np.ndarray], length: int, size: tuple[int, int], channels: int,
-                        batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+def consecutive_windows(
+  frames: Iterator[np.ndarray], length: int, size: tuple[int, int], channels: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
   """Non-overlapping windows of ``length`` frames.
 
   Yields ``(windows uint8 [B, length, h, w, c], first frame [B], real frames [B],
@@ -81,8 +83,12 @@ def consecutive_windows(frames: Iterator[np.ndarray], length: int, size: tuple[i
   def flush():
     count = len(clips)
     pad = batch_size - count
-    return (np.stack(clips + clips[-1:] * pad), np.array(firsts + firsts[-1:] * pad),
-            np.array(lengths + [0] * pad), count)
+    return (
+      np.stack(clips + clips[-1:] * pad),
+      np.array(firsts + firsts[-1:] * pad),
+      np.array(lengths + [0] * pad),
+      count,
+    )
 
   index = -1
   for index, frame in enumerate(frames):

@@ -24,16 +24,18 @@ class MetricWriter:
   ``purge_step``), so every step is logged exactly once.
   """
 
-  def __init__(self, workdir: str | pathlib.Path, resume_step: Optional[int] = None,
-               enabled: Optional[bool] = None):
+  def __init__(self, workdir: str | pathlib.Path, resume_step: Optional[int] = None, enabled: Optional[bool] = None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self.workdir = pathlib.Path(workdir)
     if self.enabled:
       self.workdir.mkdir(parents=True, exist_ok=True)
       jsonl = self.workdir / "metrics.jsonl"
       if resume_step is not None and jsonl.exists():
-        kept = [line for line in jsonl.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["step"] <= resume_step]
+        kept = [
+          line
+          for line in jsonl.read_text(encoding="utf-8").splitlines()
+          if line.strip() and json.loads(line)["step"] <= resume_step
+        ]
         jsonl.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
       purge = resume_step + 1 if resume_step else None
       self._tb = SummaryWriter(str(self.workdir / "tensorboard"), purge_step=purge)
@@ -64,8 +66,11 @@ class Progress:
     self.interactive = sys.stderr.isatty() if interactive is None else interactive
     self.enabled = jax.process_index() == 0
     self._start, self._start_step = time.perf_counter(), initial_step
-    self._bar = (tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
-                 if self.enabled and self.interactive else None)
+    self._bar = (
+      tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
+      if self.enabled and self.interactive
+      else None
+    )
 
   def rate(self, step: int) -> float:
     elapsed = time.perf_counter() - self._start
@@ -80,8 +85,10 @@ class Progress:
       self._bar.n = step
       self._bar.set_postfix(loss=f"{scalars.get('loss', float('nan')):.4f}", refresh=True)
     else:
-      print(f"step {step}/{self.total}  loss {scalars.get('loss', float('nan')):.5f}  "
-            f"{rate:.2f} steps/s  eta {eta:.0f}s", flush=True)
+      print(
+        f"step {step}/{self.total}  loss {scalars.get('loss', float('nan')):.5f}  {rate:.2f} steps/s  eta {eta:.0f}s",
+        flush=True,
+      )
 
   def close(self) -> None:
     if self._bar is not None:

@@ -42,17 +42,15 @@ def _binary_inputs(labels: Array, scores: Array) -> tuple[np.ndarray, np.ndarray
 
 def _single_class(labels: np.ndarray, what: str) -> bool:
   if labels.size == 0:
-    warnings.warn(f"{what} is undefined for empty input; returning nan.", UndefinedMetricWarning,
-                  stacklevel=3)
+    warnings.warn(f"{what} is undefined for empty input; returning nan.", UndefinedMetricWarning, stacklevel=3)
     return True
   n_pos = int(labels.sum())
   if n_pos == 0 or n_pos == labels.size:
     present = "positive" if n_pos else "negative"
     warnings.warn(
-        f"{what} is undefined when only one class is present (all {labels.size} labels "
-        f"are {present}); returning nan.",
-        UndefinedMetricWarning,
-        stacklevel=3,
+      f"{what} is undefined when only one class is present (all {labels.size} labels are {present}); returning nan.",
+      UndefinedMetricWarning,
+      stacklevel=3,
     )
     return True
   return False
@@ -190,12 +188,12 @@ def _safe_div(num: np.ndarray, den: np.ndarray, zero_division: float) -> np.ndar
 
 
 def classification_report(
-    y_true: Array,
-    y_pred: Array,
-    *,
-    num_classes: int | None = None,
-    class_names: Sequence[str] | None = None,
-    zero_division: float = 0.0,
+  y_true: Array,
+  y_pred: Array,
+  *,
+  num_classes: int | None = None,
+  class_names: Sequence[str] | None = None,
+  zero_division: float = 0.0,
 ) -> dict[str, Any]:
   """Accuracy and per-class / macro / weighted precision, recall, F1.
 
@@ -229,13 +227,13 @@ def classification_report(
   total = support.sum()
   accuracy = float(tp.sum() / total) if total > 0 else float(zero_division)
   per_class = {
-      name: {
-          "precision": float(precision[i]),
-          "recall": float(recall[i]),
-          "f1": float(f1[i]),
-          "support": int(support[i]),
-      }
-      for i, name in enumerate(class_names)
+    name: {
+      "precision": float(precision[i]),
+      "recall": float(recall[i]),
+      "f1": float(f1[i]),
+      "support": int(support[i]),
+    }
+    for i, name in enumerate(class_names)
   }
 
   def _avg(values: np.ndarray, weights: np.ndarray | None) -> float:
@@ -247,23 +245,21 @@ def classification_report(
 
   macro = {"precision": _avg(precision, None), "recall": _avg(recall, None), "f1": _avg(f1, None)}
   weighted = {
-      "precision": _avg(precision, support),
-      "recall": _avg(recall, support),
-      "f1": _avg(f1, support),
+    "precision": _avg(precision, support),
+    "recall": _avg(recall, support),
+    "f1": _avg(f1, support),
   }
   return {
-      "accuracy": accuracy,
-      "per_class": per_class,
-      "macro": macro,
-      "weighted": weighted,
-      "confusion_matrix": cm,
-      "support": int(total),
+    "accuracy": accuracy,
+    "per_class": per_class,
+    "macro": macro,
+    "weighted": weighted,
+    "confusion_matrix": cm,
+    "support": int(total),
   }
 
 
-def moving_average_alarm(
-    probs: Array, window: int = 90, threshold: float = 0.4
-) -> tuple[np.ndarray, np.ndarray]:
+def moving_average_alarm(probs: Array, window: int = 90, threshold: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
   """Alarm state from a trailing moving average of per-frame probabilities.
 
   ``avg[t]`` is the mean of ``probs[max(0, t - window + 1) : t + 1]`` (the first frames

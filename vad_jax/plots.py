@@ -23,8 +23,7 @@ def _shade_labels(ax, frames: np.ndarray, labels: np.ndarray) -> None:
     ax.axvspan(frames[start] - 0.5, frames[stop - 1] + 0.5, color="tab:red", alpha=0.15, lw=0)
 
 
-def score_curve(path: pathlib.Path, name: str, frames: np.ndarray, scores: np.ndarray,
-                labels: np.ndarray) -> None:
+def score_curve(path: pathlib.Path, name: str, frames: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> None:
   fig, ax = plt.subplots(figsize=(8, 2.6))
   _shade_labels(ax, frames, labels)
   ax.plot(frames, scores, color="tab:blue", lw=1.2, label="anomaly score (Eq. 16)")
@@ -53,8 +52,9 @@ def roc_curves(path: pathlib.Path, labels: np.ndarray, streams: Mapping[str, np.
   plt.close(fig)
 
 
-def frame_panels(path: pathlib.Path, titles: Sequence[str], targets: np.ndarray, predictions: np.ndarray,
-                 attention: np.ndarray) -> None:
+def frame_panels(
+  path: pathlib.Path, titles: Sequence[str], targets: np.ndarray, predictions: np.ndarray, attention: np.ndarray
+) -> None:
   """One row per chosen frame: input frame, squared prediction error, attention map.
 
   ``targets``/``predictions`` ``[n, h, w, c]`` in [-1, 1]; ``attention`` ``[n, h, w]``.
@@ -64,8 +64,11 @@ def frame_panels(path: pathlib.Path, titles: Sequence[str], targets: np.ndarray,
   for i in range(n):
     frame = (targets[i] + 1) / 2
     error = np.mean(np.square(predictions[i] - targets[i]), axis=-1)
-    panels = [(frame.squeeze(-1) if frame.shape[-1] == 1 else frame, "input", "gray"),
-              (error, "prediction error", "inferno"), (attention[i], "channel attention", "viridis")]
+    panels = [
+      (frame.squeeze(-1) if frame.shape[-1] == 1 else frame, "input", "gray"),
+      (error, "prediction error", "inferno"),
+      (attention[i], "channel attention", "viridis"),
+    ]
     for ax, (image, label, cmap) in zip(axes[i], panels):
       ax.imshow(np.clip(image, 0, None) if label != "input" else np.clip(image, 0, 1), cmap=cmap)
       ax.set_title(f"{titles[i]}: {label}", fontsize=8)

@@ -47,10 +47,10 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   if not devices:
     raise ValueError("make_mesh needs at least one device.")
   return jax.make_mesh(
-      (len(devices),),
-      (DATA_AXIS,),
-      axis_types=(jax.sharding.AxisType.Auto,),
-      devices=devices,
+    (len(devices),),
+    (DATA_AXIS,),
+    axis_types=(jax.sharding.AxisType.Auto,),
+    devices=devices,
   )
 
 
@@ -87,8 +87,7 @@ def global_batch(mesh: Mesh, local_batch_tree: Any) -> Any:
       raise ValueError("global_batch needs arrays with a leading batch dimension.")
     if x.shape[0] % num_local_devices:
       raise ValueError(
-          f"Local batch of {x.shape[0]} rows cannot be split evenly over this host's "
-          f"{num_local_devices} devices."
+        f"Local batch of {x.shape[0]} rows cannot be split evenly over this host's {num_local_devices} devices."
       )
     return jax.make_array_from_process_local_data(sharding, x)
 
@@ -108,8 +107,9 @@ def gather(batches: Sequence[Any]) -> dict[str, np.ndarray]:
       if key != "valid":
         parts.setdefault(key, []).append(np.asarray(value).reshape(valid.size, *np.shape(value)[1:])[valid])
   if not parts:
-    raise ValueError("evaluation produced no frames: the test split is empty or every video is shorter "
-                     "than the clip length")
+    raise ValueError(
+      "evaluation produced no frames: the test split is empty or every video is shorter than the clip length"
+    )
   return {key: np.concatenate(values) for key, values in parts.items()}
 
 
@@ -121,11 +121,11 @@ def fetch(outputs: Sequence[Any]) -> dict[str, np.ndarray]:
 
 
 def maybe_initialize_distributed(
-    *,
-    coordinator_address: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
-    force: bool = False,
+  *,
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+  force: bool = False,
 ) -> bool:
   """Initialises ``jax.distributed`` only when this process is part of a multi-host job.
 
@@ -163,13 +163,15 @@ def maybe_initialize_distributed(
     if process_id is None and env.get(_PROCESS_ID_ENV):
       process_id = int(env[_PROCESS_ID_ENV])
     logging.info(
-        "Initialising jax.distributed: coordinator=%s num_processes=%s process_id=%s",
-        coordinator_address, num_processes, process_id,
+      "Initialising jax.distributed: coordinator=%s num_processes=%s process_id=%s",
+      coordinator_address,
+      num_processes,
+      process_id,
     )
     jax.distributed.initialize(
-        coordinator_address=coordinator_address,
-        num_processes=num_processes,
-        process_id=process_id,
+      coordinator_address=coordinator_address,
+      num_processes=num_processes,
+      process_id=process_id,
     )
     return True
 
@@ -184,8 +186,11 @@ def _multi_process_launcher() -> bool:
   """Whether Slurm or Open MPI started this process as one of several."""
   env = os.environ
   slurm_keys = (
-      "SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID",
-      "SLURM_LOCALID",
+    "SLURM_JOB_ID",
+    "SLURM_STEP_NODELIST",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
   )
   if all(k in env for k in slurm_keys) and _as_int(env["SLURM_NTASKS"]) > 1:
     return True

@@ -48,12 +48,22 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax
 
 def create(model: flax.linen.Module, variables: dict[str, Any], tx: optax.GradientTransformation) -> TrainState:
   """A step-0 state from initialised ``variables``."""
-  return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                           batch_stats=variables.get("batch_stats", {}), memory=variables.get("memory", {}))
+  return TrainState.create(
+    apply_fn=model.apply,
+    params=variables["params"],
+    tx=tx,
+    batch_stats=variables.get("batch_stats", {}),
+    memory=variables.get("memory", {}),
+  )
 
 
-def initial_state(task: tasks.Task, model: flax.linen.Module, config: ml_collections.ConfigDict,
-                  tx: optax.GradientTransformation, mesh: Mesh) -> tuple[TrainState, Any]:
+def initial_state(
+  task: tasks.Task,
+  model: flax.linen.Module,
+  config: ml_collections.ConfigDict,
+  tx: optax.GradientTransformation,
+  mesh: Mesh,
+) -> tuple[TrainState, Any]:
   """A freshly initialised state replicated over ``mesh``, and its sharding tree."""
   batch, _ = task.example_batch(config, 1)
 
@@ -66,8 +76,9 @@ def initial_state(task: tasks.Task, model: flax.linen.Module, config: ml_collect
   return state, state_sharding
 
 
-def restore(checkpoint_dir: str | pathlib.Path, step: Optional[int],
-            mesh: Mesh) -> tuple[ml_collections.ConfigDict, TrainState]:
+def restore(
+  checkpoint_dir: str | pathlib.Path, step: Optional[int], mesh: Mesh
+) -> tuple[ml_collections.ConfigDict, TrainState]:
   """``(config, state)`` of a run's checkpoint (the latest when ``step`` is None),
   the state placed on ``mesh``; the config is the one saved with the checkpoint."""
   config = checkpointing.read_config(checkpoint_dir, step)

@@ -48,8 +48,9 @@ class Task(Protocol):
   def model_inputs(self, config: Config, batch: Mapping[str, Array]) -> tuple:
     """The model's positional arguments taken from a batch."""
 
-  def init_variables(self, model: flax.linen.Module, config: Config, rng: Array,
-                     batch: Mapping[str, Array]) -> dict[str, Any]:
+  def init_variables(
+    self, model: flax.linen.Module, config: Config, rng: Array, batch: Mapping[str, Array]
+  ) -> dict[str, Any]:
     """The model's variables initialised from ``batch`` (traced under ``jax.jit``)."""
 
   def load_pretrained(self, state: Any, config: Config) -> Any:
@@ -59,16 +60,19 @@ class Task(Protocol):
     """``(endless checkpointable iterator of global training batches, clips in the
     training split)``; a clear ``ValueError`` when the split has no clip."""
 
-  def train_step(self, state: Any, batch: Mapping[str, Array], *, model: flax.linen.Module,
-                 config: Config) -> tuple[Any, dict[str, Array]]:
+  def train_step(
+    self, state: Any, batch: Mapping[str, Array], *, model: flax.linen.Module, config: Config
+  ) -> tuple[Any, dict[str, Array]]:
     """One optimisation step: the new state and scalar metrics (``loss`` first)."""
 
-  def eval_step(self, state: Any, batch: Mapping[str, Array], *, model: flax.linen.Module,
-                config: Config) -> dict[str, Array]:
+  def eval_step(
+    self, state: Any, batch: Mapping[str, Array], *, model: flax.linen.Module, config: Config
+  ) -> dict[str, Array]:
     """Per-example outputs that the task's evaluation aggregates."""
 
-  def evaluate(self, config: Config, state: Any, mesh, split_name: Optional[str] = None,
-               eval_dir: Optional[Any] = None) -> dict[str, Any]:
+  def evaluate(
+    self, config: Config, state: Any, mesh, split_name: Optional[str] = None, eval_dir: Optional[Any] = None
+  ) -> dict[str, Any]:
     """Evaluates on ``split_name`` (default ``data.eval_split``); writes outputs
     (metrics.json, scores, plots) to ``eval_dir`` when given."""
 
@@ -81,17 +85,26 @@ class Task(Protocol):
   def ablations(self, config: Config) -> Mapping[str, Callable[[Config], None]]:
     """Named switches that turn ``config`` into an ablation variant (in place)."""
 
-  def score_video(self, config: Config, state: Any, frames: Iterator[np.ndarray], *, batch_size: int,
-                  threshold: Optional[float], streaming: bool, name: str) -> detection.Detection:
+  def score_video(
+    self,
+    config: Config,
+    state: Any,
+    frames: Iterator[np.ndarray],
+    *,
+    batch_size: int,
+    threshold: Optional[float],
+    streaming: bool,
+    name: str,
+  ) -> detection.Detection:
     """Per-frame anomaly scores and alarms for the uint8 ``[H, W, 3]`` frames of one
     video (``detect``)."""
 
 
 TASKS: dict[str, Task] = {
-    "dual_stream": dual_stream_task,
-    "hybrid": hybrid_task,
-    "convlstm": hybrid_task,
-    "effnet_hog": hybrid_task,
+  "dual_stream": dual_stream_task,
+  "hybrid": hybrid_task,
+  "convlstm": hybrid_task,
+  "effnet_hog": hybrid_task,
 }
 
 

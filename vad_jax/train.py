@@ -54,8 +54,9 @@ def first_non_finite(history: list[dict[str, Any]], first_step: int) -> Optional
   return None
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       stop_after_steps: Optional[int] = None) -> dict[str, float]:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str, stop_after_steps: Optional[int] = None
+) -> dict[str, float]:
   """Trains (resuming from ``workdir`` if it holds a checkpoint), then evaluates.
 
   Args:
@@ -75,21 +76,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   train_iter, num_clips = task.train_iterator(config, mesh)
   total_steps = total_train_steps(config, num_clips)
   model = task.build_model(config)
-  state, state_sharding = state_lib.initial_state(task, model, config,
-                                                  state_lib.make_optimizer(config, total_steps), mesh)
+  state, state_sharding = state_lib.initial_state(
+    task, model, config, state_lib.make_optimizer(config, total_steps), mesh
+  )
   state = task.load_pretrained(state, config)
 
   checkpointer = checkpointing.Checkpointer(
-      workdir_path / "checkpoints", max_to_keep=config.max_checkpoints_to_keep,
-      best_metric=config.best_metric or None)
+    workdir_path / "checkpoints", max_to_keep=config.max_checkpoints_to_keep, best_metric=config.best_metric or None
+  )
   start_step = checkpointer.latest_step() or 0
   if start_step:
     state = checkpointer.restore(state, data_iterator=train_iter)
     logging.info("resumed from %s at step %d", checkpointer.directory, start_step)
 
-  step_fn = jax.jit(functools.partial(task.train_step, model=model, config=config),
-                    in_shardings=(state_sharding, sharding_lib.data_sharded(mesh)),
-                    out_shardings=(state_sharding, sharding_lib.replicated(mesh)), donate_argnums=0)
+  step_fn = jax.jit(
+    functools.partial(task.train_step, model=model, config=config),
+    in_shardings=(state_sharding, sharding_lib.data_sharded(mesh)),
+    out_shardings=(state_sharding, sharding_lib.replicated(mesh)),
+    donate_argnums=0,
+  )
   writer = metric_writers.MetricWriter(workdir_path, resume_step=start_step)
   progress = metric_writers.Progress(total_steps, start_step)
   log_every = max(1, config.log_every_steps)
@@ -106,8 +111,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       bad = first_non_finite(history, pending_start + 1)
       if bad is not None:
         raise NonFiniteLossError(
-            f"non-finite loss at step {bad[0]}: {bad[1]}; training stopped, the last good checkpoint "
-            f"(step {checkpointer.latest_step()}) in {checkpointer.directory} is kept")
+          f"non-finite loss at step {bad[0]}: {bad[1]}; training stopped, the last good checkpoint "
+          f"(step {checkpointer.latest_step()}) in {checkpointer.directory} is kept"
+        )
       pending, pending_start = [], step
       mean_terms = {k: float(np.mean([h[k] for h in history])) for k in history[0]}
       mean_terms["steps_per_second"] = progress.rate(step)
@@ -116,8 +122,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if step % ckpt_every == 0 or step == last_step:
         save_metrics = None
         if config.best_metric:
-          save_metrics = task.scalar_metrics(task.evaluate(
-              config, state, mesh, split_name=config.best_metric_split or None, eval_dir=None))
+          save_metrics = task.scalar_metrics(
+            task.evaluate(config, state, mesh, split_name=config.best_metric_split or None, eval_dir=None)
+          )
           writer.write_scalars(step, save_metrics, prefix="val/")
         checkpointer.save(step, state, train_iter, config, save_metrics)
   finally:
@@ -135,8 +142,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 
 def define_flags() -> None:
-  config_flags.define_config("config", "default", "Training configuration: a shipped config's name "
-                             "(default, ucsd_ped2:cpu, ...) or a config file path, with an optional :variant.")
+  config_flags.define_config(
+    "config",
+    "default",
+    "Training configuration: a shipped config's name "
+    "(default, ucsd_ped2:cpu, ...) or a config file path, with an optional :variant.",
+  )
   flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and evaluation output.", required=True)
   flags.DEFINE_integer("stop_after_steps", None, "Leave after this many steps (with a checkpoint); rerun to resume.")
 

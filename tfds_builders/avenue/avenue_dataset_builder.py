@@ -52,13 +52,8 @@ For the config frames_avenue_mat (pre-extracted frame release with avenue.mat la
   (or the same three entries directly in <manual_dir>)
 """
 
-OFFICIAL_LABELS = (
-    "official pixel masks (ground_truth_demo): frame anomalous if any mask pixel is set"
-)
-AVENUE_MAT_LABELS = (
-    "avenue.mat interval labels of the pre-extracted frame release "
-    "(differ from the official masks)"
-)
+OFFICIAL_LABELS = "official pixel masks (ground_truth_demo): frame anomalous if any mask pixel is set"
+AVENUE_MAT_LABELS = "avenue.mat interval labels of the pre-extracted frame release (differ from the official masks)"
 
 
 @dataclasses.dataclass(eq=False)
@@ -71,9 +66,9 @@ class AvenueConfig(common.VideoConfig):
 @dataclasses.dataclass(frozen=True)
 class _Video:
   name: str
-  path: epath.Path                          # .avi file, or folder of frames
-  labels_path: epath.Path | None = None     # N_label.mat (official test videos)
-  labels: np.ndarray | None = None          # from avenue.mat (release test videos)
+  path: epath.Path  # .avi file, or folder of frames
+  labels_path: epath.Path | None = None  # N_label.mat (official test videos)
+  labels: np.ndarray | None = None  # from avenue.mat (release test videos)
 
 
 class Builder(common.FrameBuilder):
@@ -83,17 +78,18 @@ class Builder(common.FrameBuilder):
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
   BUILDER_CONFIGS = [
-      AvenueConfig(
-          name="official", source="official",
-          description="Official videos; labels from the official pixel masks (masks included).",
+    AvenueConfig(
+      name="official",
+      source="official",
+      description="Official videos; labels from the official pixel masks (masks included).",
+    ),
+    AvenueConfig(
+      name="frames_avenue_mat",
+      source="avenue_mat",
+      description=(
+        "Pre-extracted frames with avenue.mat interval labels: a different label version from the official masks."
       ),
-      AvenueConfig(
-          name="frames_avenue_mat", source="avenue_mat",
-          description=(
-              "Pre-extracted frames with avenue.mat interval labels: a different label "
-              "version from the official masks."
-          ),
-      ),
+    ),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "official"
 
@@ -129,8 +125,9 @@ class Builder(common.FrameBuilder):
 
 # ------------------------------------------------------------------ official videos
 
+
 def _locate(
-    dl_manager: tfds.download.DownloadManager, folder: str, archive: str, needed: Sequence[str]
+  dl_manager: tfds.download.DownloadManager, folder: str, archive: str, needed: Sequence[str]
 ) -> tuple[epath.Path | None, str]:
   """``folder`` in the manual dir, extracting ``archive`` if only that is there.
 
@@ -139,29 +136,25 @@ def _locate(
   manual_dir = dl_manager.manual_dir
   try:
     layout = common.find_layout(
-        manual_dir,
-        {"extracted": [f"{folder}/{n}" for n in needed], "archive": [archive]},
-        instructions="",
+      manual_dir,
+      {"extracted": [f"{folder}/{n}" for n in needed], "archive": [archive]},
+      instructions="",
     )
   except common.ManualDataError as error:
     return None, str(error)
   if layout == "extracted":
     return manual_dir / folder, ""
   extracted = common.extract_archive(
-      manual_dir / archive, dl_manager.download_dir / "extracted" / archive.rsplit(".", 1)[0]
+    manual_dir / archive, dl_manager.download_dir / "extracted" / archive.rsplit(".", 1)[0]
   )
   return common.require_path(extracted / folder, f"{folder}/ inside {archive}", _INSTRUCTIONS), ""
 
 
 def _official_videos(dl_manager) -> tuple[dict[str, list[_Video]], str]:
-  dataset_dir, dataset_error = _locate(
-      dl_manager, _DATASET_DIR, _DATASET_ZIP, ["training_videos", "testing_videos"]
-  )
+  dataset_dir, dataset_error = _locate(dl_manager, _DATASET_DIR, _DATASET_ZIP, ["training_videos", "testing_videos"])
   gt_dir, gt_error = _locate(dl_manager, _GT_DIR, _GT_ZIP, [_MASK_DIR])
   if dataset_error or gt_error:
-    raise common.ManualDataError(
-        "\n".join(e for e in (dataset_error, gt_error) if e) + "\n\n" + _INSTRUCTIONS
-    )
+    raise common.ManualDataError("\n".join(e for e in (dataset_error, gt_error) if e) + "\n\n" + _INSTRUCTIONS)
   mask_dir = gt_dir / _MASK_DIR
   videos = {}
   for split, folder in (("train", "training_videos"), ("test", "testing_videos")):
@@ -176,13 +169,15 @@ def _official_videos(dl_manager) -> tuple[dict[str, list[_Video]], str]:
       labels_path = None
       if split == "test":
         labels_path = common.require_path(
-            mask_dir / f"{int(name)}_label.mat", f"the label masks of test video {path.name}",
+          mask_dir / f"{int(name)}_label.mat",
+          f"the label masks of test video {path.name}",
         )
       split_videos.append(_Video(name, path, labels_path=labels_path))
     videos[split] = split_videos
   expected = {v.labels_path.name for v in videos["test"]}
-  extra = sorted(p.name for p in common.list_visible(mask_dir, suffixes=(".mat",), dirs=False)
-                 if p.name not in expected)
+  extra = sorted(
+    p.name for p in common.list_visible(mask_dir, suffixes=(".mat",), dirs=False) if p.name not in expected
+  )
   if extra:
     raise ValueError(f"{mask_dir} has label files without a test video: {extra}.")
   return videos, "official"
@@ -201,9 +196,7 @@ def read_label_masks(path: epath.PathLike) -> list[np.ndarray]:
     raise ValueError(f"{path}: no variable 'volLabel' (variables: {found}).")
   cells = np.asarray(data["volLabel"])
   if cells.dtype != object or cells.ndim != 2 or cells.shape[0] != 1:
-    raise ValueError(
-        f"{path}: volLabel should be a (1, T) cell array, got {cells.dtype} {cells.shape}."
-    )
+    raise ValueError(f"{path}: volLabel should be a (1, T) cell array, got {cells.dtype} {cells.shape}.")
   masks = [np.asarray(cell) for cell in cells[0]]
   for t, mask in enumerate(masks):
     if mask.ndim != 2:
@@ -228,13 +221,13 @@ def _video_file_records(video: _Video, config: AvenueConfig) -> Iterator[dict]:
       mask = masks[index]
       if config.frame_size is None and mask.shape != frame.shape[:2]:
         raise ValueError(
-            f"{video.labels_path}: mask {index} is {mask.shape} but the frames of "
-            f"{video.path.name} are {frame.shape[:2]}."
+          f"{video.labels_path}: mask {index} is {mask.shape} but the frames of "
+          f"{video.path.name} are {frame.shape[:2]}."
         )
       record.update(
-          label=int(np.any(mask)),
-          mask=common.encode_mask(common.resize_mask(mask, config.frame_size)),
-          has_mask=True,
+        label=int(np.any(mask)),
+        mask=common.encode_mask(common.resize_mask(mask, config.frame_size)),
+        has_mask=True,
       )
     yield record
   if masks is not None and decoded != len(masks):
@@ -242,6 +235,7 @@ def _video_file_records(video: _Video, config: AvenueConfig) -> Iterator[dict]:
 
 
 # ------------------------------------------------------------ pre-extracted frames
+
 
 def read_intervals(path: epath.PathLike) -> list[np.ndarray]:
   """Per test video, the ``(2, K)`` int array of 1-based inclusive intervals in ``gt``."""
@@ -266,14 +260,16 @@ def read_intervals(path: epath.PathLike) -> list[np.ndarray]:
 
 def _release_videos(manual_dir: epath.Path) -> tuple[dict[str, list[_Video]], str]:
   layout = common.find_layout(
-      manual_dir,
-      {
-          "frame release": ["avenue/training/frames", "avenue/testing/frames", "avenue/avenue.mat"],
-          "frame release (in the manual dir itself)": [
-              "training/frames", "testing/frames", "avenue.mat",
-          ],
-      },
-      _INSTRUCTIONS,
+    manual_dir,
+    {
+      "frame release": ["avenue/training/frames", "avenue/testing/frames", "avenue/avenue.mat"],
+      "frame release (in the manual dir itself)": [
+        "training/frames",
+        "testing/frames",
+        "avenue.mat",
+      ],
+    },
+    _INSTRUCTIONS,
   )
   root = manual_dir / "avenue" if layout == "frame release" else manual_dir
   gt_path = root / "avenue.mat"
@@ -285,8 +281,8 @@ def _release_videos(manual_dir: epath.Path) -> tuple[dict[str, list[_Video]], st
       raise common.ManualDataError(f"No video folders in {root / folder / 'frames'}.")
     if split == "test" and len(intervals) != len(video_dirs):
       raise ValueError(
-          f"{gt_path} has labels for {len(intervals)} videos but {root / folder / 'frames'} "
-          f"holds {len(video_dirs)} test videos."
+        f"{gt_path} has labels for {len(intervals)} videos but {root / folder / 'frames'} "
+        f"holds {len(video_dirs)} test videos."
       )
     split_videos = []
     for v, video_dir in enumerate(video_dirs):
@@ -294,8 +290,11 @@ def _release_videos(manual_dir: epath.Path) -> tuple[dict[str, list[_Video]], st
       labels = np.zeros(num_frames, np.int32)
       if split == "test":
         labels = common.labels_from_ranges(
-            intervals[v].T, num_frames, first_frame=1, video=video_dir.name,
-            source=os.fspath(gt_path),
+          intervals[v].T,
+          num_frames,
+          first_frame=1,
+          video=video_dir.name,
+          source=os.fspath(gt_path),
         )
       split_videos.append(_Video(video_dir.name, video_dir, labels=labels))
     videos[split] = split_videos

@@ -65,8 +65,8 @@ def test_official_labels_come_from_the_masks(tmp_path):
   metadata = builder.info.metadata
   assert metadata["labels"] == avenue.OFFICIAL_LABELS
   assert metadata["videos"]["test"] == [
-      {"name": "01", "start": 0, "length": 6, "label": 1},
-      {"name": "02", "start": 6, "length": 3, "label": 1},
+    {"name": "01", "start": 0, "length": 6, "label": 1},
+    {"name": "02", "start": 6, "length": 3, "label": 1},
   ]
   assert [v["length"] for v in metadata["videos"]["train"]] == [5, 4]
 
@@ -84,8 +84,7 @@ def test_avenue_mat_is_a_different_label_version(tmp_path):
 def test_archives_are_extracted(tmp_path):
   manual = tmp_path / "manual"
   manual.mkdir()
-  for archive, folder in (("Avenue_Dataset.zip", "Avenue Dataset"),
-                          ("ground_truth_demo.zip", "ground_truth_demo")):
+  for archive, folder in (("Avenue_Dataset.zip", "Avenue Dataset"), ("ground_truth_demo.zip", "ground_truth_demo")):
     with zipfile.ZipFile(manual / archive, "w") as zf:
       for path in sorted((OFFICIAL / folder).rglob("*")):
         zf.write(path, path.relative_to(OFFICIAL).as_posix())
@@ -103,8 +102,7 @@ def test_stride_keeps_labels_of_the_kept_frames(tmp_path):
 
 def test_missing_parts_are_listed(tmp_path):
   manual = tmp_path / "manual"
-  shutil.copytree(OFFICIAL / "Avenue Dataset" / "training_videos",
-                  manual / "Avenue Dataset" / "training_videos")
+  shutil.copytree(OFFICIAL / "Avenue Dataset" / "training_videos", manual / "Avenue Dataset" / "training_videos")
   with pytest.raises(common.ManualDataError) as error:
     testing.prepare(avenue.Builder, tmp_path / "data", manual, "official")
   message = str(error.value)
@@ -151,9 +149,7 @@ def test_undecodable_video_names_file_and_can_be_skipped(tmp_path):
   bad.write_bytes(b"RIFF\x10\x00\x00\x00AVI not really a video")
   with pytest.raises(video.VideoDecodeError, match=str(bad)):
     testing.prepare(avenue.Builder, tmp_path / "data", manual, "official")
-  builder = testing.prepare(
-      avenue.Builder, tmp_path / "data2", manual, "official", skip_undecodable=True
-  )
+  builder = testing.prepare(avenue.Builder, tmp_path / "data2", manual, "official", skip_undecodable=True)
   assert builder.info.splits["train"].num_examples == 5
   assert builder.info.metadata["skipped"]["counts"] == {"undecodable": 1}
   assert builder.info.metadata["skipped"]["items"][0]["name"] == "02"

@@ -108,8 +108,7 @@ def parse_label_csv(text: str, class_name: str, table: LabelTable | None = None)
     value = int(label)
     if clip.name in table.labels:
       if table.labels[clip.name] != value:
-        raise ValueError(f"{where}: clip {clip.name} has conflicting labels "
-                         f"{table.labels[clip.name]} and {value}.")
+        raise ValueError(f"{where}: clip {clip.name} has conflicting labels {table.labels[clip.name]} and {value}.")
       table.duplicate_row.append(clip.name)
       continue
     if clip.name in table.blank_label:  # A labelled row after a blank one wins.
@@ -138,14 +137,12 @@ def find_root(manual_dir: epath.PathLike) -> tuple[epath.Path, list[epath.Path]]
       found.add(folder.parent)
   roots = sorted(found, key=lambda p: (len(p.parts), os.fspath(p)))
   if not roots:
-    raise common.ManualDataError(
-        f"No {LABELS_DIR}/<Class>.csv under {manual_dir}.\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    raise common.ManualDataError(f"No {LABELS_DIR}/<Class>.csv under {manual_dir}.\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
   root = roots[0]
   nested = [r for r in roots[1:] if root in r.parents]
   others = [r for r in roots[1:] if root not in r.parents]
   if others:
-    raise common.ManualDataError(
-        f"Two separate DCSASS trees under {manual_dir}: {root} and {others[0]}. Keep one.")
+    raise common.ManualDataError(f"Two separate DCSASS trees under {manual_dir}: {root} and {others[0]}. Keep one.")
   return root, nested
 
 
@@ -183,8 +180,7 @@ def nested_copy_differences(root: epath.Path, nested: epath.Path) -> list[str]:
   return sorted(p for p in set(outer) | set(inner) if outer.get(p) != inner.get(p))
 
 
-def find_clip_files(root: epath.Path, exclude: Sequence[epath.Path]
-                    ) -> dict[str, tuple[ClipId, epath.Path, str]]:
+def find_clip_files(root: epath.Path, exclude: Sequence[epath.Path]) -> dict[str, tuple[ClipId, epath.Path, str]]:
   """clip name -> (id, mp4 path, class folder) for `<Class>/<Video>.mp4/<clip>.mp4`."""
   found = {}
   excluded = {os.fspath(p) for p in exclude}
@@ -200,8 +196,7 @@ def find_clip_files(root: epath.Path, exclude: Sequence[epath.Path]
   return found
 
 
-def plan_dataset(manual_dir: epath.PathLike,
-                 classes: Sequence[str] | None = None) -> Plan:
+def plan_dataset(manual_dir: epath.PathLike, classes: Sequence[str] | None = None) -> Plan:
   """Matches label rows with clip files; see the module description for each defect.
 
   Args:
@@ -218,8 +213,7 @@ def plan_dataset(manual_dir: epath.PathLike,
     text = csv_file.read_bytes().decode("utf-8-sig")
     table = parse_label_csv(text, class_name, table)
   if table is None:
-    raise common.ManualDataError(
-        f"No label file for classes {list(classes or [])} in {root / LABELS_DIR}.")
+    raise common.ManualDataError(f"No label file for classes {list(classes or [])} in {root / LABELS_DIR}.")
   files = find_clip_files(root, nested)
   if classes is not None:
     files = {k: v for k, v in files.items() if v[2] in classes}
@@ -227,25 +221,28 @@ def plan_dataset(manual_dir: epath.PathLike,
   skipped = [(name, "blank_label") for name in table.blank_label]
   skipped += [(name, "missing_clip_file") for name in table.labels if name not in files]
   blank = set(table.blank_label)
-  skipped += [(name, "missing_label_row") for name in files
-              if name not in table.labels and name not in blank]
-  clips = [Clip(clip=cid, path=path, class_name=folder, label=table.labels[name])
-           for name, (cid, path, folder) in files.items() if name in table.labels]
+  skipped += [(name, "missing_label_row") for name in files if name not in table.labels and name not in blank]
+  clips = [
+    Clip(clip=cid, path=path, class_name=folder, label=table.labels[name])
+    for name, (cid, path, folder) in files.items()
+    if name in table.labels
+  ]
   clips.sort(key=lambda c: (c.clip.source_video, c.clip.index))
   where = lambda p: os.path.relpath(os.fspath(p), os.fspath(manual_dir))
   differences = [f"{where(n)}: {d}" for n in nested for d in nested_copy_differences(root, n)]
   notes = {
-      "nested_copy": [where(p) for p in nested],
-      # The nested copy is never read, even when it differs; the difference is noted.
-      "nested_copy_differs": differences,
-      "duplicate_row": table.duplicate_row,
-      "normalised_id": table.normalised_id,
-      "class_field_mismatch": table.class_field_mismatch,
+    "nested_copy": [where(p) for p in nested],
+    # The nested copy is never read, even when it differs; the difference is noted.
+    "nested_copy_differs": differences,
+    "duplicate_row": table.duplicate_row,
+    "normalised_id": table.normalised_id,
+    "class_field_mismatch": table.class_field_mismatch,
   }
   if not clips:
     raise common.ManualDataError(f"No labelled clip found under {root}.")
-  return Plan(clips=clips, skipped=sorted(skipped, key=lambda s: (s[1], s[0])),
-              notes={k: v for k, v in notes.items() if v})
+  return Plan(
+    clips=clips, skipped=sorted(skipped, key=lambda s: (s[1], s[0])), notes={k: v for k, v in notes.items() if v}
+  )
 
 
 def _unit_hash(text: str) -> float:
@@ -284,20 +281,23 @@ class DcsassConfig(common.VideoConfig):
   classes: tuple[str, ...] | None = None
 
 
-DEFAULT = DcsassConfig(
-    name="default",
-    description="All classes, native frames; split by source video (~80/20).")
+DEFAULT = DcsassConfig(name="default", description="All classes, native frames; split by source video (~80/20).")
 AS_PUBLISHED = DcsassConfig(
-    name="as_published", split_by="clip",
-    description=("As published: random clip-level split (~80/20) over all classes; "
-                 "clips of one source video appear in both splits."))
+  name="as_published",
+  split_by="clip",
+  description=(
+    "As published: random clip-level split (~80/20) over all classes; clips of one source video appear in both splits."
+  ),
+)
 SHOPLIFTING = DcsassConfig(
-    name="shoplifting", classes=("Shoplifting",),
-    description="Shoplifting clips only, split by source video (~80/20).")
+  name="shoplifting", classes=("Shoplifting",), description="Shoplifting clips only, split by source video (~80/20)."
+)
 SHOPLIFTING_AS_PUBLISHED = DcsassConfig(
-    name="shoplifting_as_published", classes=("Shoplifting",), split_by="clip",
-    description=("As published: Shoplifting clips only (the authors' baselines), random "
-                 "clip-level split (~80/20)."))
+  name="shoplifting_as_published",
+  classes=("Shoplifting",),
+  split_by="clip",
+  description=("As published: Shoplifting clips only (the authors' baselines), random clip-level split (~80/20)."),
+)
 
 
 class Builder(common.FrameBuilder):
@@ -316,8 +316,7 @@ class Builder(common.FrameBuilder):
     plan = plan_dataset(dl_manager.manual_dir, config.classes)
     splits: dict[str, list[Clip]] = {"train": [], "test": []}
     for clip in plan.clips:
-      splits[split_of(clip.clip, config.split_by, config.test_fraction,
-                      config.split_seed)].append(clip)
+      splits[split_of(clip.clip, config.split_by, config.test_fraction, config.split_seed)].append(clip)
     metadata = self.info.metadata
     common.empty_metadata(metadata, splits)
     for name, reason in plan.skipped:
@@ -325,8 +324,7 @@ class Builder(common.FrameBuilder):
       split = split_of(clip, config.split_by, config.test_fraction, config.split_seed)
       common.record_skip(metadata, split, name, reason)
     metadata["notes"] = plan.notes
-    metadata["source_videos"] = {
-        split: sorted({c.clip.source_video for c in clips}) for split, clips in splits.items()}
+    metadata["source_videos"] = {split: sorted({c.clip.source_video for c in clips}) for split, clips in splits.items()}
     reasons = collections.Counter(reason for _, reason in plan.skipped)
     for reason, count in sorted(reasons.items()):
       logging.warning("dcsass: skipped %d clips (%s).", count, reason)
@@ -339,13 +337,17 @@ class Builder(common.FrameBuilder):
     records = common.SplitRecords(self.info.metadata, split, num_videos=len(clips))
     for clip in clips:
       yield from records.add_video(
-          clip.clip.name, lambda c=clip: _frames(c, config), label=clip.label,
-          skip_undecodable=self._skip_undecodable)
+        clip.clip.name, lambda c=clip: _frames(c, config), label=clip.label, skip_undecodable=self._skip_undecodable
+      )
 
 
 def _frames(clip: Clip, config: DcsassConfig) -> Iterable[dict]:
-  for frame in video_lib.iter_frames(clip.path, stride=config.frame_stride,
-                                     size=config.frame_size):
-    yield {"frame": common.encode_frame(frame), "label": clip.label,
-           "class_name": clip.class_name, "clip_id": clip.clip.name,
-           "clip_index": clip.clip.index, "clip_label": clip.label}
+  for frame in video_lib.iter_frames(clip.path, stride=config.frame_stride, size=config.frame_size):
+    yield {
+      "frame": common.encode_frame(frame),
+      "label": clip.label,
+      "class_name": clip.class_name,
+      "clip_id": clip.clip.name,
+      "clip_index": clip.clip.index,
+      "clip_label": clip.label,
+    }

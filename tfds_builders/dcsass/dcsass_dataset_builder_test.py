@@ -34,29 +34,33 @@ def test_clip_ids():
 
 
 def test_csv_defects_mixed_line_ends():
-  text = ("Abuse001_x264_0,Abuse,0\r\n"
-          "Abuse001_x264_1,Abuse,1\n"
-          "Abuse001_x264_1,Abuse,1\r\n"  # Identical duplicate.
-          "Abuse001_x264_2,Abuse,\n"  # Blank label.
-          "Abuse001_x264-3,Abuse,1\n"  # `-` before the index.
-          "\n"
-          "Abuse001_x264_4,Assault,0\n")  # Class field disagrees with the file.
+  text = (
+    "Abuse001_x264_0,Abuse,0\r\n"
+    "Abuse001_x264_1,Abuse,1\n"
+    "Abuse001_x264_1,Abuse,1\r\n"  # Identical duplicate.
+    "Abuse001_x264_2,Abuse,\n"  # Blank label.
+    "Abuse001_x264-3,Abuse,1\n"  # `-` before the index.
+    "\n"
+    "Abuse001_x264_4,Assault,0\n"
+  )  # Class field disagrees with the file.
   table = dcsass.parse_label_csv(text, "Abuse")
-  assert table.labels == {"Abuse001_x264_0": 0, "Abuse001_x264_1": 1,
-                          "Abuse001_x264_3": 1, "Abuse001_x264_4": 0}
+  assert table.labels == {"Abuse001_x264_0": 0, "Abuse001_x264_1": 1, "Abuse001_x264_3": 1, "Abuse001_x264_4": 0}
   assert table.blank_label == ["Abuse001_x264_2"]
   assert table.duplicate_row == ["Abuse001_x264_1"]
   assert table.normalised_id == ["Abuse001_x264-3"]
   assert table.class_field_mismatch == ["Abuse001_x264_4"]
 
 
-@pytest.mark.parametrize("text", [
+@pytest.mark.parametrize(
+  "text",
+  [
     "Abuse001_x264_0,Abuse,0\nAbuse001_x264_0,Abuse,1\n",  # Conflicting duplicate.
     "Abuse001_x264-0,Abuse,0\nAbuse001_x264_0,Abuse,1\n",  # Conflict after repair.
     "Abuse001_x264_0,Abuse,2\n",  # Not a label.
     "Abuse001_x264_0,Abuse\n",  # Two fields.
     "clip_id,class,label\n",  # A header is not expected either.
-])
+  ],
+)
 def test_csv_errors(text):
   with pytest.raises(ValueError):
     dcsass.parse_label_csv(text, "Abuse")
@@ -75,16 +79,27 @@ def test_fixture_has_the_real_defects():
 def test_plan_counts_every_defect_and_reads_nested_copy_once():
   plan = dcsass.plan_dataset(DUMMY)
   assert [c.clip.name for c in plan.clips] == [
-      "Abuse001_x264_0", "Abuse001_x264_1", "Abuse018_x264_0", "Abuse018_x264_1",
-      "Shoplifting001_x264_0", "Shoplifting001_x264_1", "Shoplifting002_x264_0",
-      "Shoplifting016_x264_0", "Shoplifting016_x264_1"]
+    "Abuse001_x264_0",
+    "Abuse001_x264_1",
+    "Abuse018_x264_0",
+    "Abuse018_x264_1",
+    "Shoplifting001_x264_0",
+    "Shoplifting001_x264_1",
+    "Shoplifting002_x264_0",
+    "Shoplifting016_x264_0",
+    "Shoplifting016_x264_1",
+  ]
   assert all("DCSASS Dataset/DCSASS Dataset" not in os.fspath(c.path) for c in plan.clips)
-  assert plan.skipped == [("Abuse001_x264_2", "blank_label"),
-                          ("Abuse002_x264_0", "missing_clip_file"),
-                          ("Shoplifting001_x264_2", "missing_label_row")]
-  assert plan.notes == {"nested_copy": ["DCSASS Dataset/DCSASS Dataset"],
-                        "duplicate_row": ["Abuse001_x264_1"],
-                        "normalised_id": ["Abuse018_x264-0"]}
+  assert plan.skipped == [
+    ("Abuse001_x264_2", "blank_label"),
+    ("Abuse002_x264_0", "missing_clip_file"),
+    ("Shoplifting001_x264_2", "missing_label_row"),
+  ]
+  assert plan.notes == {
+    "nested_copy": ["DCSASS Dataset/DCSASS Dataset"],
+    "duplicate_row": ["Abuse001_x264_1"],
+    "normalised_id": ["Abuse018_x264-0"],
+  }
   shoplifting = dcsass.plan_dataset(DUMMY, classes=("Shoplifting",))
   assert {c.class_name for c in shoplifting.clips} == {"Shoplifting"}
   assert len(shoplifting.clips) == 5
@@ -133,15 +148,23 @@ class DefaultTest(testing.DatasetBuilderTestCase):
     super()._check_builder(builder)
     self.assertEqual(builder.info.file_format.value, "array_record")
     metadata = builder.info.metadata
-    self.assertEqual(metadata["source_videos"], {
-        "train": ["Abuse001_x264", "Shoplifting001_x264", "Shoplifting002_x264"],
-        "test": ["Abuse018_x264", "Shoplifting016_x264"]})
     self.assertEqual(
-        [(v["name"], v["length"], v["label"]) for v in metadata["videos"]["test"]],
-        [("Abuse018_x264_0", 6, 0), ("Abuse018_x264_1", 4, 1),
-         ("Shoplifting016_x264_0", 4, 1), ("Shoplifting016_x264_1", 5, 0)])
-    self.assertEqual(metadata["skipped"]["counts"], {
-        "blank_label": 1, "missing_clip_file": 1, "missing_label_row": 1})
+      metadata["source_videos"],
+      {
+        "train": ["Abuse001_x264", "Shoplifting001_x264", "Shoplifting002_x264"],
+        "test": ["Abuse018_x264", "Shoplifting016_x264"],
+      },
+    )
+    self.assertEqual(
+      [(v["name"], v["length"], v["label"]) for v in metadata["videos"]["test"]],
+      [
+        ("Abuse018_x264_0", 6, 0),
+        ("Abuse018_x264_1", 4, 1),
+        ("Shoplifting016_x264_0", 4, 1),
+        ("Shoplifting016_x264_1", 5, 0),
+      ],
+    )
+    self.assertEqual(metadata["skipped"]["counts"], {"blank_label": 1, "missing_clip_file": 1, "missing_label_row": 1})
     self.assertEqual(metadata["notes"]["duplicate_row"], ["Abuse001_x264_1"])
     self.assertEqual(metadata["notes"]["normalised_id"], ["Abuse018_x264-0"])
     self.assertEqual(metadata["notes"]["nested_copy"], ["DCSASS Dataset/DCSASS Dataset"])
@@ -149,14 +172,16 @@ class DefaultTest(testing.DatasetBuilderTestCase):
     self.assertEqual(sum(r["label"] for r in train), 5 + 4)  # Abuse001_1, Shoplifting001_1.
     self.assertEqual(sum(r["label"] for r in test), 4 + 4)  # Abuse018_1, Shoplifting016_0.
     record = test[6]  # Abuse018_x264_1, frame 0.
-    self.assertEqual((record["video"], record["clip_id"], record["clip_index"]),
-                     (b"Abuse018_x264_1", b"Abuse018_x264_1", 1))
+    self.assertEqual(
+      (record["video"], record["clip_id"], record["clip_index"]), (b"Abuse018_x264_1", b"Abuse018_x264_1", 1)
+    )
     self.assertEqual((record["frame_index"], record["label"], record["clip_label"]), (0, 1, 1))
     self.assertEqual((record["class_name"], record["video_index"]), (b"Abuse", 1))
     self.assertEqual(common.decode_image(record["frame"]).shape, (24, 32, 3))
     # No source video in both splits.
-    sources = {split: {r["clip_id"].rsplit(b"_", 1)[0] for r in records}
-               for split, records in (("train", train), ("test", test))}
+    sources = {
+      split: {r["clip_id"].rsplit(b"_", 1)[0] for r in records} for split, records in (("train", train), ("test", test))
+    }
     self.assertFalse(sources["train"] & sources["test"])
 
 
@@ -168,8 +193,7 @@ class AsPublishedTest(testing.DatasetBuilderTestCase):
   def _check_builder(self, builder):
     super()._check_builder(builder)
     sources = builder.info.metadata["source_videos"]
-    self.assertEqual(set(sources["train"]) & set(sources["test"]),
-                     {"Abuse018_x264", "Shoplifting001_x264"})
+    self.assertEqual(set(sources["train"]) & set(sources["test"]), {"Abuse018_x264", "Shoplifting001_x264"})
 
 
 class ShopliftingTest(testing.DatasetBuilderTestCase):
@@ -185,8 +209,9 @@ class ShopliftingTest(testing.DatasetBuilderTestCase):
 
 class ShopliftingAsPublishedStrideTest(testing.DatasetBuilderTestCase):
   DATASET_CLASS = dcsass.Builder
-  BUILDER_CONFIG_NAMES_TO_TEST = [dataclasses.replace(
-      dcsass.SHOPLIFTING_AS_PUBLISHED, name="sap_s2", frame_stride=2, frame_size=(12, 16))]
+  BUILDER_CONFIG_NAMES_TO_TEST = [
+    dataclasses.replace(dcsass.SHOPLIFTING_AS_PUBLISHED, name="sap_s2", frame_stride=2, frame_size=(12, 16))
+  ]
   # Stride 2: train clips of 4, 6, 4, 5 frames keep 2, 3, 2, 3; test 5 -> 3.
   SPLITS = {"train": 10, "test": 3}
 

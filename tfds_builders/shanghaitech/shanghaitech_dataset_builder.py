@@ -48,9 +48,9 @@ _TRAIN_NAME = re.compile(r"\d+_\d+")
 @dataclasses.dataclass(frozen=True)
 class _Video:
   name: str
-  path: epath.Path                        # .avi (training) or frame folder (test)
-  frame_mask: epath.Path | None = None    # test_frame_mask/<video>.npy
-  pixel_mask: epath.Path | None = None    # test_pixel_mask/<video>.npy
+  path: epath.Path  # .avi (training) or frame folder (test)
+  frame_mask: epath.Path | None = None  # test_frame_mask/<video>.npy
+  pixel_mask: epath.Path | None = None  # test_pixel_mask/<video>.npy
 
 
 class Builder(common.FrameBuilder):
@@ -60,10 +60,10 @@ class Builder(common.FrameBuilder):
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
   BUILDER_CONFIGS = [
-      common.VideoConfig(
-          name="default",
-          description="Native resolution, every frame; test pixel masks where present.",
-      ),
+    common.VideoConfig(
+      name="default",
+      description="Native resolution, every frame; test pixel masks where present.",
+    ),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "default"
 
@@ -74,20 +74,18 @@ class Builder(common.FrameBuilder):
     manual_dir = dl_manager.manual_dir
     needed = ["training/videos", "testing/frames", "testing/test_frame_mask"]
     layout = common.find_layout(
-        manual_dir,
-        {
-            "extracted folder": [f"{_ROOT}/{n}" for n in needed],
-            "archive": [_ARCHIVE],
-            "extracted folder (the manual dir itself)": needed,
-        },
-        _INSTRUCTIONS,
+      manual_dir,
+      {
+        "extracted folder": [f"{_ROOT}/{n}" for n in needed],
+        "archive": [_ARCHIVE],
+        "extracted folder (the manual dir itself)": needed,
+      },
+      _INSTRUCTIONS,
     )
     if layout == "extracted folder":
       root = manual_dir / _ROOT
     elif layout == "archive":
-      extracted = common.extract_archive(
-          manual_dir / _ARCHIVE, dl_manager.download_dir / "extracted" / "shanghaitech"
-      )
+      extracted = common.extract_archive(manual_dir / _ARCHIVE, dl_manager.download_dir / "extracted" / "shanghaitech")
       root = common.require_path(extracted / _ROOT, f"{_ROOT}/ inside {_ARCHIVE}", _INSTRUCTIONS)
     else:
       root = manual_dir
@@ -133,18 +131,17 @@ def _test_videos(root: epath.Path) -> list[_Video]:
   for frame_dir in frame_dirs:
     name = frame_dir.name
     frame_mask = common.require_path(
-        testing / "test_frame_mask" / f"{name}.npy", f"the frame labels of test video {name}"
+      testing / "test_frame_mask" / f"{name}.npy", f"the frame labels of test video {name}"
     )
     pixel_mask = None
     if has_pixel_masks:
-      pixel_mask = common.require_path(
-          pixel_dir / f"{name}.npy", f"the pixel masks of test video {name}"
-      )
+      pixel_mask = common.require_path(pixel_dir / f"{name}.npy", f"the pixel masks of test video {name}")
     videos.append(_Video(name, frame_dir, frame_mask, pixel_mask))
   names = {v.name for v in videos}
   extra = sorted(
-      p.name for p in common.list_visible(testing / "test_frame_mask", suffixes=(".npy",))
-      if p.name[: -len(".npy")] not in names
+    p.name
+    for p in common.list_visible(testing / "test_frame_mask", suffixes=(".npy",))
+    if p.name[: -len(".npy")] not in names
   )
   if extra:
     raise ValueError(f"{testing / 'test_frame_mask'} has labels without frames: {extra}.")
@@ -179,8 +176,8 @@ def _test_records(video: _Video, config: common.VideoConfig) -> Iterator[dict]:
     expected = (len(files), *native_shape[:2])
     if pixel_masks.shape != expected:
       raise ValueError(
-          f"{video.pixel_mask}: pixel masks of video {video.name} have shape "
-          f"{pixel_masks.shape}, expected {expected} (frames, height, width)."
+        f"{video.pixel_mask}: pixel masks of video {video.name} have shape "
+        f"{pixel_masks.shape}, expected {expected} (frames, height, width)."
       )
   for i in range(0, len(files), config.frame_stride):
     frame, _ = common.image_file_frame(files[i], config.frame_size)

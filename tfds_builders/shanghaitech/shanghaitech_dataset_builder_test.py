@@ -48,10 +48,12 @@ def test_labels_and_pixel_masks(tmp_path):
   assert test[0]["frame"] == frame_path.read_bytes()
   metadata = builder.info.metadata
   assert [(v["name"], v["length"], v["label"]) for v in metadata["videos"]["test"]] == [
-      ("01_0014", 5, 1), ("02_0128", 4, 1),
+    ("01_0014", 5, 1),
+    ("02_0128", 4, 1),
   ]
   assert [(v["name"], v["length"], v["label"]) for v in metadata["videos"]["train"]] == [
-      ("01_001", 4, 0), ("02_001", 3, 0),
+    ("01_001", 4, 0),
+    ("02_001", 3, 0),
   ]
   train = _read(builder, "train")
   assert testing.decode(train[0]).shape == (24, 42, 3)
@@ -127,9 +129,7 @@ def test_bad_training_videos_are_named_and_can_be_skipped(tmp_path, manual):
   with pytest.raises(ValueError, match=r"No video of split 'train' could be used; skipped: 01_001"):
     testing.prepare(shanghaitech.Builder, tmp_path / "data_none", manual, skip_undecodable=True)
   (videos / "03_001.avi.bak").rename(videos / "03_001.avi")
-  builder = testing.prepare(
-      shanghaitech.Builder, tmp_path / "data3", manual, skip_undecodable=True
-  )
+  builder = testing.prepare(shanghaitech.Builder, tmp_path / "data3", manual, skip_undecodable=True)
   assert builder.info.splits["train"].num_examples == 4
   assert [v["name"] for v in builder.info.metadata["videos"]["train"]] == ["03_001"]
   skipped = builder.info.metadata["skipped"]

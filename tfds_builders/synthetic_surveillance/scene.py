@@ -169,13 +169,11 @@ def _sample_background(rng: np.random.Generator, s: SceneSettings) -> np.ndarray
   top, bottom = _WALKWAY_TOP * h, _WALKWAY_BOTTOM * h
   on_walkway = (yy >= top) & (yy < bottom)
 
-  grass = (0.34 + 0.07 * _smooth_noise(rng, h, w, 9 * k)
-           + 0.03 * _smooth_noise(rng, h, w, 1.5 * k))
+  grass = 0.34 + 0.07 * _smooth_noise(rng, h, w, 9 * k) + 0.03 * _smooth_noise(rng, h, w, 1.5 * k)
   tile = 8.0 * k
-  joints = (np.mod(xx + 0.5 * tile * (np.floor(yy / tile) % 2), tile) < max(1.0, 0.6 * k))
+  joints = np.mod(xx + 0.5 * tile * (np.floor(yy / tile) % 2), tile) < max(1.0, 0.6 * k)
   joints |= np.mod(yy - top, tile) < max(1.0, 0.6 * k)
-  paving = (0.55 + 0.04 * _smooth_noise(rng, h, w, 14 * k)
-            + 0.015 * _smooth_noise(rng, h, w, 1.0 * k) - 0.07 * joints)
+  paving = 0.55 + 0.04 * _smooth_noise(rng, h, w, 14 * k) + 0.015 * _smooth_noise(rng, h, w, 1.0 * k) - 0.07 * joints
   kerb = (np.abs(yy - top) < max(1.0, k)) | (np.abs(yy - bottom) < max(1.0, k))
   grey = np.where(on_walkway, paving, grass)
   grey = np.where(kerb, 0.72 + 0.02 * _smooth_noise(rng, h, w, 3 * k), grey)
@@ -203,8 +201,9 @@ def _sample_colours(rng: np.random.Generator, channels: int) -> tuple[np.ndarray
   return body, skin
 
 
-def _walk_track(rng: np.random.Generator, s: SceneSettings, t0: float, x0: float,
-                y0: float, direction: float) -> tuple[np.ndarray, np.ndarray, float]:
+def _walk_track(
+  rng: np.random.Generator, s: SceneSettings, t0: float, x0: float, y0: float, direction: float
+) -> tuple[np.ndarray, np.ndarray, float]:
   """Straight walk (with small heading) from (x0, y0) at frame t0; returns x, y, speed."""
   k = s.scale
   speed = rng.uniform(*_WALK_SPEED) * k
@@ -227,18 +226,27 @@ def _sample_feet_y(rng: np.random.Generator, s: SceneSettings) -> float:
   return float(rng.uniform(low, high))
 
 
-def _new_walker(rng: np.random.Generator, s: SceneSettings, x: np.ndarray, y: np.ndarray,
-                speed: float, shape: str = "walker",
-                anomalous: np.ndarray | None = None) -> Figure:
+def _new_walker(
+  rng: np.random.Generator,
+  s: SceneSettings,
+  x: np.ndarray,
+  y: np.ndarray,
+  speed: float,
+  shape: str = "walker",
+  anomalous: np.ndarray | None = None,
+) -> Figure:
   body, head = _sample_colours(rng, s.channels)
   return Figure(
-      x=x.astype(np.float32), y=y.astype(np.float32),
-      height=float(rng.uniform(*_FIGURE_HEIGHT) * s.height),
-      body=body, head=head,
-      gait_phase=float(rng.uniform(0, 2 * np.pi)),
-      gait_rate=float(0.9 * speed / s.scale),
-      shape=shape,
-      anomalous=(np.zeros(s.num_frames, bool) if anomalous is None else anomalous))
+    x=x.astype(np.float32),
+    y=y.astype(np.float32),
+    height=float(rng.uniform(*_FIGURE_HEIGHT) * s.height),
+    body=body,
+    head=head,
+    gait_phase=float(rng.uniform(0, 2 * np.pi)),
+    gait_rate=float(0.9 * speed / s.scale),
+    shape=shape,
+    anomalous=(np.zeros(s.num_frames, bool) if anomalous is None else anomalous),
+  )
 
 
 def _sample_walkers(rng: np.random.Generator, s: SceneSettings) -> list[Figure]:
@@ -247,8 +255,7 @@ def _sample_walkers(rng: np.random.Generator, s: SceneSettings) -> list[Figure]:
   mean_speed = np.mean(_WALK_SPEED) * s.scale
   crossing = (s.width + 2 * margin) / mean_speed  # Frames to cross the frame.
   rate = s.walkers_on_screen / crossing  # Arrivals per frame.
-  starts = [(0.0, x) for x in rng.uniform(-margin, s.width + margin,
-                                          size=rng.poisson(s.walkers_on_screen))]
+  starts = [(0.0, x) for x in rng.uniform(-margin, s.width + margin, size=rng.poisson(s.walkers_on_screen))]
   arrivals = rng.uniform(0, s.num_frames, size=rng.poisson(rate * s.num_frames))
   starts += [(float(t), -margin) for t in np.sort(arrivals)]
   walkers = []
@@ -313,9 +320,9 @@ def _sample_anomaly(rng: np.random.Generator, s: SceneSettings, kind: str) -> Fi
   raise ValueError(f"unknown anomaly kind {kind!r}; expected one of {ANOMALY_KINDS}")
 
 
-def sample_scene(rng: np.random.Generator | int | Sequence[int],
-                 settings: SceneSettings | None = None,
-                 anomalies: Sequence[str] = ()) -> Scene:
+def sample_scene(
+  rng: np.random.Generator | int | Sequence[int], settings: SceneSettings | None = None, anomalies: Sequence[str] = ()
+) -> Scene:
   """Samples background, walkers, anomalous objects and lighting of one video.
 
   Args:
@@ -337,13 +344,14 @@ def sample_scene(rng: np.random.Generator | int | Sequence[int],
   period = light_rng.uniform(*s.lighting_period)
   gain = 1.0 + amplitude * np.sin(2 * np.pi * t / period + light_rng.uniform(0, 2 * np.pi))
   return Scene(
-      settings=s,
-      background=_sample_background(background_rng, s),
-      walkers=tuple(_sample_walkers(walker_rng, s)),
-      anomalies=tuple(_sample_anomaly(anomaly_rng, s, kind) for kind in anomalies),
-      kinds=tuple(anomalies),
-      gain=gain.astype(np.float32),
-      noise_seed=int(noise_rng.integers(2**63)))
+    settings=s,
+    background=_sample_background(background_rng, s),
+    walkers=tuple(_sample_walkers(walker_rng, s)),
+    anomalies=tuple(_sample_anomaly(anomaly_rng, s, kind) for kind in anomalies),
+    kinds=tuple(anomalies),
+    gain=gain.astype(np.float32),
+    noise_seed=int(noise_rng.integers(2**63)),
+  )
 
 
 # ----------------------------------------------------------------------------------
@@ -371,13 +379,14 @@ def _figure_parts(fig: Figure, t: int):
   wobble = 1.0 + 0.18 * np.sin(fig.gait_phase + fig.gait_rate * t)
   head_r = max(0.14 * hgt, 0.75)
   if fig.shape == "walker":
-    return [(x, y - 0.4 * hgt, 0.21 * hgt * wobble, 0.4 * hgt, fig.body),
-            (x, y - 0.86 * hgt, head_r, head_r, fig.head)]
+    return [(x, y - 0.4 * hgt, 0.21 * hgt * wobble, 0.4 * hgt, fig.body), (x, y - 0.86 * hgt, head_r, head_r, fig.head)]
   if fig.shape == "cyclist":
     # A rider (body and head) over a long, low bicycle ellipse.
-    return [(x, y - 0.12 * hgt, 0.5 * hgt, 0.14 * hgt, fig.body * 0.8),
-            (x, y - 0.5 * hgt, 0.2 * hgt, 0.32 * hgt, fig.body),
-            (x + 0.05 * hgt, y - 0.9 * hgt, head_r, head_r, fig.head)]
+    return [
+      (x, y - 0.12 * hgt, 0.5 * hgt, 0.14 * hgt, fig.body * 0.8),
+      (x, y - 0.5 * hgt, 0.2 * hgt, 0.32 * hgt, fig.body),
+      (x + 0.05 * hgt, y - 0.9 * hgt, head_r, head_r, fig.head),
+    ]
   raise ValueError(f"unknown shape {fig.shape!r}")
 
 
@@ -418,8 +427,7 @@ def render_scene(scene: Scene, include_anomalies: bool = True) -> SyntheticVideo
     for fig, kind in zip(scene.anomalies, scene.kinds):
       shown = np.array([fig.anomalous[t] and _visible(fig, t, h, w) for t in range(n)])
       idx = np.flatnonzero(shown)
-      events.append(AnomalyEvent(kind, int(idx[0]) if idx.size else -1,
-                                 int(idx[-1]) if idx.size else -1))
+      events.append(AnomalyEvent(kind, int(idx[0]) if idx.size else -1, int(idx[-1]) if idx.size else -1))
   return SyntheticVideo(frames=frames, labels=labels, masks=masks, events=tuple(events))
 
 
@@ -431,10 +439,16 @@ def _visible(fig: Figure, t: int, h: int, w: int) -> bool:
   return False
 
 
-def generate_video(rng: np.random.Generator | int | Sequence[int] = 0, *,
-                   num_frames: int = 120, height: int = 64, width: int = 64,
-                   channels: int = 1, anomalies: Sequence[str] = (),
-                   settings: SceneSettings | None = None) -> SyntheticVideo:
+def generate_video(
+  rng: np.random.Generator | int | Sequence[int] = 0,
+  *,
+  num_frames: int = 120,
+  height: int = 64,
+  width: int = 64,
+  channels: int = 1,
+  anomalies: Sequence[str] = (),
+  settings: SceneSettings | None = None,
+) -> SyntheticVideo:
   """Generates one video; see the module docstring.
 
   Args:
@@ -448,8 +462,7 @@ def generate_video(rng: np.random.Generator | int | Sequence[int] = 0, *,
     uint8 [T, H, W].
   """
   if settings is None:
-    settings = SceneSettings(height=height, width=width, channels=channels,
-                             num_frames=num_frames)
+    settings = SceneSettings(height=height, width=width, channels=channels, num_frames=num_frames)
   return render_scene(sample_scene(rng, settings, anomalies))
 
 
@@ -475,16 +488,17 @@ class SplitSpec:
   def __post_init__(self):
     unknown = [k for k in self.kinds if k not in ANOMALY_KINDS]
     if unknown or not self.kinds:
-      raise ValueError(f"split {self.name!r}: anomaly kinds must be a non-empty subset of "
-                       f"{ANOMALY_KINDS}, got {self.kinds}")
+      raise ValueError(
+        f"split {self.name!r}: anomaly kinds must be a non-empty subset of {ANOMALY_KINDS}, got {self.kinds}"
+      )
 
 
 _SPLIT_CODES = {"train": 0, "test": 1}
 
 
-def video_anomalies(rng: np.random.Generator, index: int,
-                    kinds: Sequence[str] = ANOMALY_KINDS,
-                    second_kind_probability: float = 0.4) -> tuple[str, ...]:
+def video_anomalies(
+  rng: np.random.Generator, index: int, kinds: Sequence[str] = ANOMALY_KINDS, second_kind_probability: float = 0.4
+) -> tuple[str, ...]:
   """Kinds for an anomalous video: one cycling kind, sometimes a second, different one."""
   first = index % len(kinds)
   chosen = [kinds[first]]
@@ -494,8 +508,9 @@ def video_anomalies(rng: np.random.Generator, index: int,
   return tuple(chosen)
 
 
-def generate_split(seed: int, split: SplitSpec, height: int = 64, width: int = 64,
-                   channels: int = 1) -> Iterator[tuple[str, SyntheticVideo]]:
+def generate_split(
+  seed: int, split: SplitSpec, height: int = 64, width: int = 64, channels: int = 1
+) -> Iterator[tuple[str, SyntheticVideo]]:
   """Yields ``(name, video)`` for a split, in name order; each video has its own seed.
 
   Video ``i`` of split ``name`` is seeded by ``(seed, split code, i)``, so a single
@@ -505,9 +520,16 @@ def generate_split(seed: int, split: SplitSpec, height: int = 64, width: int = 6
   for i in range(split.num_videos):
     rng = np.random.default_rng([seed, code, i])
     anomalous = split.anomalous_every > 0 and i % split.anomalous_every == 0
-    kinds = (video_anomalies(rng, i // max(split.anomalous_every, 1), split.kinds,
-                             split.second_kind_probability) if anomalous else ())
-    settings = SceneSettings(height=height, width=width, channels=channels,
-                             num_frames=split.num_frames,
-                             walkers_on_screen=split.walkers_on_screen)
+    kinds = (
+      video_anomalies(rng, i // max(split.anomalous_every, 1), split.kinds, split.second_kind_probability)
+      if anomalous
+      else ()
+    )
+    settings = SceneSettings(
+      height=height,
+      width=width,
+      channels=channels,
+      num_frames=split.num_frames,
+      walkers_on_screen=split.walkers_on_screen,
+    )
     yield f"{split.name}_{i:03d}", generate_video(rng, anomalies=kinds, settings=settings)

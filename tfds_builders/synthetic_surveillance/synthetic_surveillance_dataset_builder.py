@@ -44,33 +44,48 @@ class SyntheticConfig(common.VideoConfig):
   walkers_on_screen: float = 6.0
 
   def split_specs(self) -> dict[str, scene.SplitSpec]:
-    common_args = dict(num_frames=self.num_frames, kinds=self.anomaly_kinds,
-                       second_kind_probability=self.second_kind_probability,
-                       walkers_on_screen=self.walkers_on_screen)
+    common_args = dict(
+      num_frames=self.num_frames,
+      kinds=self.anomaly_kinds,
+      second_kind_probability=self.second_kind_probability,
+      walkers_on_screen=self.walkers_on_screen,
+    )
     return {
-        "train": scene.SplitSpec("train", self.train_videos,
-                                     anomalous_every=self.train_anomalous_every, **common_args),
-        "test": scene.SplitSpec("test", self.test_videos, anomalous_every=1, **common_args),
+      "train": scene.SplitSpec("train", self.train_videos, anomalous_every=self.train_anomalous_every, **common_args),
+      "test": scene.SplitSpec("test", self.test_videos, anomalous_every=1, **common_args),
     }
 
 
 DEFAULT = SyntheticConfig(
-    name="default",
-    anomaly_kinds=("fast_mover", "wrong_way", "thrown_object"),
-    second_kind_probability=0.0,
-    description=("64x64 grayscale, 8 normal training videos and 6 test videos of 120 "
-                 "frames, one motion anomaly (fast mover, wrong way, thrown object) per "
-                 "test video: small enough for a CPU model to learn in minutes."),
+  name="default",
+  anomaly_kinds=("fast_mover", "wrong_way", "thrown_object"),
+  second_kind_probability=0.0,
+  description=(
+    "64x64 grayscale, 8 normal training videos and 6 test videos of 120 "
+    "frames, one motion anomaly (fast mover, wrong way, thrown object) per "
+    "test video: small enough for a CPU model to learn in minutes."
+  ),
 )
 LARGE = SyntheticConfig(
-    name="large", height=256, width=256, num_frames=200, train_videos=16, test_videos=12,
-    seed=1,
-    description="256x256 grayscale, 16 normal training and 12 test videos of 200 frames.",
+  name="large",
+  height=256,
+  width=256,
+  num_frames=200,
+  train_videos=16,
+  test_videos=12,
+  seed=1,
+  description="256x256 grayscale, 16 normal training and 12 test videos of 200 frames.",
 )
 SUPERVISED = SyntheticConfig(
-    name="supervised", train_videos=16, test_videos=8, train_anomalous_every=2, seed=2,
-    description=("64x64 grayscale, 16 training videos of which every second one has "
-                 "labelled anomalies (for supervised classifiers), 8 test videos."),
+  name="supervised",
+  train_videos=16,
+  test_videos=8,
+  train_anomalous_every=2,
+  seed=2,
+  description=(
+    "64x64 grayscale, 16 training videos of which every second one has "
+    "labelled anomalies (for supervised classifiers), 8 test videos."
+  ),
 )
 
 
@@ -79,9 +94,8 @@ class Builder(common.FrameBuilder):
 
   VERSION = tfds.core.Version("2.0.0")
   RELEASE_NOTES = {
-      "1.0.0": "Initial release.",
-      "2.0.0": ("default: one motion anomaly per test video (no loiterer, no second "
-                "kind)."),
+    "1.0.0": "Initial release.",
+    "2.0.0": ("default: one motion anomaly per test video (no loiterer, no second kind)."),
   }
   BUILDER_CONFIGS = [DEFAULT, LARGE, SUPERVISED]
 
@@ -95,11 +109,15 @@ class Builder(common.FrameBuilder):
     common.empty_metadata(metadata, specs)
     metadata["events"] = {split: [] for split in specs}
     metadata["generator"] = {
-        "module": "synthetic_surveillance.scene", "seed": config.seed,
-        "height": config.height, "width": config.width, "channels": 1,
-        "num_frames": config.num_frames, "anomaly_kinds": list(config.anomaly_kinds),
-        "second_kind_probability": config.second_kind_probability,
-        "walkers_on_screen": config.walkers_on_screen,
+      "module": "synthetic_surveillance.scene",
+      "seed": config.seed,
+      "height": config.height,
+      "width": config.width,
+      "channels": 1,
+      "num_frames": config.num_frames,
+      "anomaly_kinds": list(config.anomaly_kinds),
+      "second_kind_probability": config.second_kind_probability,
+      "walkers_on_screen": config.walkers_on_screen,
     }
     return {split: self._generate_examples(spec) for split, spec in specs.items()}
 
@@ -107,32 +125,33 @@ class Builder(common.FrameBuilder):
     config: SyntheticConfig = self.builder_config
     records = common.SplitRecords(self.info.metadata, spec.name, num_videos=spec.num_videos)
     events = self.info.metadata["events"][spec.name]
-    videos = scene.generate_split(config.seed, spec, height=config.height,
-                                      width=config.width, channels=1)
+    videos = scene.generate_split(config.seed, spec, height=config.height, width=config.width, channels=1)
     for name, video in videos:
       for event in video.events:
-        events.append({"video": name, "kind": event.kind,
-                       "first_frame": event.first_frame, "last_frame": event.last_frame})
+        events.append(
+          {"video": name, "kind": event.kind, "first_frame": event.first_frame, "last_frame": event.last_frame}
+        )
       kept = slice(None, None, config.frame_stride)
       class_name = "+".join(sorted(set(e.kind for e in video.events))) or "normal"
       label = int(video.labels[kept].any())
       yield from records.add_video(
-          name, lambda v=video: _frame_records(v, kept, config.frame_size, class_name, label),
-          label=label)
+        name, lambda v=video: _frame_records(v, kept, config.frame_size, class_name, label), label=label
+      )
 
 
-def _frame_records(video: scene.SyntheticVideo, kept: slice,
-                   size: tuple[int, int] | None, class_name: str, video_label: int):
+def _frame_records(
+  video: scene.SyntheticVideo, kept: slice, size: tuple[int, int] | None, class_name: str, video_label: int
+):
   # Labels come from the native frames: at a reduced frame_size a small object's mask
   # can vanish while the object is still (blurred) in the frame.
   for frame, mask, label in zip(video.frames[kept], video.masks[kept], video.labels[kept]):
     frame = common.resize_frame(frame[..., 0], size)
     mask = common.resize_mask(mask, size)
     yield {
-        "frame": common.encode_frame(frame),
-        "label": int(label),
-        "mask": common.encode_mask(mask),
-        "has_mask": True,
-        "class_name": class_name,
-        "video_label": video_label,
+      "frame": common.encode_frame(frame),
+      "label": int(label),
+      "mask": common.encode_mask(mask),
+      "has_mask": True,
+      "class_name": class_name,
+      "video_label": video_label,
     }

@@ -31,8 +31,7 @@ def _decode(data: bytes) -> np.ndarray:
 
 def test_same_seed_same_video_other_seed_other_video():
   a = synthetic.generate_video(7, settings=SMALL, anomalies=("wrong_way",))
-  b = synthetic.generate_video(np.random.default_rng(7), settings=SMALL,
-                               anomalies=("wrong_way",))
+  b = synthetic.generate_video(np.random.default_rng(7), settings=SMALL, anomalies=("wrong_way",))
   c = synthetic.generate_video(8, settings=SMALL, anomalies=("wrong_way",))
   np.testing.assert_array_equal(a.frames, b.frames)
   np.testing.assert_array_equal(a.masks, b.masks)
@@ -64,8 +63,7 @@ def test_masks_cover_exactly_the_anomalous_object(kind):
   with_anomaly = synthetic.render_scene(scene)
   without = synthetic.render_scene(scene, include_anomalies=False)
   # The anomaly must not change the rest of the scene (walkers, noise, lighting).
-  np.testing.assert_array_equal(synthetic.sample_scene(11, SMALL).walkers[0].x,
-                                scene.walkers[0].x)
+  np.testing.assert_array_equal(synthetic.sample_scene(11, SMALL).walkers[0].x, scene.walkers[0].x)
   masks = with_anomaly.masks.astype(bool)
   assert masks.any(), kind
   np.testing.assert_array_equal(with_anomaly.labels, masks.any(axis=(1, 2)))
@@ -80,10 +78,10 @@ def test_masks_cover_exactly_the_anomalous_object(kind):
     assert not np.any(changed & ~masks)
   # Inside the mask nearly every pixel differs from the scene without the object.
   assert changed[masks].mean() > 0.9
-  event, = with_anomaly.events
+  (event,) = with_anomaly.events
   assert event.kind == kind
   expected = np.zeros_like(with_anomaly.labels)
-  expected[event.first_frame:event.last_frame + 1] = 1
+  expected[event.first_frame : event.last_frame + 1] = 1
   np.testing.assert_array_equal(with_anomaly.labels, expected)
   assert 0 < expected.sum() < SMALL.num_frames
 
@@ -121,8 +119,7 @@ def test_split_seeds_are_per_video():
   kinds = [v.events[0].kind for v in videos]
   assert kinds == list(synthetic.ANOMALY_KINDS[:3])
   # Video 2 alone, regenerated from its own seed, is identical.
-  again = list(synthetic.generate_split(4, dataclasses.replace(spec, num_videos=3),
-                                        height=32, width=32))[2][1]
+  again = list(synthetic.generate_split(4, dataclasses.replace(spec, num_videos=3), height=32, width=32))[2][1]
   np.testing.assert_array_equal(again.frames, videos[2].frames)
 
 
@@ -159,8 +156,9 @@ class DefaultConfigTest(testing.DatasetBuilderTestCase):
 
 
 class SupervisedTinyTest(DefaultConfigTest):
-  BUILDER_CONFIG_NAMES_TO_TEST = [dataclasses.replace(
-      ssb.SUPERVISED, name="supervised_tiny", num_frames=40, train_videos=4, test_videos=1)]
+  BUILDER_CONFIG_NAMES_TO_TEST = [
+    dataclasses.replace(ssb.SUPERVISED, name="supervised_tiny", num_frames=40, train_videos=4, test_videos=1)
+  ]
   SPLITS = {"train": 4 * 40, "test": 40}
 
   def _check_builder(self, builder):
@@ -182,9 +180,17 @@ def _read(builder, split):
 
 
 def test_records_match_generator_with_stride_and_resize(tmp_path):
-  config = ssb.SyntheticConfig(name="tiny", seed=3, height=48, width=64, num_frames=24,
-                               train_videos=2, test_videos=2, frame_stride=2,
-                               frame_size=(24, 32))
+  config = ssb.SyntheticConfig(
+    name="tiny",
+    seed=3,
+    height=48,
+    width=64,
+    num_frames=24,
+    train_videos=2,
+    test_videos=2,
+    frame_stride=2,
+    frame_size=(24, 32),
+  )
   builder = _prepare(tmp_path, config)
   assert builder.info.splits["train"].num_examples == 2 * 12
   assert builder.info.splits["test"].num_examples == 2 * 12
@@ -203,8 +209,9 @@ def test_records_match_generator_with_stride_and_resize(tmp_path):
 
 
 def test_native_masks_are_exact(tmp_path):
-  config = ssb.SyntheticConfig(name="tiny_native", seed=5, height=32, width=32,
-                               num_frames=40, train_videos=1, test_videos=1)
+  config = ssb.SyntheticConfig(
+    name="tiny_native", seed=5, height=32, width=32, num_frames=40, train_videos=1, test_videos=1
+  )
   records = _read(_prepare(tmp_path, config), "test")
   _, video = next(synthetic.generate_split(5, config.split_specs()["test"], 32, 32))
   frames = np.stack([_decode(r["frame"]) for r in records])

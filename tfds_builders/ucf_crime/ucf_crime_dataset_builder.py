@@ -38,8 +38,19 @@ ANNOTATION_FILE = "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"
 VIDEO_GLOB = "**/*_x264.mp4"
 
 CLASSES = (
-    "Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting",
-    "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism",
+  "Abuse",
+  "Arrest",
+  "Arson",
+  "Assault",
+  "Burglary",
+  "Explosion",
+  "Fighting",
+  "RoadAccidents",
+  "Robbery",
+  "Shooting",
+  "Shoplifting",
+  "Stealing",
+  "Vandalism",
 )
 NORMAL = "Normal"
 
@@ -134,8 +145,9 @@ def parse_temporal_annotations(text: str) -> dict[str, Annotation]:
     if len(fields) != 6:
       raise ValueError(f"{where}: expected 6 fields, got {len(fields)}: {line!r}.")
     name, class_name = video_name(fields[0]), fields[1]
-    segments = tuple(s for s in (_parse_segment(fields[2], fields[3], where),
-                                 _parse_segment(fields[4], fields[5], where)) if s)
+    segments = tuple(
+      s for s in (_parse_segment(fields[2], fields[3], where), _parse_segment(fields[4], fields[5], where)) if s
+    )
     if class_name == NORMAL and segments:
       raise ValueError(f"{where}: normal video {name} has anomalous segments.")
     if name in annotations:
@@ -144,8 +156,7 @@ def parse_temporal_annotations(text: str) -> dict[str, Annotation]:
   return annotations
 
 
-def frame_labels(frame_numbers: Iterable[int],
-                 segments: Iterable[tuple[int, int]] | None) -> np.ndarray:
+def frame_labels(frame_numbers: Iterable[int], segments: Iterable[tuple[int, int]] | None) -> np.ndarray:
   """0/1 labels of the given (original) frame numbers; all -1 if `segments` is None."""
   numbers = np.asarray(list(frame_numbers), np.int64)
   if segments is None:
@@ -193,14 +204,13 @@ def walk_files(root: epath.PathLike) -> list[epath.Path]:
 def _find_one(files: Sequence[epath.Path], root: epath.Path, filename: str) -> epath.Path:
   matches = [p for p in files if p.name == filename]
   if not matches:
-    raise common.ManualDataError(
-        f"Missing {filename} anywhere under {root}.\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    raise common.ManualDataError(f"Missing {filename} anywhere under {root}.\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
   # Copies that differ only in line ends or blanks count as one.
   texts = {tuple(p.read_text(encoding="utf-8-sig").split()) for p in matches}
   if len(texts) > 1:
     raise common.ManualDataError(
-        f"Found {len(matches)} different copies of {filename}: "
-        + ", ".join(map(os.fspath, matches)) + ". Keep one.")
+      f"Found {len(matches)} different copies of {filename}: " + ", ".join(map(os.fspath, matches)) + ". Keep one."
+    )
   return matches[0]
 
 
@@ -239,8 +249,7 @@ def plan_dataset(root: epath.PathLike) -> Plan:
   # not videos.
   paths = [p for p in files if fnmatch.fnmatch(p.name, VIDEO_GLOB.rsplit("/", 1)[-1])]
   if not paths:
-    raise common.ManualDataError(
-        f"No *_x264.mp4 video under {root}.\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    raise common.ManualDataError(f"No *_x264.mp4 video under {root}.\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
   on_disk, duplicates = index_videos(paths)
   overlap = sorted(set(lists["train"]) & set(lists["test"]))
   if overlap:
@@ -263,8 +272,11 @@ def plan_dataset(root: epath.PathLike) -> Plan:
         if annotations[name].class_name != class_name:
           plan.notes["annotation_class_mismatch"].append(name)
         segments = annotations[name].segments
-      entries.append(VideoEntry(name=name, path=on_disk[name], class_name=class_name,
-                                video_label=int(class_name != NORMAL), segments=segments))
+      entries.append(
+        VideoEntry(
+          name=name, path=on_disk[name], class_name=class_name, video_label=int(class_name != NORMAL), segments=segments
+        )
+      )
     plan.splits[split] = entries
   plan.notes["annotated_not_in_test_list"] = sorted(set(annotations) - set(lists["test"]))
   plan.notes["unlisted_video"] = sorted(set(on_disk) - set(lists["train"]) - set(lists["test"]))
@@ -272,8 +284,9 @@ def plan_dataset(root: epath.PathLike) -> Plan:
   for split, entries in plan.splits.items():
     if not entries:
       raise common.ManualDataError(
-          f"None of the {len(lists[split])} videos of the {split} list was found under "
-          f"{root}.\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        f"None of the {len(lists[split])} videos of the {split} list was found under "
+        f"{root}.\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}"
+      )
   return plan
 
 
@@ -288,11 +301,13 @@ def _log(plan: Plan) -> None:
 # ------------------------------------------------------------------------- builder
 
 
-DEFAULT = common.VideoConfig(
-    name="default", description="Native 320x240 frames, all frames (30 fps).")
+DEFAULT = common.VideoConfig(name="default", description="Native 320x240 frames, all frames (30 fps).")
 STRIDE30_112 = common.VideoConfig(
-    name="stride30_112", frame_size=(112, 112), frame_stride=30,
-    description="Every 30th frame (1 fps), resized to 112x112 (aspect not kept).")
+  name="stride30_112",
+  frame_size=(112, 112),
+  frame_stride=30,
+  description="Every 30th frame (1 fps), resized to 112x112 (aspect not kept).",
+)
 
 
 class Builder(common.FrameBuilder):
@@ -315,16 +330,18 @@ class Builder(common.FrameBuilder):
       common.record_skip(metadata, split, name, reason)
     metadata["notes"] = {key: list(names) for key, names in plan.notes.items()}
     metadata["notes"]["segment_past_end"] = []
-    return {split: self._generate_examples(split, entries)
-            for split, entries in plan.splits.items()}
+    return {split: self._generate_examples(split, entries) for split, entries in plan.splits.items()}
 
   def _generate_examples(self, split: str, entries: Sequence[VideoEntry]):
     config: common.VideoConfig = self.builder_config
     records = common.SplitRecords(self.info.metadata, split, num_videos=len(entries))
     for entry in entries:
       yield from records.add_video(
-          entry.name, lambda e=entry: self._frames(e, config), label=entry.video_label,
-          skip_undecodable=self._skip_undecodable)
+        entry.name,
+        lambda e=entry: self._frames(e, config),
+        label=entry.video_label,
+        skip_undecodable=self._skip_undecodable,
+      )
 
   def _frames(self, entry: VideoEntry, config: common.VideoConfig):
     stride = config.frame_stride
@@ -336,5 +353,9 @@ class Builder(common.FrameBuilder):
     # Encode while decoding: a long video never sits in memory as raw pixels.
     for i, frame in enumerate(frames):
       label = frame_labels([i * stride], entry.segments)[0]
-      yield {"frame": common.encode_frame(frame), "label": int(label),
-             "class_name": entry.class_name, "video_label": entry.video_label}
+      yield {
+        "frame": common.encode_frame(frame),
+        "label": int(label),
+        "class_name": entry.class_name,
+        "video_label": entry.video_label,
+      }

@@ -25,22 +25,27 @@ DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
 
 
 def test_annotation_two_segments_minus_one_crlf_trailing_spaces():
-  text = ("Arson011_x264.mp4  Arson  150  420  680  1267  \r\n"
-          "Abuse028_x264.mp4  Abuse  165  240  -1  -1  \r\n"
-          "\r\n"
-          "Normal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1  \r\n")
+  text = (
+    "Arson011_x264.mp4  Arson  150  420  680  1267  \r\n"
+    "Abuse028_x264.mp4  Abuse  165  240  -1  -1  \r\n"
+    "\r\n"
+    "Normal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1  \r\n"
+  )
   annotations = ucf.parse_temporal_annotations(text)
   assert annotations["Arson011_x264"] == ucf.Annotation("Arson", ((150, 420), (680, 1267)))
   assert annotations["Abuse028_x264"] == ucf.Annotation("Abuse", ((165, 240),))
   assert annotations["Normal_Videos_003_x264"] == ucf.Annotation("Normal", ())
 
 
-@pytest.mark.parametrize("line", [
+@pytest.mark.parametrize(
+  "line",
+  [
     "Arson011_x264.mp4  Arson  150  420  680  ",  # Five fields.
     "Arson011_x264.mp4  Arson  420  150  -1  -1  ",  # End before start.
     "Arson011_x264.mp4  Arson  150  -1  -1  -1  ",  # Half a segment.
     "Normal_Videos_003_x264.mp4  Normal  1  2  -1  -1  ",  # Normal with a segment.
-])
+  ],
+)
 def test_annotation_errors(line):
   with pytest.raises(ValueError):
     ucf.parse_temporal_annotations(line + "\n")
@@ -50,20 +55,20 @@ def test_frame_labels_are_zero_based_inclusive():
   labels = ucf.frame_labels(range(14), ((2, 4), (8, 11)))
   np.testing.assert_array_equal(np.flatnonzero(labels), [2, 3, 4, 8, 9, 10, 11])
   # Strided frame numbers keep the label of the frame they came from.
-  np.testing.assert_array_equal(ucf.frame_labels([0, 3, 6, 9, 12], ((2, 4), (8, 11))),
-                                [0, 1, 0, 1, 0])
+  np.testing.assert_array_equal(ucf.frame_labels([0, 3, 6, 9, 12], ((2, 4), (8, 11))), [0, 1, 0, 1, 0])
   np.testing.assert_array_equal(ucf.frame_labels(range(3), None), [-1, -1, -1])
 
 
 def test_split_list_names_and_classes():
-  text = ("Abuse/Abuse028_x264.mp4\r\n"
-          "Training_Normal_Videos_Anomaly/Normal_Videos308_x264.mp4  \n"
-          "\n"
-          "Testing_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4\n"
-          "RoadAccidents/RoadAccidents012_x264.mp4")
+  text = (
+    "Abuse/Abuse028_x264.mp4\r\n"
+    "Training_Normal_Videos_Anomaly/Normal_Videos308_x264.mp4  \n"
+    "\n"
+    "Testing_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4\n"
+    "RoadAccidents/RoadAccidents012_x264.mp4"
+  )
   names = ucf.parse_split_list(text)
-  assert names == ["Abuse028_x264", "Normal_Videos308_x264", "Normal_Videos_003_x264",
-                   "RoadAccidents012_x264"]
+  assert names == ["Abuse028_x264", "Normal_Videos308_x264", "Normal_Videos_003_x264", "RoadAccidents012_x264"]
   assert [ucf.class_of(n) for n in names] == ["Abuse", "Normal", "Normal", "RoadAccidents"]
   with pytest.raises(ValueError):
     ucf.parse_split_list("Abuse/Abuse028_x264.mp4\nAbuse/Abuse028_x264.mp4\n")
@@ -73,14 +78,14 @@ def test_split_list_names_and_classes():
 
 def test_plan_finds_nested_parts_and_counts_missing_videos():
   plan = ucf.plan_dataset(DUMMY / "archives")
-  assert [e.name for e in plan.splits["train"]] == [
-      "Abuse001_x264", "Normal_Videos001_x264", "Robbery050_x264"]
-  assert [e.name for e in plan.splits["test"]] == [
-      "Arson011_x264", "Assault002_x264", "Normal_Videos_003_x264"]
+  assert [e.name for e in plan.splits["train"]] == ["Abuse001_x264", "Normal_Videos001_x264", "Robbery050_x264"]
+  assert [e.name for e in plan.splits["test"]] == ["Arson011_x264", "Assault002_x264", "Normal_Videos_003_x264"]
   robbery = plan.splits["train"][2]
   assert "Anomaly-Videos-Part-3/Anomaly-Videos-Part-3" in os.fspath(robbery.path)
-  assert plan.skipped == [("train", "Burglary005_x264", "missing_video"),
-                          ("test", "Explosion008_x264", "missing_video")]
+  assert plan.skipped == [
+    ("train", "Burglary005_x264", "missing_video"),
+    ("test", "Explosion008_x264", "missing_video"),
+  ]
   assert plan.notes == {}
 
 
@@ -126,17 +131,18 @@ class ArchivesLayoutTest(testing.DatasetBuilderTestCase):
     self.assertEqual((arson[0]["class_name"], arson[0]["video_label"]), (b"Arson", 1))
     self.assertEqual(common.decode_image(arson[0]["frame"]).shape, (24, 32, 3))
     normal = [r for r in test if r["video"] == b"Normal_Videos_003_x264"]
-    self.assertEqual({(r["label"], r["class_name"], r["video_label"]) for r in normal},
-                     {(0, b"Normal", 0)})
+    self.assertEqual({(r["label"], r["class_name"], r["video_label"]) for r in normal}, {(0, b"Normal", 0)})
     metadata = builder.info.metadata
     self.assertEqual(
-        [(v["name"], v["start"], v["length"], v["label"]) for v in metadata["videos"]["train"]],
-        [("Abuse001_x264", 0, 6, 1), ("Normal_Videos001_x264", 6, 7, 0),
-         ("Robbery050_x264", 13, 8, 1)])
+      [(v["name"], v["start"], v["length"], v["label"]) for v in metadata["videos"]["train"]],
+      [("Abuse001_x264", 0, 6, 1), ("Normal_Videos001_x264", 6, 7, 0), ("Robbery050_x264", 13, 8, 1)],
+    )
     self.assertEqual([v["label"] for v in metadata["videos"]["test"]], [1, 1, 0])
     self.assertEqual(metadata["skipped"]["counts"], {"missing_video": 2})
-    self.assertEqual({(i["split"], i["name"]) for i in metadata["skipped"]["items"]},
-                     {("train", "Burglary005_x264"), ("test", "Explosion008_x264")})
+    self.assertEqual(
+      {(i["split"], i["name"]) for i in metadata["skipped"]["items"]},
+      {("train", "Burglary005_x264"), ("test", "Explosion008_x264")},
+    )
 
 
 class Stride30Test(testing.DatasetBuilderTestCase):
@@ -158,8 +164,7 @@ class SingleTreeTest(testing.DatasetBuilderTestCase):
 
   DATASET_CLASS = ucf.Builder
   EXAMPLE_DIR = DUMMY / "single_tree"
-  BUILDER_CONFIG_NAMES_TO_TEST = [
-      common.VideoConfig(name="s2_16", frame_size=(16, 16), frame_stride=2)]
+  BUILDER_CONFIG_NAMES_TO_TEST = [common.VideoConfig(name="s2_16", frame_size=(16, 16), frame_stride=2)]
   # Fighting 5 -> 3, Normal 5 -> 3 kept frames; Normal 6 -> 3, Shooting 8 -> 4.
   SPLITS = {"train": 6, "test": 7}
 
@@ -175,5 +180,4 @@ class SingleTreeTest(testing.DatasetBuilderTestCase):
 def test_configs_cover_native_and_strided():
   configs = {c.name: c for c in ucf.Builder.BUILDER_CONFIGS}
   assert (configs["default"].frame_size, configs["default"].frame_stride) == (None, 1)
-  assert (configs["stride30_112"].frame_size, configs["stride30_112"].frame_stride) == (
-      (112, 112), 30)
+  assert (configs["stride30_112"].frame_size, configs["stride30_112"].frame_stride) == ((112, 112), 30)

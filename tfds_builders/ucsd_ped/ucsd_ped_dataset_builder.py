@@ -105,16 +105,16 @@ class Builder(common.FrameBuilder):
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
   BUILDER_CONFIGS = [
-      UcsdConfig(
-          name="ped1", subset="ped1",
-          description="Ped1: 34 training and 36 test videos of 200 frames, 238x158.",
-      ),
-      UcsdConfig(
-          name="ped2", subset="ped2",
-          description=(
-              "Ped2: 16 training videos (2,550 frames), 12 test videos (2,010 frames), 360x240."
-          ),
-      ),
+    UcsdConfig(
+      name="ped1",
+      subset="ped1",
+      description="Ped1: 34 training and 36 test videos of 200 frames, 238x158.",
+    ),
+    UcsdConfig(
+      name="ped2",
+      subset="ped2",
+      description=("Ped2: 16 training videos (2,550 frames), 12 test videos (2,010 frames), 360x240."),
+    ),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "ped2"
 
@@ -127,29 +127,32 @@ class Builder(common.FrameBuilder):
     official = f"UCSD{subset}"  # UCSDped1 / UCSDped2
     manual_dir = dl_manager.manual_dir
     layout = common.find_layout(
-        manual_dir,
-        {
-            "official folders": [
-                f"{_ROOT}/{official}/Train", f"{_ROOT}/{official}/Test",
-                f"{_ROOT}/{official}/Test/{official}.m",
-            ],
-            "official archive": [_ARCHIVE],
-            "JPEG release": [
-                f"{subset}/training/frames", f"{subset}/testing/frames", f"{subset}/{official}.m",
-            ],
-            "JPEG release (in the manual dir itself)": [
-                "training/frames", "testing/frames", f"{official}.m",
-            ],
-        },
-        _INSTRUCTIONS,
+      manual_dir,
+      {
+        "official folders": [
+          f"{_ROOT}/{official}/Train",
+          f"{_ROOT}/{official}/Test",
+          f"{_ROOT}/{official}/Test/{official}.m",
+        ],
+        "official archive": [_ARCHIVE],
+        "JPEG release": [
+          f"{subset}/training/frames",
+          f"{subset}/testing/frames",
+          f"{subset}/{official}.m",
+        ],
+        "JPEG release (in the manual dir itself)": [
+          "training/frames",
+          "testing/frames",
+          f"{official}.m",
+        ],
+      },
+      _INSTRUCTIONS,
     )
     if layout == "official archive":
       extracted = common.extract_archive(
-          manual_dir / _ARCHIVE, dl_manager.download_dir / "extracted" / "UCSD_Anomaly_Dataset"
+        manual_dir / _ARCHIVE, dl_manager.download_dir / "extracted" / "UCSD_Anomaly_Dataset"
       )
-      subset_dir = common.require_path(
-          extracted / _ROOT / official, f"{official} inside {_ARCHIVE}", _INSTRUCTIONS
-      )
+      subset_dir = common.require_path(extracted / _ROOT / official, f"{official} inside {_ARCHIVE}", _INSTRUCTIONS)
       videos = _official_videos(subset_dir, official)
     elif layout == "official folders":
       videos = _official_videos(manual_dir / _ROOT / official, official)
@@ -167,9 +170,9 @@ class Builder(common.FrameBuilder):
     records = common.SplitRecords(self.info.metadata, split, num_videos=len(videos))
     for video in videos:
       yield from records.add_video(
-          video.name,
-          lambda video=video: _frame_records(video, config),
-          skip_undecodable=self._skip_undecodable,
+        video.name,
+        lambda video=video: _frame_records(video, config),
+        skip_undecodable=self._skip_undecodable,
       )
     records.finish()
 
@@ -183,10 +186,7 @@ def _frame_records(video: _Video, config: UcsdConfig) -> Iterator[dict]:
       if mask.ndim == 3:
         mask = mask.max(axis=-1)
       if config.frame_size is None and mask.shape != shape[:2]:
-        raise ValueError(
-            f"Video {video.name}: mask {video.masks[i]} is {mask.shape} but its frame is "
-            f"{shape[:2]}."
-        )
+        raise ValueError(f"Video {video.name}: mask {video.masks[i]} is {mask.shape} but its frame is {shape[:2]}.")
       mask = common.resize_mask(mask, config.frame_size)
       record.update(mask=common.encode_mask(mask), has_mask=True)
     yield record
@@ -199,15 +199,14 @@ def _official_videos(subset_dir: epath.Path, official: str) -> dict[str, list[_V
   splits = {}
   for split, folder, prefix in (("train", "Train", "Train"), ("test", "Test", "Test")):
     video_dirs = [
-        d for d in common.list_visible(subset_dir / folder, dirs=True)
-        if re.fullmatch(rf"{prefix}\d+", d.name)
+      d for d in common.list_visible(subset_dir / folder, dirs=True) if re.fullmatch(rf"{prefix}\d+", d.name)
     ]
     if not video_dirs:
       raise common.ManualDataError(f"No {prefix}NNN folders in {subset_dir / folder}.")
     if split == "test" and len(ranges) != len(video_dirs):
       raise ValueError(
-          f"{gt_path} has ground truth for {len(ranges)} videos but "
-          f"{subset_dir / folder} holds {len(video_dirs)} test videos."
+        f"{gt_path} has ground truth for {len(ranges)} videos but "
+        f"{subset_dir / folder} holds {len(video_dirs)} test videos."
       )
     videos = []
     for i, video_dir in enumerate(video_dirs):
@@ -216,17 +215,14 @@ def _official_videos(subset_dir: epath.Path, official: str) -> dict[str, list[_V
         labels = np.zeros(len(frames), np.int32)
       else:
         labels = common.labels_from_ranges(
-            ranges[i], len(frames), first_frame=1, video=video_dir.name, source=os.fspath(gt_path)
+          ranges[i], len(frames), first_frame=1, video=video_dir.name, source=os.fspath(gt_path)
         )
       masks = ()
       mask_dir = video_dir.parent / f"{video_dir.name}_gt"
       if mask_dir.is_dir():
         masks = common.numbered_files(mask_dir, (".bmp",), first=1)
         if len(masks) != len(frames):
-          raise ValueError(
-              f"Video {video_dir.name}: {mask_dir} has {len(masks)} masks for "
-              f"{len(frames)} frames."
-          )
+          raise ValueError(f"Video {video_dir.name}: {mask_dir} has {len(masks)} masks for {len(frames)} frames.")
       videos.append(_Video(video_dir.name, tuple(frames), labels, tuple(masks)))
     splits[split] = videos
   return splits
@@ -243,8 +239,7 @@ def _release_videos(root: epath.Path, gt_path: epath.Path) -> dict[str, list[_Vi
       raise common.ManualDataError(f"No video folders in {frames_dir}.")
     if split == "test" and len(ranges) != len(video_dirs):
       raise ValueError(
-          f"{gt_path} has ground truth for {len(ranges)} videos but {frames_dir} holds "
-          f"{len(video_dirs)} test videos."
+        f"{gt_path} has ground truth for {len(ranges)} videos but {frames_dir} holds {len(video_dirs)} test videos."
       )
     videos = []
     for i, video_dir in enumerate(video_dirs):
@@ -255,9 +250,7 @@ def _release_videos(root: epath.Path, gt_path: epath.Path) -> dict[str, list[_Vi
       if split == "train":
         labels = np.zeros(len(frames), np.int32)
       else:
-        labels = common.labels_from_ranges(
-            ranges[i], len(frames), first_frame=1, video=name, source=os.fspath(gt_path)
-        )
+        labels = common.labels_from_ranges(ranges[i], len(frames), first_frame=1, video=name, source=os.fspath(gt_path))
       videos.append(_Video(name, tuple(frames), labels))
     splits[split] = videos
   return splits

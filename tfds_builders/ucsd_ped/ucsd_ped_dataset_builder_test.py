@@ -58,18 +58,16 @@ def _copy(src, tmp_path):
 
 def test_parse_ground_truth_ranges_comments_and_crlf():
   text = (
-      "TestVideoFile = {};\r\n"
-      "% a comment [1:5]\r\n"
-      "TestVideoFile{end+1}.gt_frame = [61:180];\r\n"
-      "TestVideoFile{end+1}.gt_frame = [5:90, 140 : 200];  % two ranges\r\n"
-      "TestVideoFile{end+1}.gt_frame = [7];\r\n"
+    "TestVideoFile = {};\r\n"
+    "% a comment [1:5]\r\n"
+    "TestVideoFile{end+1}.gt_frame = [61:180];\r\n"
+    "TestVideoFile{end+1}.gt_frame = [5:90, 140 : 200];  % two ranges\r\n"
+    "TestVideoFile{end+1}.gt_frame = [7];\r\n"
   )
   assert ucsd.parse_ground_truth(text) == [[(61, 180)], [(5, 90), (140, 200)], [(7, 7)]]
   with pytest.raises(ValueError, match="line 1"):
     ucsd.parse_ground_truth("TestVideoFile{end+1}.gt_frame = [0:5];")
-  labels = common.labels_from_ranges(
-      [(1, 2), (4, 5)], 5, first_frame=1, video="Test001", source="x.m"
-  )
+  labels = common.labels_from_ranges([(1, 2), (4, 5)], 5, first_frame=1, video="Test001", source="x.m")
   np.testing.assert_array_equal(labels, [1, 1, 0, 1, 1])
 
 
@@ -88,8 +86,8 @@ def test_ped2_official_labels_masks_and_metadata(tmp_path):
   metadata = builder.info.metadata
   assert metadata["layout"] == "official folders"
   assert metadata["videos"]["test"] == [
-      {"name": "Test001", "start": 0, "length": 5, "label": 1},
-      {"name": "Test002", "start": 5, "length": 4, "label": 1},
+    {"name": "Test001", "start": 0, "length": 5, "label": 1},
+    {"name": "Test002", "start": 5, "length": 4, "label": 1},
   ]
   assert [v["name"] for v in metadata["videos"]["train"]] == ["Train001", "Train002"]
   assert metadata["skipped"]["count"] == 0
@@ -140,8 +138,8 @@ def test_frame_size_and_stride_variant(tmp_path):
 def test_missing_folder_lists_what_is_expected(tmp_path):
   manual = tmp_path / "manual"
   shutil.copytree(
-      OFFICIAL / "UCSD_Anomaly_Dataset.v1p2" / "UCSDped2" / "Train",
-      manual / "UCSD_Anomaly_Dataset.v1p2" / "UCSDped2" / "Train",
+    OFFICIAL / "UCSD_Anomaly_Dataset.v1p2" / "UCSDped2" / "Train",
+    manual / "UCSD_Anomaly_Dataset.v1p2" / "UCSDped2" / "Train",
   )
   with pytest.raises(common.ManualDataError) as error:
     testing.prepare(ucsd.Builder, tmp_path / "data", manual, "ped2")
@@ -179,9 +177,7 @@ def test_undecodable_frame_names_file_and_can_be_skipped(tmp_path):
   bad.write_bytes(b"II*\x00 truncated tiff")
   with pytest.raises(common.FrameDecodeError, match=str(bad)):
     testing.prepare(ucsd.Builder, tmp_path / "data", manual, "ped2")
-  builder = testing.prepare(
-      ucsd.Builder, tmp_path / "data2", manual, "ped2", skip_undecodable=True
-  )
+  builder = testing.prepare(ucsd.Builder, tmp_path / "data2", manual, "ped2", skip_undecodable=True)
   assert builder.info.splits["train"].num_examples == 4
   skipped = builder.info.metadata["skipped"]
   assert skipped["count"] == 1 and skipped["counts"] == {"undecodable": 1}

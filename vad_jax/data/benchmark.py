@@ -43,8 +43,9 @@ _IMAGE_SIZE = flags.DEFINE_list("image_size", ["256", "256"], "Output height,wid
 _CHANNELS = flags.DEFINE_integer("channels", 3, "Output channels (1 or 3).")
 _SOURCE_SIZE = flags.DEFINE_list("source_size", ["256", "256"], "Generated frames' height,width.")
 _SOURCE_FRAMES = flags.DEFINE_integer("source_frames", 600, "Generated frames (4 videos).")
-_GENERATE = flags.DEFINE_enum("generate", "jpeg", ["jpeg", "synthetic"],
-                              "Dataset to generate when --name is not given.")
+_GENERATE = flags.DEFINE_enum(
+  "generate", "jpeg", ["jpeg", "synthetic"], "Dataset to generate when --name is not given."
+)
 _WORKERS = flags.DEFINE_list("workers", ["1", "2"], "Worker process counts to measure.")
 _THREADS = flags.DEFINE_integer("threads", 2, "Reader threads per process.")
 _BATCH = flags.DEFINE_integer("batch_size", 16, "Clips per batch.")
@@ -70,18 +71,20 @@ def prepare_generated_dataset(data_dir: str, size: tuple[int, int], num_frames: 
 
     def _info(self):
       return tfds.core.DatasetInfo(
-          builder=self,
-          features=frame_features(),
-          metadata=tfds.core.MetadataDict(),
-          disable_shuffling=True,
+        builder=self,
+        features=frame_features(),
+        metadata=tfds.core.MetadataDict(),
+        disable_shuffling=True,
       )
 
     def _split_generators(self, dl_manager):
       starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-      self.info.metadata["videos"] = {"train": [
+      self.info.metadata["videos"] = {
+        "train": [
           {"name": f"{v:02d}", "start": int(s), "length": n, "label": 0}
           for v, (s, n) in enumerate(zip(starts, lengths))
-      ]}
+        ]
+      }
       return {"train": self._generate_examples()}
 
     def _generate_examples(self):
@@ -91,8 +94,7 @@ def prepare_generated_dataset(data_dir: str, size: tuple[int, int], num_frames: 
         for f in range(n):
           buf = io.BytesIO()
           Image.fromarray(_textured_frame(rng, *size)).save(buf, format="JPEG", quality=90)
-          yield key, {"video": f"{v:02d}", "video_index": v, "frame_index": f,
-                      "frame": buf.getvalue(), "label": 0}
+          yield key, {"video": f"{v:02d}", "video_index": v, "frame_index": f, "frame": buf.getvalue(), "label": 0}
           key += 1
 
   InputPipelineBenchmarkFrames(data_dir=data_dir, file_format="array_record").download_and_prepare()
@@ -124,8 +126,13 @@ def _process_tree_cpu_seconds() -> float | None:
 def prepare_synthetic_dataset(data_dir: str, size: tuple[int, int], num_frames: int) -> tuple[str, str]:
   """Builds a 4-video ``synthetic_surveillance`` train split; returns (name, config)."""
   config = ssb.SyntheticConfig(
-      name="benchmark", height=size[0], width=size[1], num_frames=num_frames // 4,
-      train_videos=4, test_videos=1, description="input pipeline benchmark",
+    name="benchmark",
+    height=size[0],
+    width=size[1],
+    num_frames=num_frames // 4,
+    train_videos=4,
+    test_videos=1,
+    description="input pipeline benchmark",
   )
   ssb.Builder(config=config, data_dir=data_dir).download_and_prepare()
   return "synthetic_surveillance", "benchmark"
@@ -134,17 +141,13 @@ def prepare_synthetic_dataset(data_dir: str, size: tuple[int, int], num_frames: 
 def measure(split: sources.VideoSplit, num_workers: int) -> tuple[float, float | None, float]:
   """Returns (frames/s, CPU seconds per second, seconds to the first batch)."""
   ds = input_pipeline.train_dataset(
-      split,
-      sequence_length=_SEQUENCE.value,
-      global_batch_size=_BATCH.value,
-      frames=input_pipeline.FrameSettings(
-          image_size=tuple(int(s) for s in _IMAGE_SIZE.value), channels=_CHANNELS.value
-      ),
-      process_index=0,
-      process_count=1,
-      reader=input_pipeline.ReaderSettings(
-          num_workers=num_workers, num_threads=_THREADS.value, prefetch_batches=2
-      ),
+    split,
+    sequence_length=_SEQUENCE.value,
+    global_batch_size=_BATCH.value,
+    frames=input_pipeline.FrameSettings(image_size=tuple(int(s) for s in _IMAGE_SIZE.value), channels=_CHANNELS.value),
+    process_index=0,
+    process_count=1,
+    reader=input_pipeline.ReaderSettings(num_workers=num_workers, num_threads=_THREADS.value, prefetch_batches=2),
   )
   start = time.perf_counter()
   it = iter(ds)
@@ -184,15 +187,16 @@ def main(argv):
     with Image.open(io.BytesIO(sample)) as img:
       source_desc = f"{img.format} {img.height}x{img.width} {img.mode}"
     print(
-        f"dataset {name} ({_SPLIT.value}, {len(split.source)} frames, {source_desc}) -> "
-        f"{_IMAGE_SIZE.value[0]}x{_IMAGE_SIZE.value[1]}x{_CHANNELS.value}; batch "
-        f"{_BATCH.value} x {_SEQUENCE.value} frames; {_THREADS.value} reader threads; "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+      f"dataset {name} ({_SPLIT.value}, {len(split.source)} frames, {source_desc}) -> "
+      f"{_IMAGE_SIZE.value[0]}x{_IMAGE_SIZE.value[1]}x{_CHANNELS.value}; batch "
+      f"{_BATCH.value} x {_SEQUENCE.value} frames; {_THREADS.value} reader threads; "
+      f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
     )
-    print("frames/s: wall clock; cores busy: CPU seconds of this process and its workers "
-          "per second; frames/CPU-s: frames per core-second actually used.")
-    print(f"{'workers':>8} {'frames/s':>10} {'cores busy':>11} {'frames/CPU-s':>13} "
-          f"{'first batch s':>14}")
+    print(
+      "frames/s: wall clock; cores busy: CPU seconds of this process and its workers "
+      "per second; frames/CPU-s: frames per core-second actually used."
+    )
+    print(f"{'workers':>8} {'frames/s':>10} {'cores busy':>11} {'frames/CPU-s':>13} {'first batch s':>14}")
     for workers in (int(w) for w in _WORKERS.value):
       rate, busy, first = measure(split, workers)
       busy_text = "n/a" if busy is None else f"{busy:.2f}"

@@ -49,14 +49,9 @@ class ClipIndex:
   frame_stride: int = 1
 
   @classmethod
-  def from_videos(
-      cls, videos: Sequence[sources.Video], sequence_length: int, frame_stride: int = 1
-  ) -> ClipIndex:
+  def from_videos(cls, videos: Sequence[sources.Video], sequence_length: int, frame_stride: int = 1) -> ClipIndex:
     if sequence_length < 1 or frame_stride < 1:
-      raise ValueError(
-          f"sequence_length ({sequence_length}) and frame_stride ({frame_stride}) "
-          "must be positive."
-      )
+      raise ValueError(f"sequence_length ({sequence_length}) and frame_stride ({frame_stride}) must be positive.")
     span = (sequence_length - 1) * frame_stride + 1
     starts = np.array([v["start"] for v in videos], dtype=np.int64)
     lengths = np.array([v["length"] for v in videos], dtype=np.int64)
@@ -122,12 +117,12 @@ class ClipTable:
       return dataclasses.replace(self, num_padded=int(short.sum()))
     keep = ~short
     return ClipTable(
-        start=self.start[keep],
-        length=self.length[keep],
-        video_index=self.video_index[keep],
-        first_frame=self.first_frame[keep],
-        label=None if self.label is None else self.label[keep],
-        num_dropped=int(short.sum()),
+      start=self.start[keep],
+      length=self.length[keep],
+      video_index=self.video_index[keep],
+      first_frame=self.first_frame[keep],
+      label=None if self.label is None else self.label[keep],
+      num_dropped=int(short.sum()),
     )
 
 
@@ -148,20 +143,15 @@ def window_clips(videos: Sequence[sources.Video], window: int) -> ClipTable:
       vids.append(vi)
       firsts.append(first)
   return ClipTable(
-      start=np.array(starts, dtype=np.int64),
-      length=np.array(lengths, dtype=np.int64),
-      video_index=np.array(vids, dtype=np.int32),
-      first_frame=np.array(firsts, dtype=np.int64),
-      label=(
-          np.array([videos[v]["label"] for v in vids], dtype=np.int32)
-          if window <= 0 else None
-      ),
+    start=np.array(starts, dtype=np.int64),
+    length=np.array(lengths, dtype=np.int64),
+    video_index=np.array(vids, dtype=np.int32),
+    first_frame=np.array(firsts, dtype=np.int64),
+    label=(np.array([videos[v]["label"] for v in vids], dtype=np.int32) if window <= 0 else None),
   )
 
 
-def clips_from_metadata(
-    clips: Sequence[dict[str, Any]], videos: Sequence[sources.Video]
-) -> ClipTable:
+def clips_from_metadata(clips: Sequence[dict[str, Any]], videos: Sequence[sources.Video]) -> ClipTable:
   """Builds the table from ``metadata["clips"][split]`` entries.
 
   Each entry has ``start``, ``length`` and ``label``; ``video_index`` is taken from
@@ -174,11 +164,11 @@ def clips_from_metadata(
   else:
     vids = (np.searchsorted(video_start, start, side="right") - 1).astype(np.int32)
   return ClipTable(
-      start=start,
-      length=np.array([c["length"] for c in clips], dtype=np.int64),
-      video_index=vids,
-      first_frame=start - video_start[vids],
-      label=np.array([c.get("label", -1) for c in clips], dtype=np.int32),
+    start=start,
+    length=np.array([c["length"] for c in clips], dtype=np.int64),
+    video_index=vids,
+    first_frame=start - video_start[vids],
+    label=np.array([c.get("label", -1) for c in clips], dtype=np.int32),
   )
 
 
@@ -223,11 +213,11 @@ def clips_from_records(source: Any, videos: Sequence[sources.Video]) -> ClipTabl
   start = np.array(starts, dtype=np.int64)
   vids_arr = np.array(vids, dtype=np.int32)
   return ClipTable(
-      start=start,
-      length=np.array(lengths, dtype=np.int64),
-      video_index=vids_arr,
-      first_frame=start - video_start[vids_arr] if len(start) else start,
-      label=np.array(labels, dtype=np.int32),
+    start=start,
+    length=np.array(lengths, dtype=np.int64),
+    video_index=vids_arr,
+    first_frame=start - video_start[vids_arr] if len(start) else start,
+    label=np.array(labels, dtype=np.int32),
   )
 
 
@@ -288,6 +278,9 @@ def num_batches(num_examples: int, global_batch_size: int) -> int:
 def log_short_clips(table: ClipTable, num_frames: int, split: str) -> None:
   if table.num_dropped or table.num_padded:
     logging.info(
-        "%s: %d clips shorter than %d frames dropped, %d padded.",
-        split, table.num_dropped, num_frames, table.num_padded,
+      "%s: %d clips shorter than %d frames dropped, %d padded.",
+      split,
+      table.num_dropped,
+      num_frames,
+      table.num_padded,
     )

@@ -103,8 +103,8 @@ class HostShard:
   def current(cls, process_index: int | None = None, process_count: int | None = None) -> HostShard:
     """This process's shard; explicit values override ``jax.process_index/count``."""
     return cls(
-        jax.process_index() if process_index is None else process_index,
-        jax.process_count() if process_count is None else process_count,
+      jax.process_index() if process_index is None else process_index,
+      jax.process_count() if process_count is None else process_count,
     )
 
   def __post_init__(self):
@@ -113,10 +113,7 @@ class HostShard:
 
   def local_batch_size(self, global_batch_size: int) -> int:
     if global_batch_size % self.process_count:
-      raise ValueError(
-          f"Global batch size {global_batch_size} is not divisible by the "
-          f"{self.process_count} hosts."
-      )
+      raise ValueError(f"Global batch size {global_batch_size} is not divisible by the {self.process_count} hosts.")
     return global_batch_size // self.process_count
 
 
@@ -126,13 +123,13 @@ class HostShard:
 
 
 def _position_batches(
-    num_examples: int,
-    global_batch_size: int,
-    host: HostShard,
-    *,
-    shuffle_seed: int | None = None,
-    num_epochs: int | None = 1,
-    pad: bool = False,
+  num_examples: int,
+  global_batch_size: int,
+  host: HostShard,
+  *,
+  shuffle_seed: int | None = None,
+  num_epochs: int | None = 1,
+  pad: bool = False,
 ) -> grain.MapDataset:
   """This host's arrays of example positions, one ``int64 [b]`` array per batch.
 
@@ -160,14 +157,10 @@ def _position_batches(
   return ds[host.process_index :: host.process_count]
 
 
-def _to_iter_dataset(
-    ds: grain.MapDataset, reader: ReaderSettings, frames: FrameSettings
-) -> grain.IterDataset:
+def _to_iter_dataset(ds: grain.MapDataset, reader: ReaderSettings, frames: FrameSettings) -> grain.IterDataset:
   """Runs the loaders (in workers when configured), then scales pixels to floats."""
   iter_ds = ds.to_iter_dataset(
-      grain.ReadOptions(
-          num_threads=reader.num_threads, prefetch_buffer_size=reader.prefetch_batches
-      )
+    grain.ReadOptions(num_threads=reader.num_threads, prefetch_buffer_size=reader.prefetch_batches)
   )
   if reader.num_workers > 0:
     # grain 0.2.18 reads one of its absl flags when it starts workers and fails if
@@ -176,47 +169,43 @@ def _to_iter_dataset(
     if not flags.FLAGS.is_parsed():
       flags.FLAGS.mark_as_parsed()
     iter_ds = iter_ds.mp_prefetch(
-        grain.MultiprocessingOptions(
-            num_workers=reader.num_workers, per_worker_buffer_size=reader.prefetch_batches
-        )
+      grain.MultiprocessingOptions(num_workers=reader.num_workers, per_worker_buffer_size=reader.prefetch_batches)
     )
   return iter_ds.map(loaders.ScaleFrames(frames.scaling))
 
 
 def train_dataset(
-    split: sources.VideoSplit,
-    *,
-    sequence_length: int,
-    global_batch_size: int,
-    frames: FrameSettings,
-    frame_stride: int = 1,
-    seed: int = 0,
-    num_epochs: int | None = None,
-    process_index: int | None = None,
-    process_count: int | None = None,
-    reader: ReaderSettings = ReaderSettings(),
+  split: sources.VideoSplit,
+  *,
+  sequence_length: int,
+  global_batch_size: int,
+  frames: FrameSettings,
+  frame_stride: int = 1,
+  seed: int = 0,
+  num_epochs: int | None = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  reader: ReaderSettings = ReaderSettings(),
 ) -> grain.IterDataset:
   """Shuffled training clips, as this host's batches ``{"frames": [b, T, H, W, C]}``."""
   host = HostShard.current(process_index, process_count)
   index = indexing.ClipIndex.from_videos(split.videos, sequence_length, frame_stride)
-  ds = _position_batches(
-      len(index), global_batch_size, host, shuffle_seed=seed, num_epochs=num_epochs
-  )
+  ds = _position_batches(len(index), global_batch_size, host, shuffle_seed=seed, num_epochs=num_epochs)
   ds = ds.map(loaders.TrainClipLoader(split.source, index, frames))
   return _to_iter_dataset(ds, reader, frames)
 
 
 def eval_dataset(
-    split: sources.VideoSplit,
-    *,
-    sequence_length: int,
-    global_batch_size: int,
-    num_devices: int,
-    frames: FrameSettings,
-    frame_stride: int = 1,
-    process_index: int | None = None,
-    process_count: int | None = None,
-    reader: ReaderSettings = ReaderSettings(),
+  split: sources.VideoSplit,
+  *,
+  sequence_length: int,
+  global_batch_size: int,
+  num_devices: int,
+  frames: FrameSettings,
+  frame_stride: int = 1,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  reader: ReaderSettings = ReaderSettings(),
 ) -> grain.IterDataset:
   """Every scorable frame once, in order, as this host's padded evaluation batches.
 
@@ -232,12 +221,12 @@ def eval_dataset(
 
 
 def clip_table(
-    split: sources.VideoSplit,
-    *,
-    clip_source: str,
-    num_frames: int,
-    short_policy: str,
-    window: int = 0,
+  split: sources.VideoSplit,
+  *,
+  clip_source: str,
+  num_frames: int,
+  short_policy: str,
+  window: int = 0,
 ) -> indexing.ClipTable:
   """The labelled clips of a split, with the short-clip policy applied.
 
@@ -258,21 +247,21 @@ def clip_table(
 
 
 def clip_dataset(
-    split: sources.VideoSplit,
-    table: indexing.ClipTable,
-    *,
-    train: bool,
-    num_frames: int,
-    sampling: str,
-    global_batch_size: int,
-    frames: FrameSettings,
-    num_devices: int = 1,
-    seed: int = 0,
-    num_epochs: int | None = None,
-    process_index: int | None = None,
-    process_count: int | None = None,
-    reader: ReaderSettings = ReaderSettings(),
-    transform: Callable[[dict], dict] | None = None,
+  split: sources.VideoSplit,
+  table: indexing.ClipTable,
+  *,
+  train: bool,
+  num_frames: int,
+  sampling: str,
+  global_batch_size: int,
+  frames: FrameSettings,
+  num_devices: int = 1,
+  seed: int = 0,
+  num_epochs: int | None = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  reader: ReaderSettings = ReaderSettings(),
+  transform: Callable[[dict], dict] | None = None,
 ) -> grain.IterDataset:
   """Clip-level batches: shuffled and endless when ``train``, else ordered and padded.
 
@@ -281,9 +270,7 @@ def clip_dataset(
   """
   host = HostShard.current(process_index, process_count)
   if train:
-    ds = _position_batches(
-        len(table), global_batch_size, host, shuffle_seed=seed, num_epochs=num_epochs
-    )
+    ds = _position_batches(len(table), global_batch_size, host, shuffle_seed=seed, num_epochs=num_epochs)
   else:
     batch = indexing.eval_global_batch_size(global_batch_size, num_devices, host.process_count)
     ds = _position_batches(len(table), batch, host, pad=True)
@@ -301,27 +288,27 @@ def clip_dataset(
 def open_split(data_config: ml_collections.ConfigDict, split: str) -> sources.VideoSplit:
   """Opens ``split`` of the dataset named in ``config.data``."""
   return sources.open_split(
-      data_config.name,
-      split,
-      builder_config=data_config.get("builder_config") or None,
-      data_dir=data_config.get("data_dir") or None,
+    data_config.name,
+    split,
+    builder_config=data_config.get("builder_config") or None,
+    data_dir=data_config.get("data_dir") or None,
   )
 
 
 def frame_settings(data_config: ml_collections.ConfigDict, scaling: str) -> FrameSettings:
   return FrameSettings(
-      image_size=tuple(int(s) for s in data_config.image_size),
-      channels=int(data_config.channels),
-      scaling=scaling,
-      jpeg_draft=bool(data_config.get("jpeg_draft", True)),
+    image_size=tuple(int(s) for s in data_config.image_size),
+    channels=int(data_config.channels),
+    scaling=scaling,
+    jpeg_draft=bool(data_config.get("jpeg_draft", True)),
   )
 
 
 def reader_settings(data_config: ml_collections.ConfigDict) -> ReaderSettings:
   return ReaderSettings(
-      num_workers=int(data_config.get("num_workers", 0)),
-      num_threads=int(data_config.get("num_threads", 2)),
-      prefetch_batches=int(data_config.get("prefetch_batches", 2)),
+    num_workers=int(data_config.get("num_workers", 0)),
+    num_threads=int(data_config.get("num_threads", 2)),
+    prefetch_batches=int(data_config.get("prefetch_batches", 2)),
   )
 
 
@@ -331,16 +318,14 @@ def _globalise(ds: grain.IterDataset, mesh: jax.sharding.Mesh) -> grain.DatasetI
 
 def _check_train_batch(batch_size: int, mesh: jax.sharding.Mesh) -> None:
   if batch_size % mesh.devices.size:
-    raise ValueError(
-        f"batch_size {batch_size} must be a multiple of the {mesh.devices.size} devices."
-    )
+    raise ValueError(f"batch_size {batch_size} must be a multiple of the {mesh.devices.size} devices.")
 
 
 def create_train_iterator(
-    config: ml_collections.ConfigDict,
-    mesh: jax.sharding.Mesh,
-    *,
-    split: sources.VideoSplit | None = None,
+  config: ml_collections.ConfigDict,
+  mesh: jax.sharding.Mesh,
+  *,
+  split: sources.VideoSplit | None = None,
 ) -> grain.DatasetIterator:
   """Endless iterator of global training batches for the prediction models.
 
@@ -350,46 +335,46 @@ def create_train_iterator(
   _check_train_batch(config.batch_size, mesh)
   split = split or open_split(data, data.get("train_split", "train"))
   ds = train_dataset(
-      split,
-      sequence_length=config.model.sequence_length,
-      global_batch_size=config.batch_size,
-      frames=frame_settings(data, "signed_unit"),
-      frame_stride=data.get("frame_stride", 1),
-      seed=data.get("seed", 0),
-      num_epochs=data.get("num_epochs", None),
-      reader=reader_settings(data),
+    split,
+    sequence_length=config.model.sequence_length,
+    global_batch_size=config.batch_size,
+    frames=frame_settings(data, "signed_unit"),
+    frame_stride=data.get("frame_stride", 1),
+    seed=data.get("seed", 0),
+    num_epochs=data.get("num_epochs", None),
+    reader=reader_settings(data),
   )
   return _globalise(ds, mesh)
 
 
 def create_eval_iterator(
-    config: ml_collections.ConfigDict,
-    mesh: jax.sharding.Mesh,
-    *,
-    split: sources.VideoSplit | None = None,
+  config: ml_collections.ConfigDict,
+  mesh: jax.sharding.Mesh,
+  *,
+  split: sources.VideoSplit | None = None,
 ) -> grain.DatasetIterator:
   """One ordered pass over every scorable frame, as padded global batches."""
   data = config.data
   split = split or open_split(data, data.get("eval_split", "test"))
   ds = eval_dataset(
-      split,
-      sequence_length=config.model.sequence_length,
-      global_batch_size=data.get("eval_batch_size", 0) or config.batch_size,
-      num_devices=mesh.devices.size,
-      frames=frame_settings(data, "signed_unit"),
-      frame_stride=data.get("frame_stride", 1),
-      reader=reader_settings(data),
+    split,
+    sequence_length=config.model.sequence_length,
+    global_batch_size=data.get("eval_batch_size", 0) or config.batch_size,
+    num_devices=mesh.devices.size,
+    frames=frame_settings(data, "signed_unit"),
+    frame_stride=data.get("frame_stride", 1),
+    reader=reader_settings(data),
   )
   return _globalise(ds, mesh)
 
 
 def create_clip_iterator(
-    config: ml_collections.ConfigDict,
-    mesh: jax.sharding.Mesh,
-    *,
-    train: bool,
-    split: sources.VideoSplit | None = None,
-    transform: Callable[[dict], dict] | None = None,
+  config: ml_collections.ConfigDict,
+  mesh: jax.sharding.Mesh,
+  *,
+  train: bool,
+  split: sources.VideoSplit | None = None,
+  transform: Callable[[dict], dict] | None = None,
 ) -> tuple[grain.DatasetIterator, indexing.ClipTable]:
   """Clip-level iterator (endless and shuffled when ``train``) and its clip table.
 
@@ -405,42 +390,44 @@ def create_clip_iterator(
   split = split or open_split(data, split_name)
   num_frames = data.clip_frames
   table = clip_table(
-      split,
-      clip_source=data.get("clip_source", "clip_id"),
-      num_frames=num_frames,
-      short_policy=data.get("clip_short", "drop"),
-      window=data.get("clip_window", 0),
+    split,
+    clip_source=data.get("clip_source", "clip_id"),
+    num_frames=num_frames,
+    short_policy=data.get("clip_short", "drop"),
+    window=data.get("clip_window", 0),
   )
   indexing.log_short_clips(table, num_frames, split_name)
   if len(table) == 0:
-    raise ValueError(f"the {'training' if train else 'evaluation'} split has no clip of data.clip_frames frames "
-                     f"({num_frames} frames, split {split_name!r} of {data.name})")
+    raise ValueError(
+      f"the {'training' if train else 'evaluation'} split has no clip of data.clip_frames frames "
+      f"({num_frames} frames, split {split_name!r} of {data.name})"
+    )
   batch_size = config.batch_size if train else (data.get("eval_batch_size", 0) or config.batch_size)
   ds = clip_dataset(
-      split,
-      table,
-      train=train,
-      num_frames=num_frames,
-      sampling=data.get("clip_sampling", "uniform"),
-      global_batch_size=batch_size,
-      frames=frame_settings(data, "unit"),
-      num_devices=mesh.devices.size,
-      seed=data.get("seed", 0),
-      num_epochs=data.get("num_epochs", None),
-      reader=reader_settings(data),
-      transform=transform,
+    split,
+    table,
+    train=train,
+    num_frames=num_frames,
+    sampling=data.get("clip_sampling", "uniform"),
+    global_batch_size=batch_size,
+    frames=frame_settings(data, "unit"),
+    num_devices=mesh.devices.size,
+    seed=data.get("seed", 0),
+    num_epochs=data.get("num_epochs", None),
+    reader=reader_settings(data),
+    transform=transform,
   )
   return _globalise(ds, mesh), table
 
 
 def eval_num_batches(
-    split: sources.VideoSplit,
-    *,
-    sequence_length: int,
-    global_batch_size: int,
-    num_devices: int,
-    frame_stride: int = 1,
-    process_count: int | None = None,
+  split: sources.VideoSplit,
+  *,
+  sequence_length: int,
+  global_batch_size: int,
+  num_devices: int,
+  frame_stride: int = 1,
+  process_count: int | None = None,
 ) -> int:
   """Number of batches ``eval_dataset`` yields (the same on every host)."""
   process_count = jax.process_count() if process_count is None else process_count

@@ -40,9 +40,7 @@ class FrameSettings:
     return (*self.image_size, self.channels)
 
 
-def read_frames(
-    source: Any, record_indices: np.ndarray, frames: FrameSettings
-) -> tuple[np.ndarray, np.ndarray]:
+def read_frames(source: Any, record_indices: np.ndarray, frames: FrameSettings) -> tuple[np.ndarray, np.ndarray]:
   """Decodes the frames at ``record_indices`` (any shape), reading each record once.
 
   Returns:
@@ -55,9 +53,7 @@ def read_frames(
   decoded = np.empty((len(unique), *frames.frame_shape), dtype=np.uint8)
   labels = np.empty((len(unique),), dtype=np.int32)
   for i, record in enumerate(records):
-    decoded[i] = preprocessing.decode_frame(
-        record["frame"], frames.image_size, frames.channels, frames.jpeg_draft
-    )
+    decoded[i] = preprocessing.decode_frame(record["frame"], frames.image_size, frames.channels, frames.jpeg_draft)
     labels[i] = int(record.get("label", -1))
   return decoded[inverse], labels[inverse]
 
@@ -103,11 +99,11 @@ class EvalClipLoader:
     valid = positions < len(self.index)
     ids = positions[valid]
     out = {
-        "frames": np.zeros((b, t, *self.frames.frame_shape), dtype=np.uint8),
-        "video_index": np.full((b,), -1, dtype=np.int32),
-        "frame_index": np.full((b,), -1, dtype=np.int32),
-        "label": np.full((b,), -1, dtype=np.int32),
-        "valid": valid,
+      "frames": np.zeros((b, t, *self.frames.frame_shape), dtype=np.uint8),
+      "video_index": np.full((b,), -1, dtype=np.int32),
+      "frame_index": np.full((b,), -1, dtype=np.int32),
+      "label": np.full((b,), -1, dtype=np.int32),
+      "valid": valid,
     }
     if ids.size:
       pixels, labels = read_frames(self.source, self.index.records(ids), self.frames)
@@ -141,20 +137,18 @@ class ClipLevelLoader:
     b, n = len(positions), self.num_frames
     valid = positions < len(self.table)
     out = {
-        "frames": np.zeros((b, n, *self.frames.frame_shape), dtype=np.uint8),
-        "label": np.full((b,), -1, dtype=np.int32),
-        "frame_labels": np.full((b, n), -1, dtype=np.int32),
-        "valid": valid,
-        "video_index": np.full((b,), -1, dtype=np.int32),
-        "frame_index": np.full((b, n), -1, dtype=np.int32),
+      "frames": np.zeros((b, n, *self.frames.frame_shape), dtype=np.uint8),
+      "label": np.full((b,), -1, dtype=np.int32),
+      "frame_labels": np.full((b, n), -1, dtype=np.int32),
+      "valid": valid,
+      "video_index": np.full((b,), -1, dtype=np.int32),
+      "frame_index": np.full((b, n), -1, dtype=np.int32),
     }
     rows = np.flatnonzero(valid)
     if not rows.size:
       return out
     clips = positions[rows]
-    offsets, padding = zip(*(
-        indexing.sample_offsets(int(self.table.length[c]), n, self.sampling) for c in clips
-    ))
+    offsets, padding = zip(*(indexing.sample_offsets(int(self.table.length[c]), n, self.sampling) for c in clips))
     offsets, padding = np.stack(offsets), np.stack(padding)
     records = self.table.start[clips][:, None] + offsets
     pixels, frame_labels = read_frames(self.source, records, self.frames)

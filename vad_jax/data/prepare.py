@@ -52,12 +52,12 @@ def ensure_prepared(data_config: ml_collections.ConfigDict) -> tfds.core.Dataset
       return
     if not data_config.prepare:
       raise FileNotFoundError(
-          f"dataset {builder.info.full_name} is not prepared in {builder.data_dir}; set "
-          f"--config.data.prepare=True (and --config.data.manual_dir for manually downloaded data) "
-          f"or point --config.data.data_dir at a prepared copy")
+        f"dataset {builder.info.full_name} is not prepared in {builder.data_dir}; set "
+        f"--config.data.prepare=True (and --config.data.manual_dir for manually downloaded data) "
+        f"or point --config.data.data_dir at a prepared copy"
+      )
     manual_dir = data_config.manual_dir or None
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
 
   if jax.process_count() > 1:
     if jax.process_index() == 0:

@@ -28,9 +28,7 @@ from PIL import Image
 _MODES = {1: "L", 3: "RGB"}
 
 
-def decode_frame(
-    data: bytes, image_size: tuple[int, int], channels: int, jpeg_draft: bool = True
-) -> np.ndarray:
+def decode_frame(data: bytes, image_size: tuple[int, int], channels: int, jpeg_draft: bool = True) -> np.ndarray:
   """Decodes one encoded frame into ``uint8 [height, width, channels]``.
 
   Args:

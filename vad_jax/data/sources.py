@@ -46,11 +46,11 @@ class VideoSplit:
 
 
 def open_split(
-    name: str,
-    split: str,
-    *,
-    builder_config: str | None = None,
-    data_dir: str | None = None,
+  name: str,
+  split: str,
+  *,
+  builder_config: str | None = None,
+  data_dir: str | None = None,
 ) -> VideoSplit:
   """Opens a prepared TFDS dataset as a random-access source plus its video index.
 
@@ -75,17 +75,18 @@ def open_split(
   videos = (metadata.get("videos") or {}).get(split)
   if videos is None:
     logging.warning(
-        "%s has no metadata['videos'][%r]; rebuilding the video index from the "
-        "records (reads the whole split).", full_name, split,
+      "%s has no metadata['videos'][%r]; rebuilding the video index from the records (reads the whole split).",
+      full_name,
+      split,
     )
     videos = videos_from_records(source)
   clips = (metadata.get("clips") or {}).get(split)
   videos = tuple(_normalise_video(v) for v in videos)
   check_videos(videos, len(source))
   return VideoSplit(
-      source=source,
-      videos=videos,
-      clips=None if clips is None else tuple(dict(c) for c in clips),
+    source=source,
+    videos=videos,
+    clips=None if clips is None else tuple(dict(c) for c in clips),
   )
 
 
@@ -102,8 +103,7 @@ def select_videos(split: VideoSplit, spec: str) -> VideoSplit:
   fold, _, count = arg.partition("/")
   if kind != "fold" or not fold.isdigit() or not count.isdigit() or not int(fold) < int(count):
     raise ValueError(f"video subset must be '' or 'fold:i/k' with 0 <= i < k, got {spec!r}")
-  keep = tuple(v for v in split.videos
-               if zlib.crc32(str(v["name"]).encode("utf-8")) % int(count) == int(fold))
+  keep = tuple(v for v in split.videos if zlib.crc32(str(v["name"]).encode("utf-8")) % int(count) == int(fold))
   if not keep:
     raise ValueError(f"video subset {spec!r} selects none of the {len(split.videos)} videos")
   return VideoSplit(source=split.source, videos=keep, clips=None)
@@ -142,17 +142,19 @@ def videos_from_records(source: Any) -> list[Video]:
       if not videos or video_index != videos[-1]["_video_index"]:
         if video_index != len(videos):
           raise ValueError(
-              f"Record {index} starts video_index {video_index}, expected "
-              f"{len(videos)}: records of a video must be contiguous and in order."
+            f"Record {index} starts video_index {video_index}, expected "
+            f"{len(videos)}: records of a video must be contiguous and in order."
           )
-        videos.append({
+        videos.append(
+          {
             "name": as_str(record.get("video", str(video_index))),
             "start": index,
             "length": 0,
             "_video_index": video_index,
             "_labels": set(),
             "_video_label": record.get("video_label"),
-        })
+          }
+        )
       videos[-1]["length"] += 1
       videos[-1]["_labels"].add(label)
   out = []
@@ -175,21 +177,18 @@ def check_videos(videos: Sequence[Video], num_records: int) -> None:
   for i, v in enumerate(videos):
     if v["start"] != expected_start or v["length"] < 0:
       raise ValueError(
-          f"Video {i} ({v.get('name')}) starts at record {v['start']} with length "
-          f"{v['length']}; expected a start of {expected_start}."
+        f"Video {i} ({v.get('name')}) starts at record {v['start']} with length "
+        f"{v['length']}; expected a start of {expected_start}."
       )
     expected_start += v["length"]
   if expected_start != num_records:
-    raise ValueError(
-        f"The video index covers {expected_start} records but the source has "
-        f"{num_records}."
-    )
+    raise ValueError(f"The video index covers {expected_start} records but the source has {num_records}.")
 
 
 def _normalise_video(v: Video) -> Video:
   return {
-      "name": as_str(v["name"]),
-      "start": int(v["start"]),
-      "length": int(v["length"]),
-      "label": int(v.get("label", -1)),
+    "name": as_str(v["name"]),
+    "start": int(v["start"]),
+    "length": int(v["length"]),
+    "label": int(v.get("label", -1)),
   }

@@ -57,9 +57,9 @@ def per_video_scores(arrays: Mapping[str, np.ndarray], video_names: Sequence[str
       raise ValueError(f"frame {dup} of video {video_names[v]} was scored more than once")
     stats = {key: arrays[key][rows].astype(np.float64) for key in STAT_KEYS}
     scores = {
-        "fused": scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], lam),
-        "spatial": scoring.stream_score(stats["spatial_psnr"], stats["spatial_distance"], lam),
-        "temporal": scoring.stream_score(stats["temporal_psnr"], stats["temporal_distance"], lam),
+      "fused": scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], lam),
+      "spatial": scoring.stream_score(stats["spatial_psnr"], stats["spatial_distance"], lam),
+      "temporal": scoring.stream_score(stats["temporal_psnr"], stats["temporal_distance"], lam),
     }
     videos.append(VideoScores(int(v), str(video_names[v]), frames, arrays["label"][rows].astype(int), stats, scores))
   return videos
@@ -76,15 +76,19 @@ def frame_level_metrics(videos: Sequence[VideoScores]) -> dict[str, float]:
       scores = np.concatenate([v.scores[stream] for v in videos])
       result[f"{stream}_micro_auc"] = metrics.roc_auc(labels[known], scores[known])
       result[f"{stream}_eer"] = metrics.equal_error_rate(labels[known], scores[known])[0]
-      per_video = [metrics.roc_auc(v.labels[v.labels >= 0], v.scores[stream][v.labels >= 0]) for v in videos
-                   if len(np.unique(v.labels[v.labels >= 0])) == 2]
+      per_video = [
+        metrics.roc_auc(v.labels[v.labels >= 0], v.scores[stream][v.labels >= 0])
+        for v in videos
+        if len(np.unique(v.labels[v.labels >= 0])) == 2
+      ]
       result[f"{stream}_macro_auc"] = float(np.mean(per_video)) if per_video else float("nan")
   result["macro_auc_videos"] = sum(len(np.unique(v.labels[v.labels >= 0])) == 2 for v in videos)
   return result
 
 
-def write_outputs(eval_dir: pathlib.Path, videos: Sequence[VideoScores], results: Mapping[str, float],
-                  curves: bool = True) -> None:
+def write_outputs(
+  eval_dir: pathlib.Path, videos: Sequence[VideoScores], results: Mapping[str, float], curves: bool = True
+) -> None:
   eval_dir.mkdir(parents=True, exist_ok=True)
   (eval_dir / "metrics.json").write_text(json.dumps(dict(results), indent=2, sort_keys=True) + "\n")
   with open(eval_dir / "scores.csv", "w", newline="", encoding="utf-8") as f:
@@ -92,14 +96,21 @@ def write_outputs(eval_dir: pathlib.Path, videos: Sequence[VideoScores], results
     writer.writerow(["video", "frame", "label", *STAT_KEYS, *(f"score_{s}" for s in STREAMS)])
     for v in videos:
       for i in range(len(v.frames)):
-        writer.writerow([v.name, int(v.frames[i]), int(v.labels[i]),
-                         *(f"{v.stats[k][i]:.6g}" for k in STAT_KEYS),
-                         *(f"{v.scores[s][i]:.6g}" for s in STREAMS)])
+        writer.writerow(
+          [
+            v.name,
+            int(v.frames[i]),
+            int(v.labels[i]),
+            *(f"{v.stats[k][i]:.6g}" for k in STAT_KEYS),
+            *(f"{v.scores[s][i]:.6g}" for s in STREAMS),
+          ]
+        )
   labels = np.concatenate([v.labels for v in videos])
   known = labels >= 0
   if len(np.unique(labels[known])) == 2:
-    plots.roc_curves(eval_dir / "roc.png", labels[known],
-                     {s: np.concatenate([v.scores[s] for v in videos])[known] for s in STREAMS})
+    plots.roc_curves(
+      eval_dir / "roc.png", labels[known], {s: np.concatenate([v.scores[s] for v in videos])[known] for s in STREAMS}
+    )
   if curves:
     (eval_dir / "score_curves").mkdir(exist_ok=True)
     for v in videos:
@@ -109,8 +120,11 @@ def write_outputs(eval_dir: pathlib.Path, videos: Sequence[VideoScores], results
 def choose_frames(videos: Sequence[VideoScores], count: int = 2) -> list[tuple[int, int, str]]:
   """Frames for the Fig. 7 panels: the most anomalous-scored anomalous frames and the
   least anomalous-scored normal frame, as ``(video_index, frame_index, title)``."""
-  rows = [(v.scores["fused"][i], v.index, int(v.frames[i]), v.name, int(v.labels[i]))
-          for v in videos for i in range(len(v.frames))]
+  rows = [
+    (v.scores["fused"][i], v.index, int(v.frames[i]), v.name, int(v.labels[i]))
+    for v in videos
+    for i in range(len(v.frames))
+  ]
   anomalous = sorted((r for r in rows if r[4] == 1), reverse=True)[:count]
   normal = sorted(r for r in rows if r[4] == 0)[:1]
   return [(r[1], r[2], f"{'anomalous' if r[4] else 'normal'} {r[3]}#{r[2]}") for r in anomalous + normal]
@@ -129,8 +143,9 @@ def frame_statistics(config, mesh, split, stats_fn: Callable[[Any], Mapping[str,
     stats = stats_fn(batch["frames"])
     outputs.append({**stats, **{k: batch[k] for k in ("video_index", "frame_index", "label", "valid")}})
   if not outputs:
-    raise ValueError(f"the evaluation split of {config.data.name} has no frame with "
-                     f"{config.model.sequence_length - 1} predecessors")
+    raise ValueError(
+      f"the evaluation split of {config.data.name} has no frame with {config.model.sequence_length - 1} predecessors"
+    )
   return sharding.fetch(outputs)
 
 
@@ -145,14 +160,23 @@ def frame_panels(config, model, state, split, videos: Sequence[VideoScores], pat
   pixels, _ = loaders.read_frames(split.source, records, settings)
   clips = preprocessing.to_signed_unit(pixels)
   fused, aux = jax.jit(lambda v, x: model.apply(v, x, train=False))(state.variables, clips)
-  plots.frame_panels(path, [title for *_, title in chosen], np.asarray(aux["target"]), np.asarray(fused),
-                     np.asarray(aux["spatial"]["attention_map"]))
+  plots.frame_panels(
+    path,
+    [title for *_, title in chosen],
+    np.asarray(aux["target"]),
+    np.asarray(fused),
+    np.asarray(aux["spatial"]["attention_map"]),
+  )
 
 
 def summary(results: Mapping[str, float]) -> str:
-  lines = [f"frame-level evaluation: {results['frames']} frames ({results['anomalous_frames']} anomalous) "
-           f"in {results['videos']} videos"]
+  lines = [
+    f"frame-level evaluation: {results['frames']} frames ({results['anomalous_frames']} anomalous) "
+    f"in {results['videos']} videos"
+  ]
   for stream in STREAMS:
-    lines.append(f"  {stream:<8} micro AUC {results[f'{stream}_micro_auc']:.4f}   "
-                 f"macro AUC {results[f'{stream}_macro_auc']:.4f}   EER {results[f'{stream}_eer']:.4f}")
+    lines.append(
+      f"  {stream:<8} micro AUC {results[f'{stream}_micro_auc']:.4f}   "
+      f"macro AUC {results[f'{stream}_macro_auc']:.4f}   EER {results[f'{stream}_eer']:.4f}"
+    )
   return "\n".join(lines)

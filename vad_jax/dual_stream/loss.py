@@ -26,8 +26,9 @@ def stream_loss(stream_aux: Mapping[str, Array], weight: float) -> dict[str, Arr
   return {"prediction": lp, "discretization": ls, "total": lp + weight * ls}
 
 
-def dual_stream_loss(aux: Mapping[str, Any], alpha: float = 0.1, beta: float = 0.1,
-                     gamma_i: float = 0.5, gamma_x: float = 0.5) -> tuple[Array, dict[str, Array]]:
+def dual_stream_loss(
+  aux: Mapping[str, Any], alpha: float = 0.1, beta: float = 0.1, gamma_i: float = 0.5, gamma_x: float = 0.5
+) -> tuple[Array, dict[str, Array]]:
   """Eq. (13) averaged over the batch, with the named terms for logging.
 
   Args:
@@ -39,10 +40,10 @@ def dual_stream_loss(aux: Mapping[str, Any], alpha: float = 0.1, beta: float = 0
   temporal = stream_loss(aux["temporal"], beta)
   total = gamma_i * spatial["total"] + gamma_x * temporal["total"]
   terms = {
-      "loss": jnp.mean(total),
-      "spatial_prediction": jnp.mean(spatial["prediction"]),
-      "spatial_discretization": jnp.mean(spatial["discretization"]),
-      "temporal_prediction": jnp.mean(temporal["prediction"]),
-      "temporal_discretization": jnp.mean(temporal["discretization"]),
+    "loss": jnp.mean(total),
+    "spatial_prediction": jnp.mean(spatial["prediction"]),
+    "spatial_discretization": jnp.mean(spatial["discretization"]),
+    "temporal_prediction": jnp.mean(temporal["prediction"]),
+    "temporal_discretization": jnp.mean(temporal["discretization"]),
   }
   return terms["loss"], terms

@@ -68,8 +68,9 @@ def update_memory(queries: Array, items: Array) -> Array:
   return l2_normalize(items + v_norm.T @ q)  # Eq. (8)
 
 
-def memory_losses(queries: Array, items: Array, similarity: Array, margin_a: float,
-                  margin_b: float, hinge: bool = True) -> dict[str, Array]:
+def memory_losses(
+  queries: Array, items: Array, similarity: Array, margin_a: float, margin_b: float, hinge: bool = True
+) -> dict[str, Array]:
   """Per-example feature discretization loss (Eq. 10) and memory distance (Eq. 15).
 
   Args:
@@ -116,16 +117,20 @@ class Memory(nn.Module):
       raise ValueError(f"Memory expects [batch, height, width, channels], got shape {features.shape}")
     b, h, w, c = features.shape
     items_var = self.variable(
-        MEMORY_COLLECTION, "items",
-        lambda: l2_normalize(jax.random.normal(self.make_rng("params"), (self.num_items, c), jnp.float32)))
+      MEMORY_COLLECTION,
+      "items",
+      lambda: l2_normalize(jax.random.normal(self.make_rng("params"), (self.num_items, c), jnp.float32)),
+    )
     items = jax.lax.stop_gradient(items_var.value)
     queries = l2_normalize(features.astype(jnp.float32)).reshape(b, h * w, c)
     read, similarity = read_memory(queries, items)
     aux = memory_losses(queries, items, similarity, self.margin_a, self.margin_b, self.hinge)
     if update and not self.is_initializing():
       if not self.is_mutable_collection(MEMORY_COLLECTION):
-        raise ValueError("Memory update requested but the 'memory' collection is not mutable; "
-                         "apply the model with mutable=[..., 'memory'].")
+        raise ValueError(
+          "Memory update requested but the 'memory' collection is not mutable; "
+          "apply the model with mutable=[..., 'memory']."
+        )
       items_var.value = update_memory(jax.lax.stop_gradient(queries), items)
     out = jnp.concatenate([queries, read], axis=-1) if self.concat_query else read
     return out.reshape(b, h, w, -1).astype(features.dtype), aux

@@ -78,8 +78,9 @@ class Encoder(nn.Module):
       x = ConvBlock(width, 1, self.negative_slope, self.dtype, name=f"block{i}")(x, train=train)
       x = x.reshape(b, t, *x.shape[1:])
       if self.use_rtsm:
-        x = ResidualTemporalShift(self.fold_fraction, self.circular_shift, self.negative_slope,
-                                  self.dtype, name=f"rtsm{i}")(x)
+        x = ResidualTemporalShift(
+          self.fold_fraction, self.circular_shift, self.negative_slope, self.dtype, name=f"rtsm{i}"
+        )(x)
       levels.append(x)
       x = x.reshape(b * t, *x.shape[2:])
     return levels
@@ -108,8 +109,9 @@ class Decoder(nn.Module):
       x = nn.ConvTranspose(self.widths[i], (2, 2), strides=(2, 2), dtype=self.dtype, name=f"up{i}")(x)
       x = nn.leaky_relu(x, self.negative_slope)
       if self.use_rcam:
-        corrected, _ = ResidualChannelAttention(self.reduction, self.negative_slope, self.dtype,
-                                                name=f"rcam{i}")(x, train=train)
+        corrected, _ = ResidualChannelAttention(self.reduction, self.negative_slope, self.dtype, name=f"rcam{i}")(
+          x, train=train
+        )
         attention_map = jnp.mean(jnp.abs(corrected - x), axis=-1).astype(jnp.float32)
         x = corrected
       x = jnp.concatenate([x, skips[i].astype(x.dtype)], axis=-1)
@@ -147,8 +149,15 @@ class PredictionStream(nn.Module):
   @nn.compact
   def __call__(self, x: Array, *, train: bool, update_memory: bool) -> tuple[Array, dict[str, Array]]:
     b, t, h, w, c = x.shape
-    levels = Encoder(self.widths, self.use_rtsm, self.fold_fraction, self.circular_shift,
-                     self.negative_slope, self.dtype, name="encoder")(x.astype(self.dtype), train=train)
+    levels = Encoder(
+      self.widths,
+      self.use_rtsm,
+      self.fold_fraction,
+      self.circular_shift,
+      self.negative_slope,
+      self.dtype,
+      name="encoder",
+    )(x.astype(self.dtype), train=train)
     skips, distances, discretization = [], [], []
     for i, level in enumerate(levels):
       _, _, hi, wi, ci = level.shape
@@ -157,18 +166,20 @@ class PredictionStream(nn.Module):
       if self.use_memory:
         # The bottleneck always passes query and read (MNAD); skips may pass the read only.
         concat = self.skip_query or i == len(levels) - 1
-        fused, mem_aux = Memory(self.num_items, self.margin_a, self.margin_b, self.hinge, concat,
-                                name=f"memory{i}")(fused, update=update_memory)
+        fused, mem_aux = Memory(self.num_items, self.margin_a, self.margin_b, self.hinge, concat, name=f"memory{i}")(
+          fused, update=update_memory
+        )
         distances.append(mem_aux["distance"])
         discretization.append(mem_aux["discretization"])
       skips.append(fused)
-    out, attention_map = Decoder(self.widths, c, self.use_rcam, self.attention_reduction,
-                                 self.negative_slope, self.dtype, name="decoder")(skips, train=train)
+    out, attention_map = Decoder(
+      self.widths, c, self.use_rcam, self.attention_reduction, self.negative_slope, self.dtype, name="decoder"
+    )(skips, train=train)
     zeros = jnp.zeros((b, 0), jnp.float32)
     aux = {
-        "distance": jnp.stack(distances, axis=1) if distances else zeros,
-        "discretization": jnp.stack(discretization, axis=1) if discretization else zeros,
-        "attention_map": attention_map,
+      "distance": jnp.stack(distances, axis=1) if distances else zeros,
+      "discretization": jnp.stack(discretization, axis=1) if discretization else zeros,
+      "attention_map": attention_map,
     }
     return self.output_scale * jnp.tanh(out), aux
 
@@ -207,8 +218,10 @@ class DualStreamNet(nn.Module):
 
   def check_input(self, frames: Array) -> None:
     if frames.ndim != 5:
-      raise ValueError(f"DualStreamNet expects frames [batch, time, height, width, channels], "
-                       f"got shape {tuple(frames.shape)} (rank {frames.ndim})")
+      raise ValueError(
+        f"DualStreamNet expects frames [batch, time, height, width, channels], "
+        f"got shape {tuple(frames.shape)} (rank {frames.ndim})"
+      )
     _, t, h, w, _ = frames.shape
     if t < 3:
       raise ValueError(f"DualStreamNet needs clips of at least 3 frames (2 differences), got {t}")
@@ -225,28 +238,43 @@ class DualStreamNet(nn.Module):
     self.check_input(frames)
     frames = frames.astype(jnp.float32)
     stream = functools.partial(
-        PredictionStream, self.widths, self.num_items, use_rtsm=self.use_rtsm, use_rcam=self.use_rcam,
-        use_memory=self.use_memory, skip_query=self.skip_query, fold_fraction=self.fold_fraction, circular_shift=self.circular_shift,
-        attention_reduction=self.attention_reduction, margin_a=self.margin_a, margin_b=self.margin_b,
-        hinge=self.hinge, negative_slope=self.negative_slope, dtype=self.dtype)
+      PredictionStream,
+      self.widths,
+      self.num_items,
+      use_rtsm=self.use_rtsm,
+      use_rcam=self.use_rcam,
+      use_memory=self.use_memory,
+      skip_query=self.skip_query,
+      fold_fraction=self.fold_fraction,
+      circular_shift=self.circular_shift,
+      attention_reduction=self.attention_reduction,
+      margin_a=self.margin_a,
+      margin_b=self.margin_b,
+      hinge=self.hinge,
+      negative_slope=self.negative_slope,
+      dtype=self.dtype,
+    )
     update = train or self.update_memory_at_test
     n_spatial = self.spatial_inputs or frames.shape[1] - 1
     last_input, target = frames[:, -2], frames[:, -1]
     diffs = frame_differences(frames)
 
     spatial_pred, spatial = stream(output_scale=1.0, name="spatial")(
-        frames[:, -1 - n_spatial:-1], train=train, update_memory=update)
+      frames[:, -1 - n_spatial : -1], train=train, update_memory=update
+    )
     # Differences lie in [-2, 2]: the temporal head's tanh is scaled to that range.
     temporal_pred, temporal = stream(output_scale=2.0, name="temporal")(
-        diffs[:, :-1], train=train, update_memory=update)
+      diffs[:, :-1], train=train, update_memory=update
+    )
 
     spatial.update(prediction=spatial_pred, target=target, frame=spatial_pred)
-    temporal.update(prediction=temporal_pred, target=diffs[:, -1],
-                    frame=jnp.clip(last_input + temporal_pred, -1.0, 1.0))
+    temporal.update(
+      prediction=temporal_pred, target=diffs[:, -1], frame=jnp.clip(last_input + temporal_pred, -1.0, 1.0)
+    )
     fused = {
-        "average": lambda: 0.5 * (spatial["frame"] + temporal["frame"]),
-        "sum": lambda: spatial_pred + temporal_pred,
-        "spatial": lambda: spatial["frame"],
-        "temporal": lambda: temporal["frame"],
+      "average": lambda: 0.5 * (spatial["frame"] + temporal["frame"]),
+      "sum": lambda: spatial_pred + temporal_pred,
+      "spatial": lambda: spatial["frame"],
+      "temporal": lambda: temporal["frame"],
     }[self.fusion]()
     return jnp.clip(fused, -1.0, 1.0), {"spatial": spatial, "temporal": temporal, "target": target}

@@ -60,15 +60,18 @@ def minmax_normalize(values: np.ndarray) -> np.ndarray:
   return (values - lo) / span
 
 
-def fused_score(psnr_values: np.ndarray, spatial_distance: np.ndarray, temporal_distance: np.ndarray,
-                lam: float = 0.8) -> np.ndarray:
+def fused_score(
+  psnr_values: np.ndarray, spatial_distance: np.ndarray, temporal_distance: np.ndarray, lam: float = 0.8
+) -> np.ndarray:
   """Eq. (16) over one video: ``lam (1 - g(P)) + (1 - lam)/2 g(D_i) + (1 - lam)/2 g(D_x)``.
 
   Higher means more anomalous.
   """
-  return (lam * (1.0 - minmax_normalize(psnr_values))
-          + 0.5 * (1.0 - lam) * minmax_normalize(spatial_distance)
-          + 0.5 * (1.0 - lam) * minmax_normalize(temporal_distance))
+  return (
+    lam * (1.0 - minmax_normalize(psnr_values))
+    + 0.5 * (1.0 - lam) * minmax_normalize(spatial_distance)
+    + 0.5 * (1.0 - lam) * minmax_normalize(temporal_distance)
+  )
 
 
 def stream_score(psnr_values: np.ndarray, distance: np.ndarray, lam: float = 0.8) -> np.ndarray:

@@ -41,12 +41,24 @@ def build_model(config: ml_collections.ConfigDict) -> DualStreamNet:
   """The network of ``config.model`` with the loss margins of ``config.loss``."""
   m = config.model
   return DualStreamNet(
-      widths=tuple(m.widths), num_items=m.num_items, spatial_inputs=m.spatial_inputs or None,
-      fusion=m.fusion, update_memory_at_test=m.update_memory_at_test, use_rtsm=m.use_rtsm,
-      use_rcam=m.use_rcam, use_memory=m.use_memory, skip_query=m.skip_query, fold_fraction=m.fold_fraction,
-      circular_shift=m.circular_shift, attention_reduction=m.attention_reduction,
-      margin_a=config.loss.margin_a, margin_b=config.loss.margin_b, hinge=config.loss.hinge,
-      negative_slope=m.negative_slope, dtype=jnp.dtype(m.dtype))
+    widths=tuple(m.widths),
+    num_items=m.num_items,
+    spatial_inputs=m.spatial_inputs or None,
+    fusion=m.fusion,
+    update_memory_at_test=m.update_memory_at_test,
+    use_rtsm=m.use_rtsm,
+    use_rcam=m.use_rcam,
+    use_memory=m.use_memory,
+    skip_query=m.skip_query,
+    fold_fraction=m.fold_fraction,
+    circular_shift=m.circular_shift,
+    attention_reduction=m.attention_reduction,
+    margin_a=config.loss.margin_a,
+    margin_b=config.loss.margin_b,
+    hinge=config.loss.hinge,
+    negative_slope=m.negative_slope,
+    dtype=jnp.dtype(m.dtype),
+  )
 
 
 def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> tuple[dict[str, np.ndarray], int]:
@@ -75,25 +87,27 @@ def load_pretrained(state, config: ml_collections.ConfigDict):
 def train_iterator(config: ml_collections.ConfigDict, mesh) -> tuple[Iterator[dict[str, Array]], int]:
   """Shuffled clips of the training split; the count of distinct training clips."""
   split = input_pipeline.open_split(config.data, config.data.train_split)
-  num_clips = len(indexing.ClipIndex.from_videos(split.videos, config.model.sequence_length,
-                                                 config.data.frame_stride))
+  num_clips = len(indexing.ClipIndex.from_videos(split.videos, config.model.sequence_length, config.data.frame_stride))
   if num_clips <= 0:
-    raise ValueError(f"the training split has no clip of model.sequence_length frames "
-                     f"({config.model.sequence_length} frames, split {config.data.train_split!r} of "
-                     f"{config.data.name})")
+    raise ValueError(
+      f"the training split has no clip of model.sequence_length frames "
+      f"({config.model.sequence_length} frames, split {config.data.train_split!r} of "
+      f"{config.data.name})"
+    )
   return input_pipeline.create_train_iterator(config, mesh, split=split), num_clips
 
 
-def train_step(state, batch: Mapping[str, Array], *, model,
-               config: ml_collections.ConfigDict) -> tuple[Any, dict[str, Array]]:
+def train_step(
+  state, batch: Mapping[str, Array], *, model, config: ml_collections.ConfigDict
+) -> tuple[Any, dict[str, Array]]:
   """One optimisation step on ``batch["frames"]``; returns the new state and loss terms."""
   loss_config = config.loss
 
   def loss_fn(params):
-    (_, aux), new_vars = model.apply({**state.variables, "params": params}, batch["frames"],
-                                     train=True, mutable=list(MUTABLE))
-    loss, terms = dual_stream_loss(aux, loss_config.alpha, loss_config.beta, loss_config.gamma_i,
-                                   loss_config.gamma_x)
+    (_, aux), new_vars = model.apply(
+      {**state.variables, "params": params}, batch["frames"], train=True, mutable=list(MUTABLE)
+    )
+    loss, terms = dual_stream_loss(aux, loss_config.alpha, loss_config.beta, loss_config.gamma_i, loss_config.gamma_x)
     return loss, (terms, new_vars)
 
   grads, (terms, new_vars) = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -113,8 +127,13 @@ def model_statistics(config: ml_collections.ConfigDict, state) -> Callable[[Arra
   return lambda frames: step(state, {"frames": frames})
 
 
-def evaluate(config: ml_collections.ConfigDict, state, mesh, split_name: Optional[str] = None,
-             eval_dir: Optional[pathlib.Path] = None) -> dict[str, float]:
+def evaluate(
+  config: ml_collections.ConfigDict,
+  state,
+  mesh,
+  split_name: Optional[str] = None,
+  eval_dir: Optional[pathlib.Path] = None,
+) -> dict[str, float]:
   """Evaluates ``state`` on ``split_name`` (default ``data.eval_split``); writes the
   outputs to ``eval_dir`` when given (process 0 only)."""
   split = input_pipeline.open_split(config.data, split_name or config.data.eval_split)
@@ -124,8 +143,7 @@ def evaluate(config: ml_collections.ConfigDict, state, mesh, split_name: Optiona
   if eval_dir is not None and jax.process_index() == 0:
     evaluation.write_outputs(pathlib.Path(eval_dir), videos, results, curves=config.eval_plots)
     if config.eval_plots and jax.process_count() == 1:
-      evaluation.frame_panels(config, build_model(config), state, split, videos,
-                              pathlib.Path(eval_dir) / "frames.png")
+      evaluation.frame_panels(config, build_model(config), state, split, videos, pathlib.Path(eval_dir) / "frames.png")
   return results
 
 
@@ -151,12 +169,23 @@ def fused_scores(stats: Mapping[str, np.ndarray], lam: float, streaming: bool) -
   if not streaming:
     return scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], lam)
   norm = detection.causal_minmax
-  return (lam * (1.0 - norm(stats["psnr"])) + 0.5 * (1.0 - lam) * norm(stats["spatial_distance"])
-          + 0.5 * (1.0 - lam) * norm(stats["temporal_distance"]))
+  return (
+    lam * (1.0 - norm(stats["psnr"]))
+    + 0.5 * (1.0 - lam) * norm(stats["spatial_distance"])
+    + 0.5 * (1.0 - lam) * norm(stats["temporal_distance"])
+  )
 
 
-def score_video(config: ml_collections.ConfigDict, state, frames: Iterator[np.ndarray], *, batch_size: int = 8,
-                threshold: Optional[float] = None, streaming: bool = False, name: str = "video") -> detection.Detection:
+def score_video(
+  config: ml_collections.ConfigDict,
+  state,
+  frames: Iterator[np.ndarray],
+  *,
+  batch_size: int = 8,
+  threshold: Optional[float] = None,
+  streaming: bool = False,
+  name: str = "video",
+) -> detection.Detection:
   """Fused scores of every frame with ``T - 1`` predecessors; alarm where the score
   exceeds ``threshold`` (default 0.6). ``details`` holds the raw statistics."""
   stats_fn = model_statistics(config, state)
@@ -169,9 +198,18 @@ def score_video(config: ml_collections.ConfigDict, state, frames: Iterator[np.nd
   if not parts:
     raise ValueError(f"{name} has fewer than {t} frames: nothing to score")
   host = jax.device_get([p for p, _ in parts])
-  stats = {k: np.concatenate([h[k][:count] for h, (_, count) in zip(host, parts)]).astype(np.float64)
-           for k in evaluation.STAT_KEYS}
+  stats = {
+    k: np.concatenate([h[k][:count] for h, (_, count) in zip(host, parts)]).astype(np.float64)
+    for k in evaluation.STAT_KEYS
+  }
   scores = fused_scores(stats, config.score.lam, streaming)
   threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-  return detection.Detection(frames=np.concatenate(targets), scores=scores, level=scores, alarm=scores > threshold,
-                             threshold=threshold, rule=f"score > {threshold}", details=stats)
+  return detection.Detection(
+    frames=np.concatenate(targets),
+    scores=scores,
+    level=scores,
+    alarm=scores > threshold,
+    threshold=threshold,
+    rule=f"score > {threshold}",
+    details=stats,
+  )

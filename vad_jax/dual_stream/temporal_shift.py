@@ -31,12 +31,12 @@ def temporal_shift(x: Array, fold_fraction: float = 1 / 8, circular: bool = Fals
   if fold == 0 or t == 1:
     return x
   backward = jnp.roll(x[..., :fold], shift=-1, axis=1)  # time t <- t + 1
-  forward = jnp.roll(x[..., fold:2 * fold], shift=1, axis=1)  # time t <- t - 1
+  forward = jnp.roll(x[..., fold : 2 * fold], shift=1, axis=1)  # time t <- t - 1
   if not circular:
     time = jnp.arange(t).reshape(1, t, 1, 1, 1)
     backward = jnp.where(time == t - 1, 0, backward)
     forward = jnp.where(time == 0, 0, forward)
-  return jnp.concatenate([backward, forward, x[..., 2 * fold:]], axis=-1)
+  return jnp.concatenate([backward, forward, x[..., 2 * fold :]], axis=-1)
 
 
 class ResidualTemporalShift(nn.Module):

@@ -104,15 +104,15 @@ class MotionBoxSource:
   """
 
   def __init__(
-      self,
-      max_boxes: int = 8,
-      *,
-      background: str = "median",
-      alpha: float = 0.05,
-      threshold: float = 0.08,
-      min_area: int = 16,
-      opening: int = 1,
-      dilation: int = 2,
+    self,
+    max_boxes: int = 8,
+    *,
+    background: str = "median",
+    alpha: float = 0.05,
+    threshold: float = 0.08,
+    min_area: int = 16,
+    opening: int = 1,
+    dilation: int = 2,
   ):
     if background not in ("median", "running_mean"):
       raise ValueError(f"background must be 'median' or 'running_mean', got {background!r}")
@@ -135,8 +135,7 @@ class MotionBoxSource:
       cur = (1.0 - self.alpha) * cur + self.alpha * gray[i]
     return bg
 
-  def __call__(self, frames: Array, *, video: str | None = None,
-               frame_indices: Sequence[int] | None = None) -> Boxes:
+  def __call__(self, frames: Array, *, video: str | None = None, frame_indices: Sequence[int] | None = None) -> Boxes:
     from scipy import ndimage
 
     del video, frame_indices
@@ -203,8 +202,7 @@ class FileBoxSource:
       raise ValueError(f"box file must be .json or .csv, got {path}")
     return {v: {k: np.asarray(d, np.float32) for k, d in fr.items()} for v, fr in table.items()}
 
-  def __call__(self, frames: Array, *, video: str | None = None,
-               frame_indices: Sequence[int] | None = None) -> Boxes:
+  def __call__(self, frames: Array, *, video: str | None = None, frame_indices: Sequence[int] | None = None) -> Boxes:
     frames = np.asarray(frames)
     if frames.ndim != 4:
       raise ValueError(f"expected frames of rank 4 [time, h, w, c], got shape {frames.shape}")
@@ -226,11 +224,11 @@ class FileBoxSource:
 
 
 def decode_detections(
-    output: np.ndarray,
-    *,
-    score_threshold: float = 0.25,
-    class_ids: Sequence[int] | None = (0,),
-    scale: tuple[float, float] = (1.0, 1.0),
+  output: np.ndarray,
+  *,
+  score_threshold: float = 0.25,
+  class_ids: Sequence[int] | None = (0,),
+  scale: tuple[float, float] = (1.0, 1.0),
 ) -> np.ndarray:
   """``[k, 6]`` or ``[1, k, 6]`` detector rows ``(x1, y1, x2, y2, score, class)`` ->
   ``[k', 5]`` boxes kept by score and class, coordinates multiplied by ``scale = (sx, sy)``."""
@@ -239,8 +237,8 @@ def decode_detections(
     out = out[0]
   if out.ndim != 2 or out.shape[-1] < 6:
     raise ValueError(
-        f"expected detections [k, 6] (x1, y1, x2, y2, score, class), got shape {out.shape}; "
-        "pass postprocess= for other output formats"
+      f"expected detections [k, 6] (x1, y1, x2, y2, score, class), got shape {out.shape}; "
+      "pass postprocess= for other output formats"
     )
   keep = out[:, 4] >= score_threshold
   if class_ids is not None:
@@ -271,23 +269,23 @@ class OnnxDetectorBoxSource:
   """
 
   def __init__(
-      self,
-      model_path: str | os.PathLike,
-      max_boxes: int = 8,
-      *,
-      input_size: tuple[int, int] = (416, 416),
-      score_threshold: float = 0.25,
-      class_ids: Sequence[int] | None = (0,),
-      postprocess: Callable[..., np.ndarray] | None = None,
-      providers: Sequence[str] = ("CPUExecutionProvider",),
+    self,
+    model_path: str | os.PathLike,
+    max_boxes: int = 8,
+    *,
+    input_size: tuple[int, int] = (416, 416),
+    score_threshold: float = 0.25,
+    class_ids: Sequence[int] | None = (0,),
+    postprocess: Callable[..., np.ndarray] | None = None,
+    providers: Sequence[str] = ("CPUExecutionProvider",),
   ):
     try:
       import onnxruntime
     except ImportError as e:
       raise ImportError(
-          "OnnxDetectorBoxSource needs the optional dependency 'onnxruntime' "
-          "(pip install onnxruntime); use MotionBoxSource (no weights) or FileBoxSource "
-          "otherwise."
+        "OnnxDetectorBoxSource needs the optional dependency 'onnxruntime' "
+        "(pip install onnxruntime); use MotionBoxSource (no weights) or FileBoxSource "
+        "otherwise."
       ) from e
     if not os.path.exists(model_path):
       raise FileNotFoundError(f"ONNX model not found: {model_path}")
@@ -309,8 +307,7 @@ class OnnxDetectorBoxSource:
     img = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR), np.float32) / 255.0
     return img.transpose(2, 0, 1)[None]
 
-  def __call__(self, frames: Array, *, video: str | None = None,
-               frame_indices: Sequence[int] | None = None) -> Boxes:
+  def __call__(self, frames: Array, *, video: str | None = None, frame_indices: Sequence[int] | None = None) -> Boxes:
     del video, frame_indices
     frames = np.asarray(frames)
     if frames.ndim != 4:
@@ -324,8 +321,10 @@ class OnnxDetectorBoxSource:
         det = self.postprocess(outputs, (fh, fw), (ih, iw))
       else:
         det = decode_detections(
-            outputs[0], score_threshold=self.score_threshold, class_ids=self.class_ids,
-            scale=(fw / iw, fh / ih),
+          outputs[0],
+          score_threshold=self.score_threshold,
+          class_ids=self.class_ids,
+          scale=(fw / iw, fh / ih),
         )
       per_frame.append(det)
     return pad_boxes(per_frame, self.max_boxes)

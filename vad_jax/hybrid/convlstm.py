@@ -52,7 +52,7 @@ def _patches(x: Array, kh: int, kw: int, padding: str) -> Array:
   elif padding != "VALID":
     raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
   oh, ow = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-  return jnp.concatenate([x[:, dy:dy + oh, dx:dx + ow] for dy in range(kh) for dx in range(kw)], axis=-1)
+  return jnp.concatenate([x[:, dy : dy + oh, dx : dx + ow] for dy in range(kh) for dx in range(kw)], axis=-1)
 
 
 def conv_as_matmul(x: Array, kernel: Array, padding: str) -> Array:
@@ -91,11 +91,9 @@ class ConvLSTMCell(nn.RNNCellBase):
     c_prev, h_prev = carry
     f = self.features
     kh, kw = self.kernel_size
-    kernel = self.param(
-        "kernel", nn.initializers.glorot_uniform(), (kh, kw, x.shape[-1], 4 * f), self.param_dtype
-    )
+    kernel = self.param("kernel", nn.initializers.glorot_uniform(), (kh, kw, x.shape[-1], 4 * f), self.param_dtype)
     recurrent_kernel = self.param(
-        "recurrent_kernel", nn.initializers.orthogonal(), (kh, kw, f, 4 * f), self.param_dtype
+      "recurrent_kernel", nn.initializers.orthogonal(), (kh, kw, f, 4 * f), self.param_dtype
     )
     x = x.astype(self.dtype)
     h_prev = h_prev.astype(self.dtype)
@@ -105,8 +103,7 @@ class ConvLSTMCell(nn.RNNCellBase):
     else:
       # Gate g sees h * mask[g]: the columns [g f, (g + 1) f) of the recurrent kernel
       # applied to the patches of the g-th masked copy of the state.
-      masked = jnp.stack([_patches(h_prev * recurrent_mask[g].astype(self.dtype), kh, kw, "SAME")
-                          for g in range(4)])
+      masked = jnp.stack([_patches(h_prev * recurrent_mask[g].astype(self.dtype), kh, kw, "SAME") for g in range(4)])
       weights = recurrent_kernel.astype(self.dtype).reshape(kh * kw * f, 4, f)
       z = z + jnp.einsum("gbhwk,kgf->bhwgf", masked, weights).reshape(z.shape)
     if self.use_bias:
@@ -163,21 +160,21 @@ class ConvLSTM(nn.Module):
       raise ValueError(f"expected x of rank 5 [batch, time, h, w, c], got shape {x.shape}")
     b, t, h, w, c = x.shape
     scan_cell = nn.scan(
-        ConvLSTMCell,
-        variable_broadcast="params",
-        split_rngs={"params": False},
-        in_axes=(1, nn.broadcast),
-        out_axes=1,
+      ConvLSTMCell,
+      variable_broadcast="params",
+      split_rngs={"params": False},
+      in_axes=(1, nn.broadcast),
+      out_axes=1,
     )
     cell = scan_cell(
-        features=self.features,
-        kernel_size=self.kernel_size,
-        padding=self.padding,
-        activation=self.activation,
-        recurrent_activation=self.recurrent_activation,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-        name="cell",
+      features=self.features,
+      kernel_size=self.kernel_size,
+      padding=self.padding,
+      activation=self.activation,
+      recurrent_activation=self.recurrent_activation,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="cell",
     )
     carry = cell.initialize_carry(None, (b, h, w, c))
     mask = None
@@ -221,13 +218,13 @@ class ConvLSTMBaseline(nn.Module):
     x = clips.astype(self.dtype)
     for i, f in enumerate(self.filters):
       x, _ = ConvLSTM(
-          features=f,
-          kernel_size=self.kernel_size,
-          padding=self.padding,
-          recurrent_activation=self.recurrent_activation,
-          recurrent_dropout=self.recurrent_dropout,
-          dtype=self.dtype,
-          name=f"conv_lstm2d_{i}",
+        features=f,
+        kernel_size=self.kernel_size,
+        padding=self.padding,
+        recurrent_activation=self.recurrent_activation,
+        recurrent_dropout=self.recurrent_dropout,
+        dtype=self.dtype,
+        name=f"conv_lstm2d_{i}",
       )(x, train=train)
       x = nn.max_pool(x, (1, 2, 2), strides=(1, 2, 2), padding="SAME")
       if i < len(self.filters) - 1:

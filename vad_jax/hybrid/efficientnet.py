@@ -56,12 +56,12 @@ class StageArgs:
 
 # EfficientNetV2-B0 (Keras ``DEFAULT_BLOCKS_ARGS["efficientnetv2-b0"]``).
 B0_STAGES: tuple[StageArgs, ...] = (
-    StageArgs(3, 1, 32, 16, 1, 0.0, 1, 1),
-    StageArgs(3, 2, 16, 32, 4, 0.0, 2, 1),
-    StageArgs(3, 2, 32, 48, 4, 0.0, 2, 1),
-    StageArgs(3, 3, 48, 96, 4, 0.25, 2, 0),
-    StageArgs(3, 5, 96, 112, 6, 0.25, 1, 0),
-    StageArgs(3, 8, 112, 192, 6, 0.25, 2, 0),
+  StageArgs(3, 1, 32, 16, 1, 0.0, 1, 1),
+  StageArgs(3, 2, 16, 32, 4, 0.0, 2, 1),
+  StageArgs(3, 2, 32, 48, 4, 0.0, 2, 1),
+  StageArgs(3, 3, 48, 96, 4, 0.25, 2, 0),
+  StageArgs(3, 5, 96, 112, 6, 0.25, 1, 0),
+  StageArgs(3, 8, 112, 192, 6, 0.25, 2, 0),
 )
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -72,9 +72,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "truncated_normal")
 dense_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_out", "uniform")
 # Keras stores a depthwise kernel as [k, k, c, 1] (fan_out = k * k); Flax as [k, k, 1, c].
-depthwise_init = nn.initializers.variance_scaling(
-    2.0, "fan_out", "truncated_normal", in_axis=-1, out_axis=-2
-)
+depthwise_init = nn.initializers.variance_scaling(2.0, "fan_out", "truncated_normal", in_axis=-1, out_axis=-2)
 
 
 def round_filters(filters: int, width_coefficient: float, divisor: int = 8, min_depth: int = 8) -> int:
@@ -104,8 +102,11 @@ class MBConvBlock(nn.Module):
   @nn.compact
   def __call__(self, inputs: Array, *, train: bool) -> Array:
     bn = functools.partial(
-        nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
-        epsilon=self.bn_epsilon, dtype=self.dtype,
+      nn.BatchNorm,
+      use_running_average=not train,
+      momentum=self.bn_momentum,
+      epsilon=self.bn_epsilon,
+      dtype=self.dtype,
     )
     conv = functools.partial(nn.Conv, use_bias=False, padding="SAME", kernel_init=conv_init, dtype=self.dtype)
     filters = self.input_filters * self.expand_ratio
@@ -114,8 +115,9 @@ class MBConvBlock(nn.Module):
       x = conv(filters, (1, 1), name="expand_conv")(x)
       x = nn.swish(bn(name="expand_bn")(x))
     k = self.kernel_size
-    x = conv(filters, (k, k), strides=self.strides, feature_group_count=filters,
-             kernel_init=depthwise_init, name="dwconv2")(x)
+    x = conv(
+      filters, (k, k), strides=self.strides, feature_group_count=filters, kernel_init=depthwise_init, name="dwconv2"
+    )(x)
     x = nn.swish(bn(name="bn")(x))
     if 0 < self.se_ratio <= 1:
       x = _squeeze_excite(self, x, filters, max(1, int(self.input_filters * self.se_ratio)))
@@ -146,8 +148,11 @@ class FusedMBConvBlock(nn.Module):
   @nn.compact
   def __call__(self, inputs: Array, *, train: bool) -> Array:
     bn = functools.partial(
-        nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
-        epsilon=self.bn_epsilon, dtype=self.dtype,
+      nn.BatchNorm,
+      use_running_average=not train,
+      momentum=self.bn_momentum,
+      epsilon=self.bn_epsilon,
+      dtype=self.dtype,
     )
     conv = functools.partial(nn.Conv, use_bias=False, padding="SAME", kernel_init=conv_init, dtype=self.dtype)
     filters = self.input_filters * self.expand_ratio
@@ -217,13 +222,17 @@ class EfficientNetV2(nn.Module):
       else:
         x = x / 128.0 - 1.0
     bn = functools.partial(
-        nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
-        epsilon=self.bn_epsilon, dtype=self.dtype,
+      nn.BatchNorm,
+      use_running_average=not train,
+      momentum=self.bn_momentum,
+      epsilon=self.bn_epsilon,
+      dtype=self.dtype,
     )
     wc = self.width_coefficient
     stem = round_filters(self.stages[0].input_filters, wc)
-    x = nn.Conv(stem, (3, 3), strides=2, padding="SAME", use_bias=False, kernel_init=conv_init,
-                dtype=self.dtype, name="stem_conv")(x)
+    x = nn.Conv(
+      stem, (3, 3), strides=2, padding="SAME", use_bias=False, kernel_init=conv_init, dtype=self.dtype, name="stem_conv"
+    )(x)
     x = nn.swish(bn(name="stem_bn")(x))
 
     repeats = [round_repeats(s.num_repeat, self.depth_coefficient) for s in self.stages]
@@ -235,22 +244,28 @@ class EfficientNetV2(nn.Module):
       out_f = round_filters(stage.output_filters, wc)
       for j in range(repeats[i]):
         x = block_cls(
-            input_filters=in_f if j == 0 else out_f,
-            output_filters=out_f,
-            expand_ratio=stage.expand_ratio,
-            kernel_size=stage.kernel_size,
-            strides=stage.strides if j == 0 else 1,
-            se_ratio=stage.se_ratio,
-            drop_rate=self.drop_connect_rate * b / total,
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-            dtype=self.dtype,
-            name=f"block{i + 1}{chr(j + 97)}",
+          input_filters=in_f if j == 0 else out_f,
+          output_filters=out_f,
+          expand_ratio=stage.expand_ratio,
+          kernel_size=stage.kernel_size,
+          strides=stage.strides if j == 0 else 1,
+          se_ratio=stage.se_ratio,
+          drop_rate=self.drop_connect_rate * b / total,
+          bn_momentum=self.bn_momentum,
+          bn_epsilon=self.bn_epsilon,
+          dtype=self.dtype,
+          name=f"block{i + 1}{chr(j + 97)}",
         )(x, train=train)
         b += 1
 
-    x = nn.Conv(round_filters(self.top_filters, wc), (1, 1), use_bias=False, kernel_init=conv_init,
-                dtype=self.dtype, name="top_conv")(x)
+    x = nn.Conv(
+      round_filters(self.top_filters, wc),
+      (1, 1),
+      use_bias=False,
+      kernel_init=conv_init,
+      dtype=self.dtype,
+      name="top_conv",
+    )(x)
     features = nn.swish(bn(name="top_bn")(x))
     pooled = jnp.mean(features, axis=(1, 2))
     aux = {"features": features, "pooled": pooled}

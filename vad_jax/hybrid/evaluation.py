@@ -27,8 +27,9 @@ def _report(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str
   """Threshold metrics and ROC-AUC of one level (clip or frame)."""
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", metrics.UndefinedMetricWarning)
-    report = metrics.classification_report(labels, (probs > threshold).astype(int), num_classes=2,
-                                           class_names=["normal", "anomalous"])
+    report = metrics.classification_report(
+      labels, (probs > threshold).astype(int), num_classes=2, class_names=["normal", "anomalous"]
+    )
     auc = metrics.roc_auc(labels, probs)
   report["confusion_matrix"] = report["confusion_matrix"].tolist()
   return {**report, "roc_auc": auc, "count": int(labels.size), "anomalous": int(labels.sum())}
@@ -63,8 +64,9 @@ def classification_metrics(arrays: Mapping[str, np.ndarray], config: ml_collecti
   if known.any():
     probs = np.concatenate([s[1] for s in series.values()])
     results["frame"] = _report(labels[known], probs[known], threshold)
-    alarms = np.concatenate([metrics.moving_average_alarm(s[1], config.alarm.window, config.alarm.threshold)[1]
-                             for s in series.values()])
+    alarms = np.concatenate(
+      [metrics.moving_average_alarm(s[1], config.alarm.window, config.alarm.threshold)[1] for s in series.values()]
+    )
     results["alarm"] = _report(labels[known], alarms[known].astype(np.float64), 0.5)
   results["videos"] = len(series)
   return results
@@ -76,22 +78,34 @@ def headline(results: Mapping[str, Any]) -> dict[str, float]:
   for level in ("clip", "frame", "alarm"):
     if level in results:
       r = results[level]
-      flat.update({f"{level}_auc": r["roc_auc"], f"{level}_accuracy": r["accuracy"],
-                   f"{level}_precision": r["per_class"]["anomalous"]["precision"],
-                   f"{level}_recall": r["per_class"]["anomalous"]["recall"],
-                   f"{level}_f1": r["per_class"]["anomalous"]["f1"], f"{level}_macro_f1": r["macro"]["f1"]})
+      flat.update(
+        {
+          f"{level}_auc": r["roc_auc"],
+          f"{level}_accuracy": r["accuracy"],
+          f"{level}_precision": r["per_class"]["anomalous"]["precision"],
+          f"{level}_recall": r["per_class"]["anomalous"]["recall"],
+          f"{level}_f1": r["per_class"]["anomalous"]["f1"],
+          f"{level}_macro_f1": r["macro"]["f1"],
+        }
+      )
   return {k: float(v) for k, v in flat.items()}
 
 
-def write_outputs(eval_dir: pathlib.Path, arrays: Mapping[str, np.ndarray], results: Mapping[str, Any],
-                  video_names: list[str], plot: bool = True) -> None:
+def write_outputs(
+  eval_dir: pathlib.Path,
+  arrays: Mapping[str, np.ndarray],
+  results: Mapping[str, Any],
+  video_names: list[str],
+  plot: bool = True,
+) -> None:
   eval_dir.mkdir(parents=True, exist_ok=True)
   (eval_dir / "metrics.json").write_text(json.dumps(results, indent=2, sort_keys=True, default=float) + "\n")
   with open(eval_dir / "clip_scores.csv", "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
     writer.writerow(["video", "first_frame", "label", "probability"])
-    for v, first, label, p in zip(arrays["video_index"], arrays["frame_index"][:, 0], arrays["label"],
-                                  arrays["clip_probs"]):
+    for v, first, label, p in zip(
+      arrays["video_index"], arrays["frame_index"][:, 0], arrays["label"], arrays["clip_probs"]
+    ):
       writer.writerow([video_names[int(v)], int(first), int(label), f"{float(p):.6g}"])
   with open(eval_dir / "frame_scores.csv", "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
@@ -100,8 +114,9 @@ def write_outputs(eval_dir: pathlib.Path, arrays: Mapping[str, np.ndarray], resu
       for i in range(frames.size):
         writer.writerow([video_names[v], int(frames[i]), int(labels[i]), f"{probs[i]:.6g}"])
   if plot and len(np.unique(arrays["label"][arrays["label"] >= 0])) == 2:
-    plots.roc_curves(eval_dir / "roc.png", arrays["label"][arrays["label"] >= 0],
-                     {"clip": arrays["clip_probs"][arrays["label"] >= 0]})
+    plots.roc_curves(
+      eval_dir / "roc.png", arrays["label"][arrays["label"] >= 0], {"clip": arrays["clip_probs"][arrays["label"] >= 0]}
+    )
 
 
 def summary(results: Mapping[str, Any]) -> str:
@@ -112,8 +127,10 @@ def summary(results: Mapping[str, Any]) -> str:
     r = results[level]
     a = r["per_class"]["anomalous"]
     cm = r["confusion_matrix"]
-    lines.append(f"{level:<5} ({r['count']}, {r['anomalous']} anomalous)  AUC {r['roc_auc']:.4f}  "
-                 f"acc {r['accuracy']:.4f}  P {a['precision']:.4f}  R {a['recall']:.4f}  F1 {a['f1']:.4f}  "
-                 f"macro F1 {r['macro']['f1']:.4f}  weighted F1 {r['weighted']['f1']:.4f}  "
-                 f"confusion [[TN FP] [FN TP]] {cm}")
+    lines.append(
+      f"{level:<5} ({r['count']}, {r['anomalous']} anomalous)  AUC {r['roc_auc']:.4f}  "
+      f"acc {r['accuracy']:.4f}  P {a['precision']:.4f}  R {a['recall']:.4f}  F1 {a['f1']:.4f}  "
+      f"macro F1 {r['macro']['f1']:.4f}  weighted F1 {r['weighted']['f1']:.4f}  "
+      f"confusion [[TN FP] [FN TP]] {cm}"
+    )
   return "\n".join(lines)

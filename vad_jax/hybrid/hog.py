@@ -40,12 +40,12 @@ BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 
 
 def hog_output_shape(
-    height: int,
-    width: int,
-    *,
-    orientations: int = 9,
-    pixels_per_cell: tuple[int, int] = (8, 8),
-    cells_per_block: tuple[int, int] = (3, 3),
+  height: int,
+  width: int,
+  *,
+  orientations: int = 9,
+  pixels_per_cell: tuple[int, int] = (8, 8),
+  cells_per_block: tuple[int, int] = (3, 3),
 ) -> tuple[int, int, int, int, int]:
   """``(n_blocks_row, n_blocks_col, b_row, b_col, orientations)`` for an ``height x width`` image."""
   n_cells_r, n_cells_c = height // pixels_per_cell[0], width // pixels_per_cell[1]
@@ -53,9 +53,9 @@ def hog_output_shape(
   n_blocks_r, n_blocks_c = n_cells_r - b_r + 1, n_cells_c - b_c + 1
   if n_blocks_r <= 0 or n_blocks_c <= 0:
     raise ValueError(
-        f"image {height}x{width} is too small for pixels_per_cell={pixels_per_cell} and "
-        f"cells_per_block={cells_per_block}: need at least "
-        f"{b_r * pixels_per_cell[0]}x{b_c * pixels_per_cell[1]}"
+      f"image {height}x{width} is too small for pixels_per_cell={pixels_per_cell} and "
+      f"cells_per_block={cells_per_block}: need at least "
+      f"{b_r * pixels_per_cell[0]}x{b_c * pixels_per_cell[1]}"
     )
   return n_blocks_r, n_blocks_c, b_r, b_c, orientations
 
@@ -75,9 +75,7 @@ def image_gradients(image: Array) -> tuple[Array, Array]:
   return g_row, g_col
 
 
-def cell_histograms(
-    image: Array, *, orientations: int = 9, pixels_per_cell: tuple[int, int] = (8, 8)
-) -> Array:
+def cell_histograms(image: Array, *, orientations: int = 9, pixels_per_cell: tuple[int, int] = (8, 8)) -> Array:
   """Per-cell orientation histograms ``[..., n_cells_row, n_cells_col, orientations]``.
 
   Each entry is the mean gradient magnitude (over the cell's pixels) of the pixels whose
@@ -104,8 +102,11 @@ def cell_histograms(
 
 
 def normalize_blocks(
-    cells: Array, *, cells_per_block: tuple[int, int] = (3, 3), block_norm: str = "L2-Hys",
-    eps: float = 1e-5,
+  cells: Array,
+  *,
+  cells_per_block: tuple[int, int] = (3, 3),
+  block_norm: str = "L2-Hys",
+  eps: float = 1e-5,
 ) -> Array:
   """Overlapping block normalisation of ``[..., n_cells_r, n_cells_c, n]`` cell histograms.
 
@@ -118,10 +119,7 @@ def normalize_blocks(
   n_br, n_bc = n_cr - b_r + 1, n_cc - b_c + 1
   # Gather the b_r x b_c cells of every block with shifted slices (loop over the block's
   # few cell offsets, not over blocks).
-  rows = [
-      jnp.stack([cells[..., i : i + n_br, j : j + n_bc, :] for j in range(b_c)], axis=-2)
-      for i in range(b_r)
-  ]
+  rows = [jnp.stack([cells[..., i : i + n_br, j : j + n_bc, :] for j in range(b_c)], axis=-2) for i in range(b_r)]
   blocks = jnp.stack(rows, axis=-3)  # [..., n_br, n_bc, b_r, b_c, n]
   axes = (-3, -2, -1)
   if block_norm in ("L1", "L1-sqrt"):
@@ -137,18 +135,17 @@ def normalize_blocks(
 
 
 @functools.partial(
-    jax.jit,
-    static_argnames=("orientations", "pixels_per_cell", "cells_per_block", "block_norm",
-                     "feature_vector"),
+  jax.jit,
+  static_argnames=("orientations", "pixels_per_cell", "cells_per_block", "block_norm", "feature_vector"),
 )
 def hog(
-    image: Array,
-    *,
-    orientations: int = 9,
-    pixels_per_cell: tuple[int, int] = (8, 8),
-    cells_per_block: tuple[int, int] = (3, 3),
-    block_norm: str = "L2-Hys",
-    feature_vector: bool = True,
+  image: Array,
+  *,
+  orientations: int = 9,
+  pixels_per_cell: tuple[int, int] = (8, 8),
+  cells_per_block: tuple[int, int] = (3, 3),
+  block_norm: str = "L2-Hys",
+  feature_vector: bool = True,
 ) -> Array:
   """HOG descriptor of grayscale images ``[..., height, width]``.
 
@@ -167,8 +164,10 @@ def hog(
   pixels_per_cell = tuple(int(v) for v in pixels_per_cell)
   cells_per_block = tuple(int(v) for v in cells_per_block)
   hog_output_shape(
-      *image.shape[-2:], orientations=orientations, pixels_per_cell=pixels_per_cell,
-      cells_per_block=cells_per_block,
+    *image.shape[-2:],
+    orientations=orientations,
+    pixels_per_cell=pixels_per_cell,
+    cells_per_block=cells_per_block,
   )
   cells = cell_histograms(image, orientations=orientations, pixels_per_cell=pixels_per_cell)
   blocks = normalize_blocks(cells, cells_per_block=cells_per_block, block_norm=block_norm)

@@ -50,8 +50,14 @@ DEPTHWISE_SUFFIXES = ("dwconv2", "dwconv", "depthwise_conv")
 
 # Keras order of the variables of each layer kind (the order of ``weight_names``).
 _KERAS_ORDER = (
-    "kernel", "depthwise_kernel", "recurrent_kernel", "bias",
-    "gamma", "beta", "moving_mean", "moving_variance",
+  "kernel",
+  "depthwise_kernel",
+  "recurrent_kernel",
+  "bias",
+  "gamma",
+  "beta",
+  "moving_mean",
+  "moving_variance",
 )
 
 
@@ -92,7 +98,7 @@ def _get_subtree(tree: Mapping[str, Any], path: Sequence[str]) -> Mapping[str, A
 
 
 def flax_to_keras_layers(
-    variables: Mapping[str, Any], *, subtree: Sequence[str] = ()
+  variables: Mapping[str, Any], *, subtree: Sequence[str] = ()
 ) -> dict[str, dict[str, np.ndarray]]:
   """``{keras_layer: {keras_variable: array in Keras layout}}`` from Flax variables.
 
@@ -117,13 +123,15 @@ def flax_to_keras_layers(
       out[var] = _to_keras_array(var, value)
     if layer in layers:
       raise ValueError(f"two Flax modules map to the Keras layer name {layer!r}")
-    layers[layer] = dict(sorted(out.items(), key=lambda kv: _KERAS_ORDER.index(kv[0])
-                                if kv[0] in _KERAS_ORDER else len(_KERAS_ORDER)))
+    layers[layer] = dict(
+      sorted(out.items(), key=lambda kv: _KERAS_ORDER.index(kv[0]) if kv[0] in _KERAS_ORDER else len(_KERAS_ORDER))
+    )
   return layers
 
 
 def _read_name_list(group, name: str) -> list[str]:
   """Keras string-list attribute, possibly split into ``name0``, ``name1``... chunks."""
+
   def dec(v):
     return v.decode("utf8") if isinstance(v, bytes) else str(v)
 
@@ -151,11 +159,11 @@ def read_keras_h5(path: str | os.PathLike, *, group: str | None = None) -> dict[
     if "layer_names" not in root.attrs and "layer_names0" not in root.attrs:
       if "layers" in root or "vars" in root:
         raise ValueError(
-            f"{path} looks like a Keras 3 '.weights.h5' file (unnamed 'vars' datasets); only "
-            "the legacy HDF5 layout with 'layer_names'/'weight_names' is supported. In "
-            "Keras 3, re-save with keras.src.legacy.saving.legacy_h5_format."
-            "save_weights_to_hdf5_group or load the model in Keras and call "
-            "model.save('x.h5') (legacy format)."
+          f"{path} looks like a Keras 3 '.weights.h5' file (unnamed 'vars' datasets); only "
+          "the legacy HDF5 layout with 'layer_names'/'weight_names' is supported. In "
+          "Keras 3, re-save with keras.src.legacy.saving.legacy_h5_format."
+          "save_weights_to_hdf5_group or load the model in Keras and call "
+          "model.save('x.h5') (legacy format)."
         )
       raise ValueError(f"{path}: no 'layer_names' attribute; not a Keras HDF5 weights file")
     groups = _read_name_list(root, "layer_names")
@@ -177,11 +185,11 @@ def read_keras_h5(path: str | os.PathLike, *, group: str | None = None) -> dict[
 
 
 def keras_layers_to_flax(
-    layers: Mapping[str, Mapping[str, np.ndarray]],
-    variables: Mapping[str, Any],
-    *,
-    subtree: Sequence[str] = (),
-    strict: bool = True,
+  layers: Mapping[str, Mapping[str, np.ndarray]],
+  variables: Mapping[str, Any],
+  *,
+  subtree: Sequence[str] = (),
+  strict: bool = True,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
   """Copy Keras arrays into (a copy of) Flax ``variables``.
 
@@ -214,9 +222,7 @@ def keras_layers_to_flax(
         continue
       value = _from_keras_array(var, np.asarray(src))
       if value.shape != tuple(old.shape):
-        raise ValueError(
-            f"shape mismatch for {layer}/{var}: file {value.shape} vs model {tuple(old.shape)}"
-        )
+        raise ValueError(f"shape mismatch for {layer}/{var}: file {value.shape} vs model {tuple(old.shape)}")
       flat[path] = np.asarray(value, dtype=np.asarray(old).dtype)
       loaded.append(f"{layer}/{var}")
     tree_new = unflatten_dict(flat)
@@ -230,12 +236,12 @@ def keras_layers_to_flax(
 
 
 def load_keras_h5(
-    path: str | os.PathLike,
-    variables: Mapping[str, Any],
-    *,
-    subtree: Sequence[str] = (),
-    group: str | None = None,
-    strict: bool = True,
+  path: str | os.PathLike,
+  variables: Mapping[str, Any],
+  *,
+  subtree: Sequence[str] = (),
+  group: str | None = None,
+  strict: bool = True,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
   """Load a Keras HDF5 weights file into Flax ``variables`` (see module docstring).
 
@@ -254,12 +260,12 @@ def _bytes_array(names: Sequence[str]) -> np.ndarray:
 
 
 def save_keras_h5(
-    path: str | os.PathLike,
-    variables: Mapping[str, Any],
-    *,
-    subtree: Sequence[str] = (),
-    group: str | None = None,
-    keras_version: str = "2.15.0",
+  path: str | os.PathLike,
+  variables: Mapping[str, Any],
+  *,
+  subtree: Sequence[str] = (),
+  group: str | None = None,
+  keras_version: str = "2.15.0",
 ) -> None:
   """Write Flax ``variables`` as a legacy Keras HDF5 weights file (the reverse of loading).
 

@@ -98,8 +98,14 @@ class SpatialAttention(nn.Module):
 
 
 def pool_object_features(
-    features: Array, boxes: Array, scores: Array, valid: Array, *,
-    image_hw: tuple[int, int], output_size: tuple[int, int] = (7, 7), sampling_ratio: int = 2,
+  features: Array,
+  boxes: Array,
+  scores: Array,
+  valid: Array,
+  *,
+  image_hw: tuple[int, int],
+  output_size: tuple[int, int] = (7, 7),
+  sampling_ratio: int = 2,
 ) -> tuple[Array, Array]:
   """Confidence-weighted mean of RoIAligned box features.
 
@@ -203,9 +209,13 @@ class HybridModel1(nn.Module):
       if box_valid is None:
         box_valid = jnp.ones((b, t, k), bool)
       obj, has = pool_object_features(
-          fmap, boxes.reshape(b * t, k, 4), box_scores.reshape(b * t, k),
-          box_valid.reshape(b * t, k), image_hw=(h, w), output_size=tuple(self.roi_output_size),
-          sampling_ratio=self.roi_sampling_ratio,
+        fmap,
+        boxes.reshape(b * t, k, 4),
+        box_scores.reshape(b * t, k),
+        box_valid.reshape(b * t, k),
+        image_hw=(h, w),
+        output_size=tuple(self.roi_output_size),
+        sampling_ratio=self.roi_sampling_ratio,
       )
       parts += [obj, has.astype(fmap.dtype)]
     s = nn.Dense(self.feature_dim, dtype=self.dtype, name="spatial_proj")(jnp.concatenate(parts, -1))
@@ -217,8 +227,12 @@ class HybridModel1(nn.Module):
     x = x.reshape(b, t, *x.shape[1:])
     for i, f in enumerate(self.temporal_filters):
       x, _ = ConvLSTM(
-          features=f, kernel_size=(3, 3), padding="VALID", recurrent_dropout=self.recurrent_dropout,
-          dtype=self.dtype, name=f"conv_lstm_{i}",
+        features=f,
+        kernel_size=(3, 3),
+        padding="VALID",
+        recurrent_dropout=self.recurrent_dropout,
+        dtype=self.dtype,
+        name=f"conv_lstm_{i}",
       )(x, train=train)
       x = nn.max_pool(x, (1, 2, 2), strides=(1, 2, 2), padding="SAME")
       if i < len(self.temporal_filters) - 1:
@@ -227,13 +241,13 @@ class HybridModel1(nn.Module):
 
   @nn.compact
   def __call__(
-      self,
-      frames: Array,
-      boxes: Array | None = None,
-      box_scores: Array | None = None,
-      box_valid: Array | None = None,
-      *,
-      train: bool,
+    self,
+    frames: Array,
+    boxes: Array | None = None,
+    box_scores: Array | None = None,
+    box_valid: Array | None = None,
+    *,
+    train: bool,
   ) -> tuple[Array, dict[str, Any]]:
     if frames.ndim != 5:
       raise ValueError(f"expected frames of rank 5 [batch, time, h, w, c], got shape {frames.shape}")
@@ -260,12 +274,12 @@ class HybridModel1(nn.Module):
     y = nn.Dropout(self.head_dropout, deterministic=not train, name="head_dropout")(y)
     logits = nn.Dense(1, dtype=self.dtype, name="head")(y)[..., 0]
     aux = {
-        "probs": jax.nn.sigmoid(logits.astype(jnp.float32)),
-        "gate": gate,
-        "spatial": s,
-        "temporal": h,
-        "attention": attention,
-        "has_objects": has,
+      "probs": jax.nn.sigmoid(logits.astype(jnp.float32)),
+      "gate": gate,
+      "spatial": s,
+      "temporal": h,
+      "attention": attention,
+      "has_objects": has,
     }
     return logits, aux
 
@@ -310,8 +324,9 @@ class EfficientNetHOGClassifier(nn.Module):
       deep = jax.lax.stop_gradient(deep)
     gray = _resize(rgb_to_gray(x.astype(jnp.float32))[..., None], self.hog_size)[..., 0]
     hog_kwargs = dict(
-        orientations=self.orientations, pixels_per_cell=tuple(self.pixels_per_cell),
-        cells_per_block=tuple(self.cells_per_block),
+      orientations=self.orientations,
+      pixels_per_cell=tuple(self.pixels_per_cell),
+      cells_per_block=tuple(self.cells_per_block),
     )
     hog_feat = hog(gray, block_norm=self.block_norm, **hog_kwargs)
     hog_proj = nn.Dense(self.hog_dim, dtype=self.dtype, name="hog_proj")(hog_feat.astype(self.dtype))
@@ -327,9 +342,19 @@ class EfficientNetHOGClassifier(nn.Module):
 
 
 TinyHybridModel1 = functools.partial(
-    HybridModel1, backbone="tiny", spatial_size=None, temporal_size=None, feature_dim=32,
-    affm_hidden=16, temporal_filters=(4, 8),
+  HybridModel1,
+  backbone="tiny",
+  spatial_size=None,
+  temporal_size=None,
+  feature_dim=32,
+  affm_hidden=16,
+  temporal_filters=(4, 8),
 )
 TinyEfficientNetHOGClassifier = functools.partial(
-    EfficientNetHOGClassifier, backbone="tiny", image_size=None, hog_size=32, hog_dim=16, hidden=16,
+  EfficientNetHOGClassifier,
+  backbone="tiny",
+  image_size=None,
+  hog_size=32,
+  hog_dim=16,
+  hidden=16,
 )

@@ -52,13 +52,13 @@ def _bilinear(features: Array, y: Array, x: Array) -> Array:
 
 @functools.partial(jax.jit, static_argnames=("output_size", "sampling_ratio", "aligned"))
 def roi_align(
-    features: Array,
-    boxes: Array,
-    *,
-    output_size: tuple[int, int] = (7, 7),
-    spatial_scale: float | Array = 1.0,
-    sampling_ratio: int = 2,
-    aligned: bool = True,
+  features: Array,
+  boxes: Array,
+  *,
+  output_size: tuple[int, int] = (7, 7),
+  spatial_scale: float | Array = 1.0,
+  sampling_ratio: int = 2,
+  aligned: bool = True,
 ) -> Array:
   """RoIAlign of ``boxes [n, 4]`` (x1, y1, x2, y2) on one feature map ``[h, w, c]``.
 
@@ -96,13 +96,13 @@ def roi_align(
 
 
 def roi_align_batched(
-    features: Array,
-    boxes: Array,
-    *,
-    output_size: tuple[int, int] = (7, 7),
-    spatial_scale: float = 1.0,
-    sampling_ratio: int = 2,
-    aligned: bool = True,
+  features: Array,
+  boxes: Array,
+  *,
+  output_size: tuple[int, int] = (7, 7),
+  spatial_scale: float = 1.0,
+  sampling_ratio: int = 2,
+  aligned: bool = True,
 ) -> Array:
   """RoIAlign over a batch: ``features [b, h, w, c]``, ``boxes [b, n, 4]`` -> ``[b, n, oh, ow, c]``."""
   if features.ndim != 4:
@@ -110,7 +110,10 @@ def roi_align_batched(
   if boxes.ndim != 3 or boxes.shape[-1] != 4:
     raise ValueError(f"expected boxes [b, n, 4], got shape {boxes.shape}")
   fn = functools.partial(
-      roi_align, output_size=output_size, spatial_scale=spatial_scale,
-      sampling_ratio=sampling_ratio, aligned=aligned,
+    roi_align,
+    output_size=output_size,
+    spatial_scale=spatial_scale,
+    sampling_ratio=sampling_ratio,
+    aligned=aligned,
   )
   return jax.vmap(fn)(features, boxes)

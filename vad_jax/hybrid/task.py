@@ -66,28 +66,52 @@ def build_model(config: ml_collections.ConfigDict):
   dtype = jnp.dtype(m.dtype)
   if m.name == "hybrid":
     return HybridModel1(
-        backbone=m.backbone, spatial_size=_size(m.spatial_size), temporal_size=_size(m.temporal_size),
-        feature_dim=m.feature_dim, branches=m.branches, fusion=m.fusion, affm_hidden=m.affm_hidden,
-        use_object_features=m.use_object_features, spatial_attention=m.spatial_attention,
-        attention_kernel=m.attention_kernel, freeze_backbone=m.freeze_backbone,
-        roi_output_size=tuple(m.roi_output_size), roi_sampling_ratio=m.roi_sampling_ratio,
-        temporal_filters=tuple(m.temporal_filters), recurrent_dropout=m.recurrent_dropout,
-        temporal_dropout=m.temporal_dropout, head_dropout=m.head_dropout, dtype=dtype)
+      backbone=m.backbone,
+      spatial_size=_size(m.spatial_size),
+      temporal_size=_size(m.temporal_size),
+      feature_dim=m.feature_dim,
+      branches=m.branches,
+      fusion=m.fusion,
+      affm_hidden=m.affm_hidden,
+      use_object_features=m.use_object_features,
+      spatial_attention=m.spatial_attention,
+      attention_kernel=m.attention_kernel,
+      freeze_backbone=m.freeze_backbone,
+      roi_output_size=tuple(m.roi_output_size),
+      roi_sampling_ratio=m.roi_sampling_ratio,
+      temporal_filters=tuple(m.temporal_filters),
+      recurrent_dropout=m.recurrent_dropout,
+      temporal_dropout=m.temporal_dropout,
+      head_dropout=m.head_dropout,
+      dtype=dtype,
+    )
   if m.name == "convlstm":
     gate = {"sigmoid": jax.nn.sigmoid, "hard_sigmoid_keras2": hard_sigmoid_keras2}
     if m.recurrent_activation not in gate:
       raise ValueError(f"model.recurrent_activation must be one of {sorted(gate)}, got {m.recurrent_activation!r}")
     return ConvLSTMBaseline(
-        filters=tuple(m.filters), recurrent_activation=gate[m.recurrent_activation],
-        recurrent_dropout=m.recurrent_dropout, dropout=m.dropout, dtype=dtype)
+      filters=tuple(m.filters),
+      recurrent_activation=gate[m.recurrent_activation],
+      recurrent_dropout=m.recurrent_dropout,
+      dropout=m.dropout,
+      dtype=dtype,
+    )
   if m.name == "effnet_hog":
     return EfficientNetHOGClassifier(
-        backbone=m.backbone, image_size=_size(m.image_size), hog_size=m.hog_size,
-        orientations=m.orientations, pixels_per_cell=tuple(m.pixels_per_cell),
-        cells_per_block=tuple(m.cells_per_block), block_norm=m.block_norm, hog_dim=m.hog_dim,
-        hidden=m.hidden, dropout=m.dropout, freeze_backbone=m.freeze_backbone, dtype=dtype)
-  raise ValueError(f"model.name {m.name!r} is not a classifier of this task; expected hybrid, convlstm "
-                   f"or effnet_hog")
+      backbone=m.backbone,
+      image_size=_size(m.image_size),
+      hog_size=m.hog_size,
+      orientations=m.orientations,
+      pixels_per_cell=tuple(m.pixels_per_cell),
+      cells_per_block=tuple(m.cells_per_block),
+      block_norm=m.block_norm,
+      hog_dim=m.hog_dim,
+      hidden=m.hidden,
+      dropout=m.dropout,
+      freeze_backbone=m.freeze_backbone,
+      dtype=dtype,
+    )
+  raise ValueError(f"model.name {m.name!r} is not a classifier of this task; expected hybrid, convlstm or effnet_hog")
 
 
 # --------------------------------------------------------------------------------------
@@ -122,9 +146,11 @@ class AddBoxes:
 
   def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     b, n = batch["frames"].shape[:2]
-    out = {"boxes": np.zeros((b, n, self.max_boxes, 4), np.float32),
-           "box_scores": np.zeros((b, n, self.max_boxes), np.float32),
-           "box_valid": np.zeros((b, n, self.max_boxes), bool)}
+    out = {
+      "boxes": np.zeros((b, n, self.max_boxes, 4), np.float32),
+      "box_scores": np.zeros((b, n, self.max_boxes), np.float32),
+      "box_valid": np.zeros((b, n, self.max_boxes), bool),
+    }
     for i in np.flatnonzero(batch["valid"]):  # one call per clip, whole-frame operations
       video = self.video_names[int(batch["video_index"][i])]
       found = self.box_source(batch["frames"][i], video=video, frame_indices=batch["frame_index"][i])
@@ -146,8 +172,7 @@ def create_iterator(config, mesh, *, train: bool, split: sources.VideoSplit | No
   split = split or open_split(config, train)
   transform = None
   if needs_boxes(config):
-    transform = AddBoxes(make_box_source(config), config.boxes.max_boxes,
-                         tuple(str(v["name"]) for v in split.videos))
+    transform = AddBoxes(make_box_source(config), config.boxes.max_boxes, tuple(str(v["name"]) for v in split.videos))
   return input_pipeline.create_clip_iterator(config, mesh, train=train, split=split, transform=transform)
 
 
@@ -156,17 +181,21 @@ def example_batch(config: ml_collections.ConfigDict, batch_size: int) -> tuple[d
   a clip is scored."""
   h, w = config.data.image_size
   n = config.data.clip_frames
-  batch = {"frames": np.zeros((batch_size, n, h, w, config.data.channels), np.float32),
-           "label": np.arange(batch_size, dtype=np.int32) % 2,
-           "frame_labels": np.broadcast_to(np.arange(batch_size, dtype=np.int32)[:, None] % 2, (batch_size, n)),
-           "valid": np.ones((batch_size,), bool),
-           "video_index": np.zeros((batch_size,), np.int32),
-           "frame_index": np.broadcast_to(np.arange(n, dtype=np.int32), (batch_size, n))}
+  batch = {
+    "frames": np.zeros((batch_size, n, h, w, config.data.channels), np.float32),
+    "label": np.arange(batch_size, dtype=np.int32) % 2,
+    "frame_labels": np.broadcast_to(np.arange(batch_size, dtype=np.int32)[:, None] % 2, (batch_size, n)),
+    "valid": np.ones((batch_size,), bool),
+    "video_index": np.zeros((batch_size,), np.int32),
+    "frame_index": np.broadcast_to(np.arange(n, dtype=np.int32), (batch_size, n)),
+  }
   if needs_boxes(config):
     k = config.boxes.max_boxes
-    batch.update(boxes=np.zeros((batch_size, n, k, 4), np.float32),
-                 box_scores=np.zeros((batch_size, n, k), np.float32),
-                 box_valid=np.zeros((batch_size, n, k), bool))
+    batch.update(
+      boxes=np.zeros((batch_size, n, k, 4), np.float32),
+      box_scores=np.zeros((batch_size, n, k), np.float32),
+      box_valid=np.zeros((batch_size, n, k), bool),
+    )
   return batch, batch_size * n
 
 
@@ -187,10 +216,12 @@ def load_pretrained(state, config: ml_collections.ConfigDict):
   if not config.model.pretrained:
     return state
   variables = {"params": state.params, "batch_stats": state.batch_stats}
-  loaded, report = keras_weights.load_keras_h5(config.model.pretrained, jax.device_get(variables),
-                                               subtree=("backbone",))
-  logging.info("loaded backbone weights from %s (unused layers of the file: %s)", config.model.pretrained,
-               report.get("unused", []))
+  loaded, report = keras_weights.load_keras_h5(
+    config.model.pretrained, jax.device_get(variables), subtree=("backbone",)
+  )
+  logging.info(
+    "loaded backbone weights from %s (unused layers of the file: %s)", config.model.pretrained, report.get("unused", [])
+  )
   loaded = jax.device_put(loaded, jax.tree.map(lambda x: x.sharding, variables))
   return state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
 
@@ -216,8 +247,9 @@ def frame_targets(batch: Mapping[str, Array]) -> tuple[Array, Array]:
   return jnp.clip(targets, 0, 1).astype(jnp.float32), mask.astype(jnp.float32)
 
 
-def classification_loss(loss_config: ml_collections.ConfigDict, logits: Array,
-                        batch: Mapping[str, Array]) -> tuple[Array, dict[str, Array]]:
+def classification_loss(
+  loss_config: ml_collections.ConfigDict, logits: Array, batch: Mapping[str, Array]
+) -> tuple[Array, dict[str, Array]]:
   """The configured loss (``loss.name``: tcr, bce or softmax) and its terms."""
   if loss_config.name == "softmax":
     valid = (batch["valid"] & (batch["label"] >= 0)).astype(jnp.float32)
@@ -229,8 +261,15 @@ def classification_loss(loss_config: ml_collections.ConfigDict, logits: Array,
   class_weights = None if loss_config.class_weights == "batch" else jnp.ones(2)
   logits = logits.astype(jnp.float32)
   if loss_config.name == "tcr":
-    loss, aux = tcr_lib.tcr_loss(logits, targets, class_weights=class_weights, mask=mask,
-                                 gamma=loss_config.gamma, lam=loss_config.lam, window=loss_config.window)
+    loss, aux = tcr_lib.tcr_loss(
+      logits,
+      targets,
+      class_weights=class_weights,
+      mask=mask,
+      gamma=loss_config.gamma,
+      lam=loss_config.lam,
+      window=loss_config.window,
+    )
     return loss, {"loss": loss, "bce": aux["bce"], "smoothness": aux["smoothness"]}
   if loss_config.name == "bce":
     loss = tcr_lib.weighted_bce(logits, targets, class_weights=class_weights, mask=mask)
@@ -243,9 +282,13 @@ def train_step(state, batch: dict[str, Array], *, model, config: ml_collections.
   dropout_rng = jax.random.fold_in(jax.random.key(config.seed + 1), state.step)
 
   def loss_fn(params):
-    (logits, _), new_vars = model.apply({"params": params, "batch_stats": state.batch_stats},
-                                        *model_inputs(config, batch), train=True,
-                                        mutable=list(MUTABLE), rngs={"dropout": dropout_rng})
+    (logits, _), new_vars = model.apply(
+      {"params": params, "batch_stats": state.batch_stats},
+      *model_inputs(config, batch),
+      train=True,
+      mutable=list(MUTABLE),
+      rngs={"dropout": dropout_rng},
+    )
     loss, terms = classification_loss(config.loss, logits, batch)
     return loss, (terms, new_vars)
 
@@ -258,14 +301,18 @@ def probabilities(config: ml_collections.ConfigDict, logits: Array, aux: Mapping
   """``frame_probs [B, N]`` and ``clip_probs [B]`` from a model output."""
   if config.model.name == "convlstm":
     clip = aux["probs"][:, 1]
-    return {"clip_probs": clip, "frame_probs": jnp.broadcast_to(clip[:, None], (clip.shape[0], config.data.clip_frames))}
+    return {
+      "clip_probs": clip,
+      "frame_probs": jnp.broadcast_to(clip[:, None], (clip.shape[0], config.data.clip_frames)),
+    }
   frame = jax.nn.sigmoid(logits.astype(jnp.float32))
   return {"frame_probs": frame, "clip_probs": frame.mean(axis=1)}
 
 
 def eval_step(state, batch: dict[str, Array], *, model, config: ml_collections.ConfigDict) -> dict[str, Array]:
-  logits, aux = model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                            *model_inputs(config, batch), train=False)
+  logits, aux = model.apply(
+    {"params": state.params, "batch_stats": state.batch_stats}, *model_inputs(config, batch), train=False
+  )
   return probabilities(config, logits, aux)
 
 
@@ -281,25 +328,29 @@ def collect(config, state, mesh, split: sources.VideoSplit) -> dict[str, np.ndar
   keys = ("label", "frame_labels", "video_index", "frame_index", "valid")
   outputs = [{**step(state, batch), **{k: batch[k] for k in keys}} for batch in iterator]
   if not outputs:
-    raise ValueError(f"the evaluation split of {config.data.name} has no clip of at least "
-                     f"{config.data.clip_frames} frames")
+    raise ValueError(
+      f"the evaluation split of {config.data.name} has no clip of at least {config.data.clip_frames} frames"
+    )
   return sharding.fetch(outputs)
 
 
-def evaluate(config, state, mesh, split_name: Optional[str] = None,
-             eval_dir: Optional[pathlib.Path] = None) -> dict[str, Any]:
+def evaluate(
+  config, state, mesh, split_name: Optional[str] = None, eval_dir: Optional[pathlib.Path] = None
+) -> dict[str, Any]:
   """Evaluates a classifier on ``split_name`` (default ``data.eval_split`` with
   ``data.eval_videos``); writes outputs to ``eval_dir`` (process 0)."""
   if split_name is None:
     split = open_split(config, train=False)
   else:
-    split = sources.select_videos(input_pipeline.open_split(config.data, split_name),
-                                  config.data.get("eval_videos", ""))
+    split = sources.select_videos(
+      input_pipeline.open_split(config.data, split_name), config.data.get("eval_videos", "")
+    )
   arrays = collect(config, state, mesh, split)
   results = evaluation.classification_metrics(arrays, config)
   if eval_dir is not None and jax.process_index() == 0:
-    evaluation.write_outputs(pathlib.Path(eval_dir), arrays, results, [str(v["name"]) for v in split.videos],
-                             plot=config.eval_plots)
+    evaluation.write_outputs(
+      pathlib.Path(eval_dir), arrays, results, [str(v["name"]) for v in split.videos], plot=config.eval_plots
+    )
   return results
 
 
@@ -312,12 +363,21 @@ def ablations(config: ml_collections.ConfigDict) -> dict[str, Callable[[ml_colle
   one branch only, no object features. The baselines have none."""
   if config.model.name != "hybrid":
     return {}
-  return {name: functools.partial(classifier_configs.apply_ablation, ablation=name)
-          for name in classifier_configs.ABLATIONS}
+  return {
+    name: functools.partial(classifier_configs.apply_ablation, ablation=name) for name in classifier_configs.ABLATIONS
+  }
 
 
-def score_video(config: ml_collections.ConfigDict, state, frames: Iterator[np.ndarray], *, batch_size: int = 8,
-                threshold: Optional[float] = None, streaming: bool = False, name: str = "video") -> detection.Detection:
+def score_video(
+  config: ml_collections.ConfigDict,
+  state,
+  frames: Iterator[np.ndarray],
+  *,
+  batch_size: int = 8,
+  threshold: Optional[float] = None,
+  streaming: bool = False,
+  name: str = "video",
+) -> detection.Detection:
   """Per-frame anomaly probabilities over consecutive windows of ``data.clip_frames``
   frames (the last padded by repeating its final frame; a ConvLSTM frame takes its
   window's probability); alarm where the moving average of the last ``alarm.window``
@@ -330,11 +390,14 @@ def score_video(config: ml_collections.ConfigDict, state, frames: Iterator[np.nd
     add_boxes = AddBoxes(make_box_source(config), config.boxes.max_boxes, (name,))
   n = config.data.clip_frames
   parts = []
-  windows = detection.consecutive_windows(frames, n, tuple(config.data.image_size), config.data.channels,
-                                          batch_size)
+  windows = detection.consecutive_windows(frames, n, tuple(config.data.image_size), config.data.channels, batch_size)
   for clips, firsts, lengths, count in windows:
-    batch = {"frames": clips, "valid": lengths > 0, "video_index": np.zeros(len(clips), np.int32),
-             "frame_index": firsts[:, None] + np.arange(n)}
+    batch = {
+      "frames": clips,
+      "valid": lengths > 0,
+      "video_index": np.zeros(len(clips), np.int32),
+      "frame_index": firsts[:, None] + np.arange(n),
+    }
     if add_boxes is not None:
       batch = add_boxes(batch)  # on the uint8 frames, as in the input pipeline
     batch["frames"] = preprocessing.to_unit(clips)
@@ -350,5 +413,11 @@ def score_video(config: ml_collections.ConfigDict, state, frames: Iterator[np.nd
   frame_indices, scores = np.concatenate(indices), np.concatenate(probs)
   threshold = config.alarm.threshold if threshold is None else threshold
   level, alarm = metrics.moving_average_alarm(scores, config.alarm.window, threshold)
-  return detection.Detection(frames=frame_indices, scores=scores, level=level, alarm=alarm, threshold=threshold,
-                             rule=f"moving average of {config.alarm.window} probabilities > {threshold}")
+  return detection.Detection(
+    frames=frame_indices,
+    scores=scores,
+    level=level,
+    alarm=alarm,
+    threshold=threshold,
+    rule=f"moving average of {config.alarm.window} probabilities > {threshold}",
+  )

@@ -64,11 +64,11 @@ def _per_frame_class_weight(labels: Array, mask: Array, class_weights: Array | N
 
 
 def weighted_bce(
-    logits: Array,
-    labels: Array,
-    *,
-    class_weights: Array | None = None,
-    mask: Array | None = None,
+  logits: Array,
+  labels: Array,
+  *,
+  class_weights: Array | None = None,
+  mask: Array | None = None,
 ) -> Array:
   """Class-weighted binary cross-entropy, averaged over valid frames.
 
@@ -109,9 +109,7 @@ def window_mean(values: Array, mask: Array, window: int = 5) -> Array:
   return jnp.where(den > 0, num / jnp.maximum(den, 1.0), 0.0)
 
 
-def confidence_weights(
-    probs: Array, mask: Array, *, gamma: float = 1.0, window: int = 5
-) -> Array:
+def confidence_weights(probs: Array, mask: Array, *, gamma: float = 1.0, window: int = 5) -> Array:
   """TCR confidence weights ``(1 - |p_t - pbar_t|) ** gamma``, mean 1 over valid frames.
 
   Computed entirely under ``stop_gradient``: the weights rescale the BCE terms but are not
@@ -133,15 +131,15 @@ def smoothness_penalty(probs: Array, mask: Array) -> Array:
 
 
 def tcr_loss(
-    logits: Array,
-    labels: Array,
-    *,
-    class_weights: Array | None = None,
-    mask: Array | None = None,
-    gamma: float = 1.0,
-    lam: float = 0.1,
-    window: int = 5,
-    tcr: bool = True,
+  logits: Array,
+  labels: Array,
+  *,
+  class_weights: Array | None = None,
+  mask: Array | None = None,
+  gamma: float = 1.0,
+  lam: float = 0.1,
+  window: int = 5,
+  tcr: bool = True,
 ) -> tuple[Array, dict[str, Array]]:
   """Temporal Confidence Reweighting loss (HYBRID.md item 4).
 

@@ -62,7 +62,7 @@ def write_official(root):
     # 01.avi pairs with 1_label.mat (no zero padding).
     scipy.io.savemat(masks_dir / f"{int(name)}_label.mat", {"volLabel": cells}, format="5")
   (root / "ground_truth_demo" / "look_label.m").write_text(
-      "load('testing_label_mask/1_label.mat'); imshow(volLabel{1});\n"
+    "load('testing_label_mask/1_label.mat'); imshow(volLabel{1});\n"
   )
   (root / "ground_truth_demo" / "Readme.txt").write_text("Label masks of the test videos.\n")
 

@@ -34,34 +34,34 @@ ROOT = HERE / "DCSASS Dataset"
 
 # clip file -> (frames, with audio)
 CLIPS = {
-    "Abuse/Abuse001_x264.mp4/Abuse001_x264_0.mp4": (4, True),
-    "Abuse/Abuse001_x264.mp4/Abuse001_x264_1.mp4": (5, True),
-    "Abuse/Abuse001_x264.mp4/Abuse001_x264_2.mp4": (4, True),
-    "Abuse/Abuse018_x264.mp4/Abuse018_x264_0.mp4": (6, False),
-    "Abuse/Abuse018_x264.mp4/Abuse018_x264_1.mp4": (4, False),
-    "Shoplifting/Shoplifting001_x264.mp4/Shoplifting001_x264_0.mp4": (5, False),
-    "Shoplifting/Shoplifting001_x264.mp4/Shoplifting001_x264_1.mp4": (4, False),
-    "Shoplifting/Shoplifting001_x264.mp4/Shoplifting001_x264_2.mp4": (4, False),
-    "Shoplifting/Shoplifting002_x264.mp4/Shoplifting002_x264_0.mp4": (6, False),
-    "Shoplifting/Shoplifting016_x264.mp4/Shoplifting016_x264_0.mp4": (4, True),
-    "Shoplifting/Shoplifting016_x264.mp4/Shoplifting016_x264_1.mp4": (5, True),
+  "Abuse/Abuse001_x264.mp4/Abuse001_x264_0.mp4": (4, True),
+  "Abuse/Abuse001_x264.mp4/Abuse001_x264_1.mp4": (5, True),
+  "Abuse/Abuse001_x264.mp4/Abuse001_x264_2.mp4": (4, True),
+  "Abuse/Abuse018_x264.mp4/Abuse018_x264_0.mp4": (6, False),
+  "Abuse/Abuse018_x264.mp4/Abuse018_x264_1.mp4": (4, False),
+  "Shoplifting/Shoplifting001_x264.mp4/Shoplifting001_x264_0.mp4": (5, False),
+  "Shoplifting/Shoplifting001_x264.mp4/Shoplifting001_x264_1.mp4": (4, False),
+  "Shoplifting/Shoplifting001_x264.mp4/Shoplifting001_x264_2.mp4": (4, False),
+  "Shoplifting/Shoplifting002_x264.mp4/Shoplifting002_x264_0.mp4": (6, False),
+  "Shoplifting/Shoplifting016_x264.mp4/Shoplifting016_x264_0.mp4": (4, True),
+  "Shoplifting/Shoplifting016_x264.mp4/Shoplifting016_x264_1.mp4": (5, True),
 }
 
 ABUSE_CSV = [  # LF.
-    "Abuse001_x264_0,Abuse,0",
-    "Abuse001_x264_1,Abuse,1",
-    "Abuse001_x264_1,Abuse,1",
-    "Abuse001_x264_2,Abuse,",
-    "Abuse002_x264_0,Abuse,1",
-    "Abuse018_x264-0,Abuse,0",
-    "Abuse018_x264_1,Abuse,1",
+  "Abuse001_x264_0,Abuse,0",
+  "Abuse001_x264_1,Abuse,1",
+  "Abuse001_x264_1,Abuse,1",
+  "Abuse001_x264_2,Abuse,",
+  "Abuse002_x264_0,Abuse,1",
+  "Abuse018_x264-0,Abuse,0",
+  "Abuse018_x264_1,Abuse,1",
 ]
 SHOPLIFTING_CSV = [  # CRLF; no row for Shoplifting001_x264_2.
-    "Shoplifting001_x264_0,Shoplifting,0",
-    "Shoplifting001_x264_1,Shoplifting,1",
-    "Shoplifting002_x264_0,Shoplifting,0",
-    "Shoplifting016_x264_0,Shoplifting,1",
-    "Shoplifting016_x264_1,Shoplifting,0",
+  "Shoplifting001_x264_0,Shoplifting,0",
+  "Shoplifting001_x264_1,Shoplifting,1",
+  "Shoplifting002_x264_0,Shoplifting,0",
+  "Shoplifting016_x264_0,Shoplifting,1",
+  "Shoplifting016_x264_1,Shoplifting,0",
 ]
 
 
@@ -96,7 +96,7 @@ def write_clip(path: pathlib.Path, frames: np.ndarray, audio: bool, fps: int = 3
       tone = (0.1 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 8000)).astype(np.float32)
       chunk = 1024
       for start in range(0, samples, chunk):
-        piece = tone[None, start:start + chunk]
+        piece = tone[None, start : start + chunk]
         aframe = av.AudioFrame.from_ndarray(piece, format="fltp", layout="mono")
         aframe.sample_rate = 8000
         aframe.pts = start

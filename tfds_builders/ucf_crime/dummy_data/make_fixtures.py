@@ -25,45 +25,43 @@ from vad_jax.tfds_builders import video  # noqa: E402  pylint: disable=g-import-
 
 # name -> (path relative to the tree, frames)
 ARCHIVE_VIDEOS = {
-    "Abuse001_x264": ("Anomaly-Videos-Part-1/Abuse", 6),
-    "Arson011_x264": ("Anomaly-Videos-Part-1/Arson", 14),
-    "Assault002_x264": ("Anomaly-Videos-Part-1/Assault", 10),
-    "Robbery050_x264": ("Anomaly-Videos-Part-3/Anomaly-Videos-Part-3/Robbery", 8),
-    "Normal_Videos001_x264": ("Training-Normal-Videos-Part-1", 7),
-    "Normal_Videos_003_x264": ("Testing_Normal_Videos_Anomaly", 9),
+  "Abuse001_x264": ("Anomaly-Videos-Part-1/Abuse", 6),
+  "Arson011_x264": ("Anomaly-Videos-Part-1/Arson", 14),
+  "Assault002_x264": ("Anomaly-Videos-Part-1/Assault", 10),
+  "Robbery050_x264": ("Anomaly-Videos-Part-3/Anomaly-Videos-Part-3/Robbery", 8),
+  "Normal_Videos001_x264": ("Training-Normal-Videos-Part-1", 7),
+  "Normal_Videos_003_x264": ("Testing_Normal_Videos_Anomaly", 9),
 }
 ARCHIVE_TRAIN = [  # Burglary005 is listed but not on disk.
-    "Abuse/Abuse001_x264.mp4",
-    "Burglary/Burglary005_x264.mp4",
-    "Robbery/Robbery050_x264.mp4",
-    "Training_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4",
+  "Abuse/Abuse001_x264.mp4",
+  "Burglary/Burglary005_x264.mp4",
+  "Robbery/Robbery050_x264.mp4",
+  "Training_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4",
 ]
 ARCHIVE_TEST = [  # Explosion008 is listed and annotated but not on disk.
-    "Arson/Arson011_x264.mp4",
-    "Assault/Assault002_x264.mp4",
-    "Explosion/Explosion008_x264.mp4",
-    "Testing_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4",
+  "Arson/Arson011_x264.mp4",
+  "Assault/Assault002_x264.mp4",
+  "Explosion/Explosion008_x264.mp4",
+  "Testing_Normal_Videos_Anomaly/Normal_Videos_003_x264.mp4",
 ]
 ARCHIVE_ANNOTATIONS = [  # Sorted by class, as in the real file; Arson has two segments.
-    ("Arson011_x264.mp4", "Arson", 2, 4, 8, 11),
-    ("Assault002_x264.mp4", "Assault", 3, 6, -1, -1),
-    ("Explosion008_x264.mp4", "Explosion", 1, 5, -1, -1),
-    ("Normal_Videos_003_x264.mp4", "Normal", -1, -1, -1, -1),
+  ("Arson011_x264.mp4", "Arson", 2, 4, 8, 11),
+  ("Assault002_x264.mp4", "Assault", 3, 6, -1, -1),
+  ("Explosion008_x264.mp4", "Explosion", 1, 5, -1, -1),
+  ("Normal_Videos_003_x264.mp4", "Normal", -1, -1, -1, -1),
 ]
 
 TREE_VIDEOS = {
-    "Fighting003_x264": ("UCF_Crimes/Videos/Fighting", 5),
-    "Normal_Videos010_x264": ("UCF_Crimes/Videos/Training_Normal_Videos_Anomaly", 5),
-    "Shooting007_x264": ("UCF_Crimes/Videos/Shooting", 8),
-    "Normal_Videos_050_x264": ("UCF_Crimes/Videos/Testing_Normal_Videos_Anomaly", 6),
+  "Fighting003_x264": ("UCF_Crimes/Videos/Fighting", 5),
+  "Normal_Videos010_x264": ("UCF_Crimes/Videos/Training_Normal_Videos_Anomaly", 5),
+  "Shooting007_x264": ("UCF_Crimes/Videos/Shooting", 8),
+  "Normal_Videos_050_x264": ("UCF_Crimes/Videos/Testing_Normal_Videos_Anomaly", 6),
 }
-TREE_TRAIN = ["Fighting/Fighting003_x264.mp4",
-              "Training_Normal_Videos_Anomaly/Normal_Videos010_x264.mp4"]
-TREE_TEST = ["Shooting/Shooting007_x264.mp4",
-             "Testing_Normal_Videos_Anomaly/Normal_Videos_050_x264.mp4"]
+TREE_TRAIN = ["Fighting/Fighting003_x264.mp4", "Training_Normal_Videos_Anomaly/Normal_Videos010_x264.mp4"]
+TREE_TEST = ["Shooting/Shooting007_x264.mp4", "Testing_Normal_Videos_Anomaly/Normal_Videos_050_x264.mp4"]
 TREE_ANNOTATIONS = [
-    ("Shooting007_x264.mp4", "Shooting", 0, 3, -1, -1),
-    ("Normal_Videos_050_x264.mp4", "Normal", -1, -1, -1, -1),
+  ("Shooting007_x264.mp4", "Shooting", 0, 3, -1, -1),
+  ("Normal_Videos_050_x264.mp4", "Normal", -1, -1, -1, -1),
 ]
 
 
@@ -85,8 +83,18 @@ def annotation_text(rows, line_end: str) -> str:
   return "".join("  ".join(str(f) for f in row) + "  " + line_end for row in rows)
 
 
-def write_tree(root: pathlib.Path, videos, train, test, annotations, *, split_dir: str,
-               annotation_dir: str, test_line_end: str, annotation_line_end: str):
+def write_tree(
+  root: pathlib.Path,
+  videos,
+  train,
+  test,
+  annotations,
+  *,
+  split_dir: str,
+  annotation_dir: str,
+  test_line_end: str,
+  annotation_line_end: str,
+):
   if root.exists():
     shutil.rmtree(root)
   for name, (folder, count) in videos.items():
@@ -94,20 +102,36 @@ def write_tree(root: pathlib.Path, videos, train, test, annotations, *, split_di
     video.write_video(root / folder / f"{name}.mp4", frames_for(name, count), fps=30)
   (root / split_dir).mkdir(parents=True, exist_ok=True)
   (root / split_dir / "Anomaly_Train.txt").write_bytes("".join(f"{l}\n" for l in train).encode())
-  (root / split_dir / "Anomaly_Test.txt").write_bytes(
-      "".join(f"{l}{test_line_end}" for l in test).encode())
+  (root / split_dir / "Anomaly_Test.txt").write_bytes("".join(f"{l}{test_line_end}" for l in test).encode())
   (root / annotation_dir).mkdir(parents=True, exist_ok=True)
   (root / annotation_dir / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt").write_bytes(
-      annotation_text(annotations, annotation_line_end).encode())
+    annotation_text(annotations, annotation_line_end).encode()
+  )
 
 
 def main():
-  write_tree(HERE / "archives", ARCHIVE_VIDEOS, ARCHIVE_TRAIN, ARCHIVE_TEST,
-             ARCHIVE_ANNOTATIONS, split_dir="UCF_Crimes-Train-Test-Split/Anomaly_Detection_splits",
-             annotation_dir=".", test_line_end="\r\n", annotation_line_end="\r\n")
-  write_tree(HERE / "single_tree", TREE_VIDEOS, TREE_TRAIN, TREE_TEST, TREE_ANNOTATIONS,
-             split_dir="UCF_Crimes/Anomaly_Detection_splits", annotation_dir="UCF_Crimes",
-             test_line_end="\n", annotation_line_end="\n")
+  write_tree(
+    HERE / "archives",
+    ARCHIVE_VIDEOS,
+    ARCHIVE_TRAIN,
+    ARCHIVE_TEST,
+    ARCHIVE_ANNOTATIONS,
+    split_dir="UCF_Crimes-Train-Test-Split/Anomaly_Detection_splits",
+    annotation_dir=".",
+    test_line_end="\r\n",
+    annotation_line_end="\r\n",
+  )
+  write_tree(
+    HERE / "single_tree",
+    TREE_VIDEOS,
+    TREE_TRAIN,
+    TREE_TEST,
+    TREE_ANNOTATIONS,
+    split_dir="UCF_Crimes/Anomaly_Detection_splits",
+    annotation_dir="UCF_Crimes",
+    test_line_end="\n",
+    annotation_line_end="\n",
+  )
 
 
 if __name__ == "__main__":

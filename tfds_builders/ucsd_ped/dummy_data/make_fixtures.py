@@ -21,12 +21,12 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 # name -> (frames, ground-truth ranges or None for training, has masks)
 PED2 = {
-    "Train": {"Train001": (4, None, False), "Train002": (3, None, False)},
-    "Test": {"Test001": (5, "[1:2, 4:5]", True), "Test002": (4, "[3:4]", True)},
+  "Train": {"Train001": (4, None, False), "Train002": (3, None, False)},
+  "Test": {"Test001": (5, "[1:2, 4:5]", True), "Test002": (4, "[3:4]", True)},
 }
 PED1 = {
-    "Train": {"Train001": (3, None, False)},
-    "Test": {"Test001": (4, "[2:3]", True), "Test002": (3, "[1:1,3:3]", False)},
+  "Train": {"Train001": (3, None, False)},
+  "Test": {"Test001": (4, "[2:3]", True), "Test002": (3, "[1:1,3:3]", False)},
 }
 SIZES = {"UCSDped1": (16, 24), "UCSDped2": (24, 36)}  # (height, width), as 158x238 / 240x360
 
@@ -47,7 +47,7 @@ def _ranges_to_labels(ranges, n):
   labels = np.zeros(n, int)
   for token in ranges.strip("[]").replace(" ", "").split(","):
     first, last = (token.split(":") * 2)[:2]
-    labels[int(first) - 1:int(last)] = 1
+    labels[int(first) - 1 : int(last)] = 1
   return labels
 
 
@@ -92,9 +92,7 @@ def write_release(root):
       video_dir.mkdir(parents=True)
       for i in range(n):
         gray = _frame(rng, size, 40 * v + 20 * i + (0 if folder == "training" else 100))
-        Image.fromarray(np.repeat(gray[..., None], 3, axis=-1), mode="RGB").save(
-            video_dir / f"{i:03d}.jpg", quality=90
-        )
+        Image.fromarray(np.repeat(gray[..., None], 3, axis=-1), mode="RGB").save(video_dir / f"{i:03d}.jpg", quality=90)
   (release / "testing" / "frames" / "01" / "._000.jpg").write_bytes(b"\x00\x05\x16\x07junk")
   (release / "UCSDped2.m").write_text(_gt_file(PED2["Test"]))
 
