@@ -95,7 +95,7 @@ def test_prepare_and_read_without_tensorflow(tmp_path):
   attempts = [json.loads(line) for line in log.read_text().splitlines()]
   assert len(attempts) >= 1  # the child's own check above
   assert len(attempts) == 1, "code tried to import tensorflow:\n" + attempts[1][-3000:]
-  line = next(l for l in result.stdout.splitlines() if l.startswith("REPORT"))
+  line = next(x for x in result.stdout.splitlines() if x.startswith("REPORT"))
   assert json.loads(line[len("REPORT") :]) == {
     "ucsd_ped/ped2": {"train": 7, "test": 9},
     "avenue/official": {"train": 9, "test": 9},

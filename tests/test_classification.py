@@ -13,15 +13,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vad_jax.configs import classifier
 from vad_jax import ablations, detect, metrics, train
 from vad_jax import state as state_lib
+from vad_jax.configs import classifier
+from vad_jax.data import prepare, sources
 from vad_jax.hybrid import evaluation as hybrid_evaluation
 from vad_jax.hybrid import task as classification
-from vad_jax.data import prepare, sources
-from vad_jax.tfds_builders.synthetic_surveillance import scene as synthetic
 from vad_jax.hybrid import tcr
 from vad_jax.hybrid.task import build_model
+from vad_jax.tfds_builders.synthetic_surveillance import scene as synthetic
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ by exercising that setting.
 
 import numpy as np
 import pytest
-
 from config_reads import leaves, recording
+
 from vad_jax import config_flags, sharding, tasks, train
 from vad_jax import state as state_lib
 from vad_jax.data import prepare

@@ -8,7 +8,6 @@ import numpy as np
 import optax
 import pytest
 
-from vad_jax.hybrid.tcr import class_weights_from_labels, tcr_loss, weighted_bce, window_mean
 from vad_jax.hybrid.boxes import FileBoxSource, MotionBoxSource, OnnxDetectorBoxSource, decode_detections, pad_boxes
 from vad_jax.hybrid.model import (
   AdaptiveFeatureFusion,
@@ -18,7 +17,7 @@ from vad_jax.hybrid.model import (
   pool_object_features,
 )
 from vad_jax.hybrid.roi_align import roi_align, roi_align_batched
-
+from vad_jax.hybrid.tcr import class_weights_from_labels, tcr_loss, weighted_bce, window_mean
 
 # ----------------------------------------------------------------------------- RoIAlign
 

@@ -49,8 +49,8 @@ def test_two_process_training_on_localhost(data_dir, tmp_path):
       )
     )
   outputs = [p.communicate(timeout=600) for p in procs]
-  for p, (out, err) in zip(procs, outputs):
+  for p, (_, err) in zip(procs, outputs):
     assert p.returncode == 0, err[-3000:]
-  lines = sorted(next(l for l in out.splitlines() if l.startswith("RESULT")) for out, _ in outputs)
+  lines = sorted(next(x for x in out.splitlines() if x.startswith("RESULT")) for out, _ in outputs)
   assert lines[0].split()[2:] == lines[1].split()[2:]  # both hosts agree on every frame
   assert checkpointing.Checkpointer(tmp_path / "run" / "checkpoints", create=False).latest_step() == 2

@@ -8,12 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from vad_jax.configs.default import get_config
-from vad_jax.dual_stream.loss import dual_stream_loss
 from vad_jax import state as state_lib
+from vad_jax.configs.default import get_config
 from vad_jax.dual_stream import task
+from vad_jax.dual_stream.loss import dual_stream_loss
 from vad_jax.dual_stream.task import build_model
 
 MUTABLE = ["batch_stats", "memory"]
@@ -55,7 +56,7 @@ def test_block_shapes_inside_the_network(setup):
   )
   inter = state["intermediates"]["spatial"]
   levels = inter["encoder"]["__call__"][0]
-  assert [tuple(l.shape) for l in levels] == [(2, 4, 16, 16, 4), (2, 4, 8, 8, 8), (2, 4, 4, 4, 16)]
+  assert [tuple(level.shape) for level in levels] == [(2, 4, 16, 16, 4), (2, 4, 8, 8, 8), (2, 4, 4, 4, 16)]
   assert inter["encoder"]["rtsm1"]["__call__"][0].shape == (2, 4, 8, 8, 8)
   assert inter["memory2"]["__call__"][0][0].shape == (2, 4, 4, 32)  # query + read
   assert inter["decoder"]["rcam0"]["__call__"][0][0].shape == (2, 16, 16, 4)

@@ -11,12 +11,12 @@ import jax
 import numpy as np
 import pytest
 
-from vad_jax.configs import synthetic
 from vad_jax import checkpointing, detect, detection, sharding, train
 from vad_jax import state as state_lib
+from vad_jax.configs import synthetic
+from vad_jax.data import prepare, sources
 from vad_jax.dual_stream import evaluation, scoring
 from vad_jax.dual_stream import task as dual_stream_task
-from vad_jax.data import prepare, sources
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ def tiny_config(data_dir, **overrides):
 
 
 def read_jsonl(workdir):
-  return [json.loads(l) for l in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+  return [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_training_writes_everything(uninterrupted):
   )
   lines = (workdir / "eval/scores.csv").read_text().splitlines()[1:]
   assert len(lines) == results["frames"]
-  assert len({tuple(l.split(",")[:2]) for l in lines}) == len(lines)
+  assert len({tuple(line.split(",")[:2]) for line in lines}) == len(lines)
   assert 0.0 <= results["fused_micro_auc"] <= 1.0
   assert sorted(checkpointing.Checkpointer(workdir / "checkpoints", create=False).all_steps()) == [2, 4, 6]
 

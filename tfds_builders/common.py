@@ -41,10 +41,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
-
-import tensorflow_datasets as tfds
+from tensorflow_datasets.core import shuffle as tfds_shuffle
 
 JPEG_QUALITY = 95
 
@@ -634,9 +634,7 @@ def install_tf_free_spill() -> None:
   UCF-Crime build. ``epath`` opens the same paths (local, or remote through its own
   backends), so the replacement is installed whether TF is there or not.
   """
-  from tensorflow_datasets.core import shuffle  # pylint: disable=g-import-not-at-top
-
-  shuffle.tf = _EPATH_GFILE
+  tfds_shuffle.tf = _EPATH_GFILE
 
 
 install_tf_free_spill()

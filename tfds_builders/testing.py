@@ -30,9 +30,8 @@ import unittest
 from typing import Any, ClassVar
 
 import numpy as np
-from etils import epath
-
 import tensorflow_datasets as tfds
+from etils import epath
 
 from . import common
 

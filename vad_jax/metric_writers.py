@@ -9,7 +9,8 @@ import json
 import pathlib
 import sys
 import time
-from typing import Mapping, Optional
+from collections.abc import Mapping
+from typing import Optional
 
 import jax
 import tqdm

@@ -2,7 +2,7 @@
 three streams (Fig. 8) and input / prediction error / attention panels (Fig. 7)."""
 
 import pathlib
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 

@@ -22,9 +22,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import scipy.io
-from etils import epath
-
 import tensorflow_datasets as tfds
+from etils import epath
 
 from .. import common
 from .. import video as video_lib

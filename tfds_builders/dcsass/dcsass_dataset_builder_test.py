@@ -14,8 +14,10 @@ os.environ.setdefault("TFDS_DISABLE_TF", "1")
 
 import pytest  # noqa: E402
 
-from vad_jax.tfds_builders import common  # noqa: E402
-from vad_jax.tfds_builders import testing  # noqa: E402
+from vad_jax.tfds_builders import (
+  common,  # noqa: E402
+  testing,  # noqa: E402
+)
 from vad_jax.tfds_builders.dcsass import dcsass_dataset_builder as dcsass  # noqa: E402
 
 DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"

@@ -135,7 +135,7 @@ class Builder(common.FrameBuilder):
       class_name = "+".join(sorted(set(e.kind for e in video.events))) or "normal"
       label = int(video.labels[kept].any())
       yield from records.add_video(
-        name, lambda v=video: _frame_records(v, kept, config.frame_size, class_name, label), label=label
+        name, lambda v=video, k=kept, c=class_name, y=label: _frame_records(v, k, config.frame_size, c, y), label=label
       )
 
 

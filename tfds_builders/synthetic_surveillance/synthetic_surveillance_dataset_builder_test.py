@@ -16,8 +16,8 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from vad_jax.tfds_builders import testing  # noqa: E402
-from vad_jax.tfds_builders.synthetic_surveillance import synthetic_surveillance_dataset_builder as ssb  # noqa: E402
 from vad_jax.tfds_builders.synthetic_surveillance import scene as synthetic  # noqa: E402
+from vad_jax.tfds_builders.synthetic_surveillance import synthetic_surveillance_dataset_builder as ssb  # noqa: E402
 
 SMALL = synthetic.SceneSettings(height=48, width=64, num_frames=80)
 

@@ -121,7 +121,7 @@ def _parse_segment(start: str, end: str, where: str) -> tuple[int, int] | None:
   try:
     a, b = int(start), int(end)
   except ValueError:
-    raise ValueError(f"{where}: frame numbers must be integers, got {start!r} {end!r}.")
+    raise ValueError(f"{where}: frame numbers must be integers, got {start!r} {end!r}.") from None
   if a == -1 and b == -1:
     return None
   if a < 0 or b < 0 or b < a:

@@ -24,9 +24,8 @@ import re
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from etils import epath
-
 import tensorflow_datasets as tfds
+from etils import epath
 
 from .. import common
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import tensorflow_datasets as tfds
 
 Record = dict[str, Any]
 Video = dict[str, Any]
@@ -63,8 +64,6 @@ def open_split(
     builder_config: builder config name, or None for the default config.
     data_dir: TFDS data directory, or None for TFDS's default.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
   full_name = name
   if builder_config:
     base, _, version = name.partition(":")

@@ -6,7 +6,8 @@ every memory module); ``L_i = Lp1 + alpha Ls1`` (Eq. 11), ``L_x = Lp2 + beta Ls2
 (Eq. 12), ``L = gamma_i L_i + gamma_x L_x`` (Eq. 13).
 """
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 

@@ -17,7 +17,8 @@ fused prediction combines both (``fusion``).
 """
 
 import functools
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp

@@ -5,7 +5,8 @@ evaluation step; per-video min-max normalisation and the fusion run on the host 
 video's frames are all scored.
 """
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np

@@ -32,9 +32,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
+from PIL import Image
+from scipy import ndimage
 
 Array = Any
 
@@ -136,8 +139,6 @@ class MotionBoxSource:
     return bg
 
   def __call__(self, frames: Array, *, video: str | None = None, frame_indices: Sequence[int] | None = None) -> Boxes:
-    from scipy import ndimage
-
     del video, frame_indices
     gray = _to_gray01(frames)
     diff = np.abs(gray - self.background_model(gray))
@@ -280,7 +281,7 @@ class OnnxDetectorBoxSource:
     providers: Sequence[str] = ("CPUExecutionProvider",),
   ):
     try:
-      import onnxruntime
+      import onnxruntime  # noqa: PLC0415  (optional dependency, only for this source)
     except ImportError as e:
       raise ImportError(
         "OnnxDetectorBoxSource needs the optional dependency 'onnxruntime' "
@@ -298,8 +299,6 @@ class OnnxDetectorBoxSource:
     self.postprocess = postprocess
 
   def _preprocess(self, frame: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
     img = frame if frame.dtype == np.uint8 else (np.clip(frame, 0, 1) * 255).astype(np.uint8)
     if img.shape[-1] == 1:
       img = np.repeat(img, 3, axis=-1)

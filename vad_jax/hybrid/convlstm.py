@@ -22,7 +22,8 @@ masked copies of ``h`` with the four gate slices of ``U``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax

@@ -38,7 +38,8 @@ A module is depthwise when its name ends with one of ``DEPTHWISE_SUFFIXES``.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from flax.core import unfreeze
@@ -151,7 +152,7 @@ def read_keras_h5(path: str | os.PathLike, *, group: str | None = None) -> dict[
     path: ``.h5`` file.
     group: optional top-level group (Keras layer or nested model name) to restrict to.
   """
-  import h5py
+  import h5py  # noqa: PLC0415  (optional dependency: only to read or write .h5 files)
 
   layers: dict[str, dict[str, np.ndarray]] = {}
   with h5py.File(path, "r") as f:
@@ -277,7 +278,7 @@ def save_keras_h5(
       Keras model nested inside another one); else one top-level group per layer.
     keras_version: value of the ``keras_version`` attribute.
   """
-  import h5py
+  import h5py  # noqa: PLC0415  (optional dependency: only to read or write .h5 files)
 
   layers = flax_to_keras_layers(variables, subtree=subtree)
   with h5py.File(path, "w") as f:

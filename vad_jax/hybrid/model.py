@@ -25,7 +25,8 @@ weighted BCE instead of TCR is a loss switch (``vad_jax.hybrid.tcr.tcr_loss(tcr=
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax

@@ -101,8 +101,8 @@ def write_tree(
     (root / folder).mkdir(parents=True, exist_ok=True)
     video.write_video(root / folder / f"{name}.mp4", frames_for(name, count), fps=30)
   (root / split_dir).mkdir(parents=True, exist_ok=True)
-  (root / split_dir / "Anomaly_Train.txt").write_bytes("".join(f"{l}\n" for l in train).encode())
-  (root / split_dir / "Anomaly_Test.txt").write_bytes("".join(f"{l}{test_line_end}" for l in test).encode())
+  (root / split_dir / "Anomaly_Train.txt").write_bytes("".join(f"{x}\n" for x in train).encode())
+  (root / split_dir / "Anomaly_Test.txt").write_bytes("".join(f"{x}{test_line_end}" for x in test).encode())
   (root / annotation_dir).mkdir(parents=True, exist_ok=True)
   (root / annotation_dir / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt").write_bytes(
     annotation_text(annotations, annotation_line_end).encode()
