@@ -52,6 +52,8 @@ def _evaluate(config, state, mesh, split_name=None, eval_dir=None):
 
 fake_task = types.SimpleNamespace(
   prepare=lambda config: None,
+  check_config=lambda config: None,
+  metrics=lambda config: {"mse": "min"},
   build_model=lambda config: nn.Dense(1, use_bias=False),
   example_batch=lambda config, b: ({"x": np.zeros((b, 4), np.float32), "y": np.zeros((b, 1), np.float32)}, b),
   model_inputs=lambda config, batch: (batch["x"],),

@@ -55,3 +55,47 @@ def test_distributed_initialisation_can_be_disabled(monkeypatch):
   monkeypatch.setenv("VAD_JAX_DISTRIBUTED", "0")
   monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234")
   assert sharding.maybe_initialize_distributed() is False
+
+
+_MANY_PROGRAMS = """
+import sys
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from vad_jax import sharding
+mesh = sharding.make_mesh()
+w = jax.device_put(jnp.ones((256, 256)), sharding.replicated(mesh))
+xs = [jax.device_put(np.random.rand(64, 256).astype(np.float32), sharding.data_sharded(mesh)) for _ in range(8)]
+step = jax.jit(lambda x: jnp.mean(jnp.tanh(x @ w) @ w, axis=0))  # a batch mean: a collective
+items = [xs[i % 8] for i in range(1000)]
+if sys.argv[1] == "plain":
+  outputs = [step(x) for x in items]
+else:
+  outputs = sharding.dispatch_in_order(step, items)
+jax.block_until_ready(outputs)
+print("finished", len(outputs))
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "dispatch_in_order"])
+def test_independent_collective_programs_on_cpu_devices(mode, tmp_path):
+  """Issue 14, case 0: the end-of-training evaluation aborted a 2-device CPU run in an
+  all-gather rendezvous. Reproduced here: 1,000 independent 2-device programs with a
+  collective, dispatched without waiting, abort the process (XLA's 40 s termination
+  timeout, shortened to 5 s for the test); ``sharding.dispatch_in_order``, which both
+  evaluations use, finishes."""
+  import os
+  import subprocess
+  import sys
+
+  env = {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=2 --xla_cpu_collective_call_terminate_timeout_seconds=5",
+  }
+  result = subprocess.run(
+    [sys.executable, "-c", _MANY_PROGRAMS, mode], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path
+  )
+  if mode == "plain":
+    assert result.returncode != 0 and "Termination timeout" in result.stderr, result.stdout + result.stderr[-2000:]
+  else:
+    assert result.returncode == 0 and "finished 1000" in result.stdout, result.stderr[-2000:]

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 from absl import app, flags, logging
 
-from vad_jax import config_flags, sharding, tasks, train
+from vad_jax import config_flags, metric_writers, sharding, tasks, train
 
 
 def variants(config) -> tuple[str, ...]:
@@ -85,9 +85,9 @@ def write_table(workdir: pathlib.Path, rows: Mapping[str, Mapping[str, Any]]) ->
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  metric_writers.quiet_library_logs()
   f = flags.FLAGS
   sharding.maybe_initialize_distributed()
-  logging.set_verbosity(logging.INFO)
   only = [v.strip() for v in f.only.split(",") if v.strip()]
   workdir = pathlib.Path(f.workdir)
   rows = run_all(f.config, workdir, only)

@@ -8,16 +8,22 @@ Keeps the latest ``max_to_keep`` checkpoints plus the best one by a validation m
 when one is given. Saves are asynchronous; ``close()`` waits for them.
 
 Restoring targets an abstract, sharded copy of the state built for the *current* mesh, so
-a checkpoint written on 8 devices restores on 1 and the reverse.
+a checkpoint written on 8 devices restores on 1 and the reverse. ``restore_latest``
+compares the saved config with the current one first (a different model is an error
+naming the fields) and falls back from an unreadable newest checkpoint to the newest
+intact one, saying so.
 """
 
 import pathlib
+import shutil
+from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
 from orbax.checkpoint import checkpoint_managers
 
 STATE_FIELDS = ("step", "params", "opt_state", "batch_stats", "memory")
@@ -25,6 +31,32 @@ STATE_FIELDS = ("step", "params", "opt_state", "batch_stats", "memory")
 
 class CheckpointError(RuntimeError):
   """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+class ConfigMismatchError(CheckpointError):
+  """The checkpoints were written for another model than the current config's."""
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """``{"model.widths": ..., ...}`` of a nested config dict (lists as tuples)."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[prefix + key] = tuple(value) if isinstance(value, list) else value
+  return flat
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+  """``(field, saved value, current value)`` for every field that differs."""
+  a, b = flatten(saved), flatten(current)
+  missing = object()
+  return [
+    (k, a.get(k, "(absent)"), b.get(k, "(absent)"))
+    for k in sorted(set(a) | set(b))
+    if a.get(k, missing) != b.get(k, missing)
+  ]
 
 
 def _state_tree(state) -> dict[str, Any]:
@@ -112,6 +144,56 @@ class Checkpointer:
         f"could not restore checkpoint step {step} from {self.directory / str(step)}: {type(error).__name__}: {error}"
       ) from error
     return state_template.replace(**restored["state"])
+
+  def saved_config(self, step: int) -> dict[str, Any]:
+    """The config saved with checkpoint ``step`` (as a dict)."""
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    except Exception as error:
+      raise CheckpointError(
+        f"could not read the config of checkpoint step {step} in {self.directory}: {type(error).__name__}: {error}"
+      ) from error
+    return dict(restored["config"])
+
+  def restore_latest(
+    self,
+    state_template,
+    data_iterator: Optional[grain.DatasetIterator] = None,
+    check_config: Optional[Callable[[dict[str, Any]], None]] = None,
+    set_aside: bool = False,
+  ):
+    """``(state, step)`` of the newest checkpoint that restores.
+
+    ``check_config`` sees each candidate's saved config first and raises to refuse it
+    (``ConfigMismatchError`` is not a reason to fall back: it is raised at once). An
+    unreadable checkpoint is reported (a warning naming it and the error) and the next
+    older one is tried; with ``set_aside`` the unreadable one is renamed
+    ``unreadable_<step>`` so that training can write that step again.
+    """
+    steps = sorted(self.all_steps(), reverse=True)
+    if not steps:
+      raise CheckpointError(f"no checkpoint found in {self.directory}")
+    failures = []
+    for step in steps:
+      try:
+        if check_config is not None:
+          check_config(self.saved_config(step))
+        return self.restore(state_template, step=step, data_iterator=data_iterator), step
+      except ConfigMismatchError:
+        raise
+      except CheckpointError as error:
+        failures.append(f"step {step}: {error}")
+        message = f"checkpoint step {step} in {self.directory} is unreadable ({error})"
+        if set_aside:
+          aside = self.directory / f"unreadable_{step}"
+          shutil.rmtree(aside, ignore_errors=True)
+          (self.directory / str(step)).rename(aside)
+          self.manager.reload()
+          message += f"; moved to {aside.name}"
+        older = [s for s in steps if s < step]
+        logging.warning("%s; %s", message, f"falling back to step {older[0]}" if older else "no older checkpoint")
+        print(f"warning: {message}" + (f"; falling back to step {older[0]}" if older else ""), flush=True)
+    raise CheckpointError(f"no checkpoint in {self.directory} could be restored: " + "; ".join(failures))
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

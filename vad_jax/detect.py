@@ -28,6 +28,7 @@ nothing for them.
 
 import pathlib
 import sys
+import warnings
 from collections.abc import Iterator
 
 import jax
@@ -35,7 +36,7 @@ import numpy as np
 from absl import app, flags
 from PIL import Image, ImageDraw
 
-from vad_jax import checkpointing, detection, tasks
+from vad_jax import checkpointing, detection, metric_writers, tasks
 from vad_jax import sharding as sharding_lib
 from vad_jax import state as state_lib
 from vad_jax.tfds_builders import video as video_lib
@@ -50,8 +51,43 @@ def frame_files(folder: pathlib.Path) -> list[pathlib.Path]:
   return files
 
 
+VIDEO_OUTPUTS = (".mp4", ".avi")
+IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg")
+
+
+class IncompleteVideoWarning(UserWarning):
+  """A video file held fewer decodable frames than its container promised."""
+
+
+def check_source(path: pathlib.Path) -> None:
+  """Raises before any model work if ``path`` is neither a frame folder with frames
+  nor a video file whose container opens."""
+  if path.is_dir():
+    frame_files(path)
+  elif not path.exists():
+    raise FileNotFoundError(f"no video file or frame folder at {path}")
+  else:
+    video_lib.probe(path)
+
+
+def check_output(output: pathlib.Path) -> None:
+  """Raises before any work for an output format ``write_output`` cannot write."""
+  if output.suffix.lower() not in VIDEO_OUTPUTS + IMAGE_OUTPUTS:
+    raise ValueError(
+      f"--output {output}: unsupported format {output.suffix or '(none)'!r}; use "
+      f"{'/'.join(VIDEO_OUTPUTS)} for an annotated video or {'/'.join(IMAGE_OUTPUTS)} for an image strip"
+    )
+  if not output.parent.is_dir():
+    raise FileNotFoundError(f"--output {output}: the folder {output.parent} does not exist")
+
+
 def read_video(path: pathlib.Path) -> Iterator[np.ndarray]:
-  """uint8 ``[H, W, 3]`` frames of a video file or frame folder, in order."""
+  """uint8 ``[H, W, 3]`` frames of a video file or frame folder, in order.
+
+  A video file that ends early (truncated, or a decoding error after some frames) gives
+  the frames that decode and an ``IncompleteVideoWarning`` saying how many the
+  container promised.
+  """
   if path.is_dir():
     for f in frame_files(path):
       try:
@@ -60,9 +96,23 @@ def read_video(path: pathlib.Path) -> Iterator[np.ndarray]:
       except OSError as error:
         raise ValueError(f"cannot decode frame image {f}: {error}") from error
     return
-  if not path.exists():
-    raise FileNotFoundError(f"no video file or frame folder at {path}")
-  yield from video_lib.iter_frames(path, check_count=False)
+  check_source(path)
+  promised = video_lib.probe(path).num_frames
+  decoded, problem = 0, ""
+  try:
+    for frame in video_lib.iter_frames(path, check_count=False):
+      decoded += 1
+      yield frame
+  except video_lib.VideoDecodeError as error:
+    if decoded == 0:
+      raise
+    problem = f" ({error})"
+  if problem or (promised and promised - decoded > video_lib.count_tolerance(promised)):
+    warnings.warn(
+      f"{path}: the container promises {promised} frames, {decoded} could be decoded{problem}; only those are scored",
+      IncompleteVideoWarning,
+      stacklevel=2,
+    )
 
 
 def detect(
@@ -99,7 +149,7 @@ def write_output(
   output: pathlib.Path, video_path: pathlib.Path, frames: np.ndarray, scores: np.ndarray, threshold: float
 ) -> None:
   score_of = dict(zip(frames.tolist(), scores.tolist()))
-  if output.suffix.lower() in (".mp4", ".avi"):
+  if output.suffix.lower() in VIDEO_OUTPUTS:
     annotated = [
       annotate(f, score_of.get(i, 0.0), score_of.get(i, 0.0) > threshold) for i, f in enumerate(read_video(video_path))
     ]
@@ -136,12 +186,16 @@ def define_flags() -> None:
 def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m vad_jax.detect VIDEO --checkpoint PATH")
+  metric_writers.quiet_library_logs()
   f = flags.FLAGS
   checkpoint_dir, step, _ = state_lib.parse_checkpoint_path(f.checkpoint)
   try:
+    check_source(pathlib.Path(argv[1]))  # before the minute of restoring and compiling
+    if f.output:
+      check_output(pathlib.Path(f.output))
     config, state = state_lib.restore(checkpoint_dir, step, sharding_lib.make_mesh(jax.devices()[:1]))
     result = detect(pathlib.Path(argv[1]), config, state, f.batch, f.streaming, f.threshold)
-  except (checkpointing.CheckpointError, FileNotFoundError, ValueError) as error:
+  except (checkpointing.CheckpointError, FileNotFoundError, ValueError, video_lib.VideoDecodeError) as error:
     raise SystemExit(f"error: {error}") from None
   print("frame,score,alarm")
   for i, s, a in zip(result.frames, result.scores, result.alarm):

@@ -16,7 +16,7 @@ import pathlib
 import jax
 from absl import app, flags
 
-from vad_jax import checkpointing, tasks
+from vad_jax import checkpointing, metric_writers, tasks
 from vad_jax import sharding as sharding_lib
 from vad_jax import state as state_lib
 
@@ -32,6 +32,7 @@ def define_flags() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  metric_writers.quiet_library_logs()
   f = flags.FLAGS
   if bool(f.workdir) == bool(f.checkpoint):
     raise app.UsageError("give exactly one of --workdir or --checkpoint")
@@ -52,10 +53,18 @@ def main(argv):
   if f.data_dir:
     config.data.data_dir = f.data_dir
   task = tasks.for_config(config)
-  task.prepare(config)
-  results = task.evaluate(config, state, mesh, f.split, pathlib.Path(f.output or workdir / "eval"))
+  output = pathlib.Path(f.output or workdir / "eval")
+  try:
+    task.prepare(config)
+    if f.split:
+      config.data.eval_split = f.split
+    task.check_config(config)
+  except (ValueError, FileNotFoundError) as error:
+    raise SystemExit(f"error: {error}") from None
+  results = task.evaluate(config, state, mesh, f.split, output)
   if jax.process_index() == 0:
     print(task.summary(results), flush=True)
+    print(f"wrote {output}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,86 @@
 """Training logs: TensorBoard event files (written by tensorboardX, no TensorFlow), a
-``metrics.jsonl`` in the workdir, and a progress display.
+``metrics.jsonl`` in the workdir, and what a person sees in the terminal.
+
+``metrics.jsonl`` holds one JSON record per line and survives interruptions: a torn
+last line (power loss mid-write) is dropped with a warning when the file is opened
+again, a resumed run drops what was logged after its checkpoint, and records that are
+written again for the same step (an evaluation rerun) replace the old ones. TensorBoard
+events are flushed at every logging step.
 
 On a terminal the progress is a tqdm bar with step, loss, steps/s and ETA; otherwise
-(CI, redirected output) one plain log line per logging interval.
+(CI, redirected output) one plain line per logging interval. Checkpoints, evaluation
+progress and the paths of what was written get one line each; library INFO logs (orbax,
+absl) appear only with ``--verbosity=0``.
 """
 
 import json
 import pathlib
 import sys
 import time
-from collections.abc import Mapping
-from typing import Optional
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Optional
 
 import jax
+import numpy as np
 import tqdm
-from tensorboardX import SummaryWriter
+from absl import flags, logging
+from PIL import Image
+from tensorboardX import summary as tb_summary
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+
+def read_records(path: pathlib.Path) -> list[dict[str, Any]]:
+  """The records of a ``metrics.jsonl``; an unreadable line (a torn write) is dropped
+  with a warning naming the file and the line."""
+  records = []
+  if not path.exists():
+    return records
+  lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+  for number, line in enumerate(lines, start=1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+      if not isinstance(record, dict) or "step" not in record:
+        raise ValueError("not a step record")
+    except ValueError:
+      where = "last line" if number == len(lines) else f"line {number}"
+      logging.warning("%s: dropping the unreadable %s (an interrupted write?): %r", path, where, line[:200])
+      continue
+    records.append(record)
+  return records
+
+
+class EventFile:
+  """A TensorBoard event file written synchronously: every ``add`` is on disk when it
+  returns (tensorboardX's ``SummaryWriter`` queues events in a thread and flushes every
+  two minutes, so a killed run lost them). ``purge_step``: TensorBoard hides the events
+  of earlier files at and after that step (a resumed run)."""
+
+  def __init__(self, directory: pathlib.Path, purge_step: Optional[int] = None):
+    directory.mkdir(parents=True, exist_ok=True)
+    self._writer = EventsWriter(str(directory / "events"))
+    if purge_step is not None:
+      self._write(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+
+  def _write(self, event: Event) -> None:
+    event.wall_time = time.time()
+    self._writer.write_event(event)
+    self._writer.flush()
+
+  def add(self, step: int, summary) -> None:
+    self._write(Event(step=int(step), summary=summary))
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+def _write_records(path: pathlib.Path, records: list[dict[str, Any]]) -> None:
+  """Replaces the file's content atomically (write, then rename)."""
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+  tmp.replace(path)
 
 
 class MetricWriter:
@@ -30,33 +96,67 @@ class MetricWriter:
     self.workdir = pathlib.Path(workdir)
     if self.enabled:
       self.workdir.mkdir(parents=True, exist_ok=True)
-      jsonl = self.workdir / "metrics.jsonl"
-      if resume_step is not None and jsonl.exists():
-        kept = [
-          line
-          for line in jsonl.read_text(encoding="utf-8").splitlines()
-          if line.strip() and json.loads(line)["step"] <= resume_step
-        ]
-        jsonl.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+      self._path = self.workdir / "metrics.jsonl"
+      if self._path.exists():
+        records = read_records(self._path)
+        kept = [r for r in records if resume_step is None or r["step"] <= resume_step]
+        if len(kept) != len(self._path.read_text(encoding="utf-8", errors="replace").splitlines()):
+          _write_records(self._path, kept)
       purge = resume_step + 1 if resume_step else None
-      self._tb = SummaryWriter(str(self.workdir / "tensorboard"), purge_step=purge)
-      self._jsonl = open(jsonl, "a", encoding="utf-8")
+      self._tb = EventFile(self.workdir / "tensorboard", purge_step=purge)
+      self._jsonl = open(self._path, "a", encoding="utf-8")
 
-  def write_scalars(self, step: int, scalars: Mapping[str, float], prefix: str = "") -> None:
+  def write_scalars(self, step: int, scalars: Mapping[str, float], prefix: str = "", replace: bool = False) -> None:
+    """Logs ``scalars`` at ``step`` (names prefixed). ``replace``: first drop the
+    records of this step that hold names with this prefix (a rerun's evaluation)."""
     if not self.enabled:
       return
+    if replace:
+      self._jsonl.close()
+      records = read_records(self._path)
+      kept = [r for r in records if not (r["step"] == step and any(k.startswith(prefix) for k in r if k != "step"))]
+      if len(kept) != len(records):
+        _write_records(self._path, kept)
+      self._jsonl = open(self._path, "a", encoding="utf-8")
     record = {"step": int(step)}
     for key, value in scalars.items():
       name = f"{prefix}{key}"
-      self._tb.add_scalar(name, float(value), int(step))
+      self._tb.add(step, tb_summary.scalar(name, float(value)))
       record[name] = float(value)
     self._jsonl.write(json.dumps(record) + "\n")
     self._jsonl.flush()
+
+  def write_text(self, step: int, name: str, text: str) -> None:
+    if self.enabled:
+      self._tb.add(step, tb_summary.text(name, text))
+
+  def write_images(self, step: int, paths: Iterable[pathlib.Path], prefix: str = "") -> None:
+    """PNG files (evaluation plots) as TensorBoard images named by their file stem."""
+    if not self.enabled:
+      return
+    for path in paths:
+      with Image.open(path) as image:
+        array = np.asarray(image.convert("RGB"))
+      self._tb.add(step, tb_summary.image(f"{prefix}{path.stem}", array, dataformats="HWC"))
 
   def close(self) -> None:
     if self.enabled:
       self._tb.close()
       self._jsonl.close()
+
+
+def quiet_library_logs() -> None:
+  """Library INFO logs (orbax, absl) off unless ``--verbosity`` was given: absl turns
+  them on after parsing the flags when the flag is absent."""
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+
+
+def say(message: str) -> None:
+  """One line for the person watching (process 0), beside the progress bar."""
+  if jax.process_index() == 0:
+    tqdm.tqdm.write(message, file=sys.stdout)
+    sys.stdout.flush()
 
 
 class Progress:
@@ -66,7 +166,7 @@ class Progress:
     self.total, self.initial = total_steps, initial_step
     self.interactive = sys.stderr.isatty() if interactive is None else interactive
     self.enabled = jax.process_index() == 0
-    self._start, self._start_step = time.perf_counter(), initial_step
+    self._last_time, self._last_step = time.perf_counter(), initial_step
     self._bar = (
       tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
       if self.enabled and self.interactive
@@ -74,13 +174,17 @@ class Progress:
     )
 
   def rate(self, step: int) -> float:
-    elapsed = time.perf_counter() - self._start
-    return (step - self._start_step) / elapsed if elapsed > 0 else 0.0
+    """Steps per second since the previous call (the last logging interval)."""
+    now = time.perf_counter()
+    elapsed = now - self._last_time
+    rate = (step - self._last_step) / elapsed if elapsed > 0 else 0.0
+    self._last_time, self._last_step = now, step
+    return rate
 
   def update(self, step: int, scalars: Mapping[str, float]) -> None:
     if not self.enabled:
       return
-    rate = self.rate(step)
+    rate = scalars.get("steps_per_second", 0.0)
     eta = (self.total - step) / rate if rate > 0 else float("nan")
     if self._bar is not None:
       self._bar.n = step
@@ -94,3 +198,24 @@ class Progress:
   def close(self) -> None:
     if self._bar is not None:
       self._bar.close()
+
+
+def counting(items: Iterable[Any], what: str, total: Optional[int] = None) -> Iterator[Any]:
+  """Yields ``items`` and shows how many were done: a bar on a terminal, else a plain
+  line at every tenth of ``total`` (every 100 items when the total is unknown)."""
+  interactive = sys.stderr.isatty() and jax.process_index() == 0
+  bar = tqdm.tqdm(total=total, desc=what, unit="batch", leave=False) if interactive else None
+  every = max(1, total // 10) if total else 100
+  count = 0
+  start = time.perf_counter()
+  try:
+    for item in items:
+      yield item
+      count += 1
+      if bar is not None:
+        bar.update(1)
+      elif count % every == 0:
+        say(f"{what}: {count}/{total if total else '?'} batches ({time.perf_counter() - start:.0f}s)")
+  finally:
+    if bar is not None:
+      bar.close()

@@ -58,19 +58,22 @@ def frame_panels(
   """One row per chosen frame: input frame, squared prediction error, attention map.
 
   ``targets``/``predictions`` ``[n, h, w, c]`` in [-1, 1]; ``attention`` ``[n, h, w]``.
+  The error maps share one colour scale (and the attention maps another), each with a
+  colour bar, so a normal frame's error looks as small as it is next to an anomalous one.
   """
   n = len(titles)
-  fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
+  errors = np.mean(np.square(predictions - targets), axis=-1)
+  error_max = max(float(errors.max()), 1e-12)
+  attention_range = (float(attention.min()), float(max(attention.max(), attention.min() + 1e-12)))
+  fig, axes = plt.subplots(n, 3, figsize=(10, 3 * n), squeeze=False)
   for i in range(n):
-    frame = (targets[i] + 1) / 2
-    error = np.mean(np.square(predictions[i] - targets[i]), axis=-1)
-    panels = [
-      (frame.squeeze(-1) if frame.shape[-1] == 1 else frame, "input", "gray"),
-      (error, "prediction error", "inferno"),
-      (attention[i], "channel attention", "viridis"),
-    ]
-    for ax, (image, label, cmap) in zip(axes[i], panels):
-      ax.imshow(np.clip(image, 0, None) if label != "input" else np.clip(image, 0, 1), cmap=cmap)
+    frame = np.clip((targets[i] + 1) / 2, 0, 1)
+    axes[i][0].imshow(frame.squeeze(-1) if frame.shape[-1] == 1 else frame, cmap="gray", vmin=0, vmax=1)
+    shown = axes[i][1].imshow(errors[i], cmap="inferno", vmin=0, vmax=error_max)
+    fig.colorbar(shown, ax=axes[i][1], fraction=0.046, pad=0.04)
+    shown = axes[i][2].imshow(attention[i], cmap="viridis", vmin=attention_range[0], vmax=attention_range[1])
+    fig.colorbar(shown, ax=axes[i][2], fraction=0.046, pad=0.04)
+    for ax, label in zip(axes[i], ("input", "squared prediction error (shared scale)", "channel attention")):
       ax.set_title(f"{titles[i]}: {label}", fontsize=8)
       ax.axis("off")
   fig.tight_layout()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import jax
@@ -93,6 +93,27 @@ def global_batch(mesh: Mesh, local_batch_tree: Any) -> Any:
     return jax.make_array_from_process_local_data(sharding, x)
 
   return jax.tree.map(to_global, local_batch_tree)
+
+
+def dispatch_in_order(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+  """``[fn(item) for item in items]`` with the outputs left on the device.
+
+  On the CPU backend with several devices each call waits for the previous one to
+  finish before it is dispatched. Independent programs that contain collectives (an
+  evaluation's batches), dispatched faster than they run, fill XLA:CPU's execution
+  threads with each device waiting in the rendezvous of a different program; XLA aborts
+  the process after 40 s (``rendezvous.cc: Termination timeout``). Training steps do not
+  need this: each depends on the state the previous one returns.
+  ``tests/test_sharding.py`` reproduces the abort and checks this path. On accelerators
+  the calls are dispatched asynchronously as usual.
+  """
+  serialize = jax.default_backend() == "cpu" and jax.device_count() > 1
+  outputs: list[Any] = []
+  for item in items:
+    if serialize and outputs:
+      jax.block_until_ready(outputs[-1])
+    outputs.append(fn(item))
+  return outputs
 
 
 def gather(batches: Sequence[Any]) -> dict[str, np.ndarray]:

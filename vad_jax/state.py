@@ -14,6 +14,7 @@ import flax
 import jax
 import ml_collections
 import optax
+from absl import logging
 from flax.training import train_state
 from jax.sharding import Mesh
 
@@ -39,11 +40,15 @@ class TrainState(train_state.TrainState):
     return {"params": self.params, "batch_stats": self.batch_stats, "memory": self.memory}
 
 
+def learning_rate(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """The learning rate by update count: cosine-annealed from ``optimizer.learning_rate``."""
+  return optax.cosine_decay_schedule(config.optimizer.learning_rate, decay_steps=max(total_steps, 1))
+
+
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """Adam (rho_1, rho_2 from the config) with cosine-annealed learning rate."""
+  """Adam (rho_1, rho_2 from the config) with the ``learning_rate`` schedule."""
   opt = config.optimizer
-  schedule = optax.cosine_decay_schedule(opt.learning_rate, decay_steps=max(total_steps, 1))
-  return optax.adam(schedule, b1=opt.b1, b2=opt.b2)
+  return optax.adam(learning_rate(config, total_steps), b1=opt.b1, b2=opt.b2)
 
 
 def create(model: flax.linen.Module, variables: dict[str, Any], tx: optax.GradientTransformation) -> TrainState:
@@ -79,18 +84,33 @@ def initial_state(
 def restore(
   checkpoint_dir: str | pathlib.Path, step: Optional[int], mesh: Mesh
 ) -> tuple[ml_collections.ConfigDict, TrainState]:
-  """``(config, state)`` of a run's checkpoint (the latest when ``step`` is None),
-  the state placed on ``mesh``; the config is the one saved with the checkpoint."""
-  config = checkpointing.read_config(checkpoint_dir, step)
-  task = tasks.for_config(config)
-  model = task.build_model(config)
-  template, _ = initial_state(task, model, config, make_optimizer(config, 1), mesh)
+  """``(config, state)`` of a run's checkpoint, the state placed on ``mesh``; the config
+  is the one saved with the checkpoint.
+
+  ``step=None`` takes the newest checkpoint that restores: an unreadable newer one is
+  reported (a warning naming it) and skipped. A given ``step`` must restore.
+  """
   checkpointer = checkpointing.Checkpointer(checkpoint_dir, create=False)
   try:
-    state = checkpointer.restore(template, step=step)
+    steps = [step] if step is not None else sorted(checkpointer.all_steps(), reverse=True)
+    if not steps:
+      raise checkpointing.CheckpointError(f"no checkpoint found in {checkpointer.directory}")
+    for candidate in steps:
+      try:
+        config = ml_collections.ConfigDict(checkpointer.saved_config(candidate))
+        task = tasks.for_config(config)
+        model = task.build_model(config)
+        template, _ = initial_state(task, model, config, make_optimizer(config, 1), mesh)
+        return config, checkpointer.restore(template, step=candidate)
+      except checkpointing.CheckpointError as error:
+        if step is not None or candidate == steps[-1]:
+          raise
+        message = f"checkpoint step {candidate} in {checkpointer.directory} is unreadable ({error})"
+        logging.warning("%s; falling back to an older one", message)
+        print(f"warning: {message}; falling back to an older checkpoint", flush=True)
+    raise AssertionError("unreachable")
   finally:
     checkpointer.close()
-  return config, state
 
 
 def parse_checkpoint_path(path: str | pathlib.Path) -> tuple[pathlib.Path, Optional[int], pathlib.Path]:

@@ -38,6 +38,14 @@ class Task(Protocol):
   def prepare(self, config: Config) -> None:
     """Makes the task's data ready (TFDS preparation); called before anything else."""
 
+  def check_config(self, config: Config) -> None:
+    """``ValueError`` naming the valid choices for a setting that would fail later
+    (e.g. a split the dataset lacks); called after ``prepare``, before training."""
+
+  def metrics(self, config: Config) -> dict[str, str]:
+    """The names ``scalar_metrics`` returns, each with ``"max"`` or ``"min"`` (which
+    way is better), for ``best_metric``."""
+
   def build_model(self, config: Config) -> flax.linen.Module:
     """The network of ``config.model``."""
 

@@ -17,6 +17,7 @@ iterator at the exact next batch.
 or the path of a config file (``my_configs/camera.py:variant``).
 """
 
+import contextlib
 import functools
 import pathlib
 from typing import Any, Optional
@@ -24,11 +25,12 @@ from typing import Any, Optional
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
 from vad_jax import checkpointing, config_flags, metric_writers, tasks
 from vad_jax import sharding as sharding_lib
 from vad_jax import state as state_lib
+from vad_jax import workdir as workdir_lib
 
 # --------------------------------------------------------------------------------------
 # The training loop.
@@ -37,6 +39,56 @@ from vad_jax import state as state_lib
 
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or infinite loss; the last good checkpoint is kept."""
+
+
+# Settings a checkpoint's model depends on: resuming with other values is refused.
+MODEL_FIELDS = ("model.", "data.image_size", "data.channels", "data.clip_frames", "boxes.max_boxes")
+
+
+def check_training_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects settings that would fail late or lose the trained model, before any work."""
+  problems = []
+  if config.num_train_steps < 0:
+    problems.append(f"num_train_steps must be >= 0 (0: train for num_epochs), got {config.num_train_steps}")
+  elif config.num_train_steps == 0 and (config.num_epochs or 0) < 1:
+    problems.append(f"num_epochs must be >= 1 when num_train_steps is 0, got {config.num_epochs}")
+  for field in ("batch_size", "log_every_steps", "checkpoint_every_steps"):
+    if config[field] < 1:
+      problems.append(f"{field} must be >= 1, got {config[field]}")
+  if config.max_checkpoints_to_keep < 1:
+    problems.append(
+      f"max_checkpoints_to_keep must be >= 1, got {config.max_checkpoints_to_keep}: no checkpoint of the trained "
+      f"model would be kept"
+    )
+  if config.best_metric_split and not config.best_metric:
+    problems.append(f"best_metric_split={config.best_metric_split!r} needs a best_metric")
+  if problems:
+    raise ValueError("invalid config: " + "; ".join(problems))
+
+
+def check_best_metric(config: ml_collections.ConfigDict, task: tasks.Task) -> str:
+  """The best-checkpoint mode (``max``/``min``) of ``config.best_metric``."""
+  metrics = task.metrics(config)
+  if config.best_metric not in metrics:
+    raise ValueError(
+      f"best_metric={config.best_metric!r} is not a metric of this model; choose one of {sorted(metrics)}"
+    )
+  return metrics[config.best_metric]
+
+
+def check_saved_config(saved: dict[str, Any], current: dict[str, Any], directory: pathlib.Path) -> None:
+  """Refuses checkpoints of another model; reports other changed settings."""
+  differences = checkpointing.config_differences(saved, current)
+  model = [d for d in differences if d[0].startswith(MODEL_FIELDS)]
+  if model:
+    raise checkpointing.ConfigMismatchError(
+      f"the checkpoints in {directory} belong to another model than the config: "
+      + "; ".join(f"{k} is {a!r} there, {b!r} now" for k, a, b in model)
+      + ". Use another --workdir, or the saved settings."
+    )
+  changed = [d for d in differences if not d[0].startswith("data.data_dir")]
+  if changed:
+    metric_writers.say("resuming with changed settings: " + "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed))
 
 
 def total_train_steps(config: ml_collections.ConfigDict, num_train_clips: int) -> int:
@@ -59,6 +111,9 @@ def train_and_evaluate(
 ) -> dict[str, float]:
   """Trains (resuming from ``workdir`` if it holds a checkpoint), then evaluates.
 
+  The config is checked before any work; the workdir is locked while training (a second
+  run on it fails at once, naming the first).
+
   Args:
     config: see ``configs/default.py``.
     workdir: checkpoints, ``metrics.jsonl``, TensorBoard events and ``eval/``.
@@ -70,9 +125,20 @@ def train_and_evaluate(
     The evaluation metrics (empty when evaluation is off or the run stopped early).
   """
   task = tasks.for_config(config)
-  workdir_path = pathlib.Path(workdir)
+  check_training_config(config)
+  best_mode = check_best_metric(config, task) if config.best_metric else "max"
+  workdir_path = workdir_lib.check_path(workdir, "workdir")
+  if config.get("data") is not None and config.data.get("data_dir"):
+    workdir_lib.check_path(config.data.data_dir, "data.data_dir")
+  lock = workdir_lib.WorkdirLock(workdir_path) if jax.process_index() == 0 else contextlib.nullcontext()
+  with lock:
+    return _train_and_evaluate(task, config, workdir_path, stop_after_steps, best_mode)
+
+
+def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_steps: Optional[int], best_mode: str):
   mesh = sharding_lib.make_mesh()
   task.prepare(config)
+  task.check_config(config)
   train_iter, num_clips = task.train_iterator(config, mesh)
   total_steps = total_train_steps(config, num_clips)
   model = task.build_model(config)
@@ -82,12 +148,16 @@ def train_and_evaluate(
   state = task.load_pretrained(state, config)
 
   checkpointer = checkpointing.Checkpointer(
-    workdir_path / "checkpoints", max_to_keep=config.max_checkpoints_to_keep, best_metric=config.best_metric or None
+    workdir_path / "checkpoints",
+    max_to_keep=config.max_checkpoints_to_keep,
+    best_metric=config.best_metric or None,
+    best_mode=best_mode,
   )
-  start_step = checkpointer.latest_step() or 0
-  if start_step:
-    state = checkpointer.restore(state, data_iterator=train_iter)
-    logging.info("resumed from %s at step %d", checkpointer.directory, start_step)
+  start_step = 0
+  if checkpointer.all_steps():
+    check = functools.partial(check_saved_config, current=config.to_dict(), directory=checkpointer.directory)
+    state, start_step = checkpointer.restore_latest(state, train_iter, check_config=check, set_aside=True)
+    metric_writers.say(f"resumed from {checkpointer.directory / str(start_step)}")
 
   step_fn = jax.jit(
     functools.partial(task.train_step, model=model, config=config),
@@ -95,7 +165,10 @@ def train_and_evaluate(
     out_shardings=(state_sharding, sharding_lib.replicated(mesh)),
     donate_argnums=0,
   )
+  learning_rate = state_lib.learning_rate(config, total_steps)
   writer = metric_writers.MetricWriter(workdir_path, resume_step=start_step)
+  if start_step == 0:
+    writer.write_text(0, "config", "```\n" + config.to_json_best_effort(indent=2) + "\n```")
   progress = metric_writers.Progress(total_steps, start_step)
   log_every = max(1, config.log_every_steps)
   ckpt_every = max(log_every, config.checkpoint_every_steps // log_every * log_every)
@@ -110,12 +183,18 @@ def train_and_evaluate(
       history = jax.device_get(pending)
       bad = first_non_finite(history, pending_start + 1)
       if bad is not None:
+        kept = checkpointer.latest_step()
         raise NonFiniteLossError(
-          f"non-finite loss at step {bad[0]}: {bad[1]}; training stopped, the last good checkpoint "
-          f"(step {checkpointer.latest_step()}) in {checkpointer.directory} is kept"
+          f"non-finite loss at step {bad[0]}: {bad[1]}; training stopped, "
+          + (
+            f"the last good checkpoint (step {kept}) in {checkpointer.directory} is kept"
+            if kept is not None
+            else "no checkpoint had been written yet"
+          )
         )
       pending, pending_start = [], step
       mean_terms = {k: float(np.mean([h[k] for h in history])) for k in history[0]}
+      mean_terms["learning_rate"] = float(learning_rate(step - 1))  # the rate of this interval's last update
       mean_terms["steps_per_second"] = progress.rate(step)
       writer.write_scalars(step, mean_terms, prefix="train/")
       progress.update(step, mean_terms)
@@ -127,6 +206,7 @@ def train_and_evaluate(
           )
           writer.write_scalars(step, save_metrics, prefix="val/")
         checkpointer.save(step, state, train_iter, config, save_metrics)
+        metric_writers.say(f"checkpoint step {step}: {checkpointer.directory / str(step)}")
   finally:
     progress.close()
     checkpointer.close()
@@ -134,10 +214,17 @@ def train_and_evaluate(
 
   if last_step < total_steps or not config.eval_at_end:
     return {}
-  results = task.evaluate(config, state, mesh, eval_dir=workdir_path / "eval")
+  eval_dir = workdir_path / "eval"
+  metric_writers.say(f"evaluating the model of step {total_steps}")
+  results = task.evaluate(config, state, mesh, eval_dir=eval_dir)
   writer = metric_writers.MetricWriter(workdir_path)
-  writer.write_scalars(total_steps, task.scalar_metrics(results), prefix="eval/")
+  writer.write_scalars(total_steps, task.scalar_metrics(results), prefix="eval/", replace=True)
+  if eval_dir.is_dir():
+    writer.write_images(total_steps, sorted(eval_dir.glob("*.png")), prefix="eval/")
   writer.close()
+  metric_writers.say(
+    f"wrote {workdir_path}: checkpoints/, metrics.jsonl, tensorboard/" + (", eval/" if eval_dir.is_dir() else "")
+  )
   return results
 
 
@@ -155,10 +242,13 @@ def define_flags() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  metric_writers.quiet_library_logs()
   sharding_lib.maybe_initialize_distributed()
-  logging.set_verbosity(logging.INFO)
   config = flags.FLAGS.config
-  results = train_and_evaluate(config, flags.FLAGS.workdir, flags.FLAGS.stop_after_steps)
+  try:
+    results = train_and_evaluate(config, flags.FLAGS.workdir, flags.FLAGS.stop_after_steps)
+  except (ValueError, FileNotFoundError, workdir_lib.WorkdirBusyError, checkpointing.CheckpointError) as error:
+    raise SystemExit(f"error: {error}") from None
   if results and jax.process_index() == 0:
     print(tasks.for_config(config).summary(results), flush=True)
 

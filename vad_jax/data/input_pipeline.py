@@ -68,8 +68,12 @@ Config fields read (``config.data`` unless stated otherwise):
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
+import os
+import signal
+import sys
 from collections.abc import Callable
 
 import grain
@@ -157,6 +161,17 @@ def _position_batches(
   return ds[host.process_index :: host.process_count]
 
 
+def end_with_parent(worker_index: int = 0, worker_count: int = 0) -> None:
+  """Grain worker set-up: the worker gets SIGKILL when its parent dies (Linux), so a
+  killed training run leaves no worker processes behind."""
+  del worker_index, worker_count
+  if sys.platform.startswith("linux"):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the call
+      os._exit(0)
+
+
 def _to_iter_dataset(ds: grain.MapDataset, reader: ReaderSettings, frames: FrameSettings) -> grain.IterDataset:
   """Runs the loaders (in workers when configured), then scales pixels to floats."""
   iter_ds = ds.to_iter_dataset(
@@ -169,7 +184,8 @@ def _to_iter_dataset(ds: grain.MapDataset, reader: ReaderSettings, frames: Frame
     if not flags.FLAGS.is_parsed():
       flags.FLAGS.mark_as_parsed()
     iter_ds = iter_ds.mp_prefetch(
-      grain.MultiprocessingOptions(num_workers=reader.num_workers, per_worker_buffer_size=reader.prefetch_batches)
+      grain.MultiprocessingOptions(num_workers=reader.num_workers, per_worker_buffer_size=reader.prefetch_batches),
+      worker_init_fn=end_with_parent,
     )
   return iter_ds.map(loaders.ScaleFrames(frames.scaling))
 

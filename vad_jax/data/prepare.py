@@ -9,10 +9,12 @@ with TFDS. Preparation uses ``download_and_prepare`` (the
 import importlib
 import importlib.resources
 import pathlib
+import shutil
 
 import jax
 import ml_collections
 import tensorflow_datasets as tfds
+from absl import logging
 from jax.experimental import multihost_utils
 
 BUILDERS_DIR = pathlib.Path(str(importlib.resources.files("vad_jax.tfds_builders")))
@@ -39,6 +41,28 @@ def builder_for(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
   return tfds.builder(full_name, data_dir=data_config.data_dir or None)
 
 
+def check_splits(data_config: ml_collections.ConfigDict, splits: dict[str, str]) -> None:
+  """``ValueError`` naming the dataset's splits if a ``{field: split}`` names none of them
+  (empty values are skipped). The dataset must be prepared."""
+  builder = builder_for(data_config)
+  available = sorted(builder.info.splits.keys())
+  wrong = [f"{field}={split!r}" for field, split in splits.items() if split and split not in available]
+  if wrong:
+    raise ValueError(f"{', '.join(wrong)}: no such split in {builder.info.full_name}; its splits are {available}")
+
+
+def remove_stale_preparations(builder: tfds.core.DatasetBuilder) -> list[pathlib.Path]:
+  """Removes the ``incomplete.*`` folders that an interrupted preparation of this
+  dataset config left (TFDS never reuses them); each removal is logged. Called before a
+  new preparation, which the workdir lock and process 0's turn keep from running twice."""
+  config_dir = pathlib.Path(str(builder.data_dir)).parent
+  stale = sorted(p for p in config_dir.glob("incomplete.*") if p.is_dir()) if config_dir.is_dir() else []
+  for path in stale:
+    logging.warning("removing %s, left by an interrupted preparation", path)
+    shutil.rmtree(path, ignore_errors=True)
+  return stale
+
+
 def ensure_prepared(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """Prepares the dataset if needed (``data.prepare``) and returns its builder.
 
@@ -56,6 +80,7 @@ def ensure_prepared(data_config: ml_collections.ConfigDict) -> tfds.core.Dataset
         f"--config.data.prepare=True (and --config.data.manual_dir for manually downloaded data) "
         f"or point --config.data.data_dir at a prepared copy"
       )
+    remove_stale_preparations(builder)
     manual_dir = data_config.manual_dir or None
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
 

@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from vad_jax import metrics, plots, sharding
+from vad_jax import metric_writers, metrics, plots, sharding
 from vad_jax.data import input_pipeline, loaders, preprocessing
 from vad_jax.dual_stream import scoring
 
@@ -138,10 +138,18 @@ def frame_statistics(config, mesh, split, stats_fn: Callable[[Any], Mapping[str,
   on the device and are fetched once at the end (gathered from all hosts), so the loop
   never waits on a transfer.
   """
-  outputs = []
-  for batch in input_pipeline.create_eval_iterator(config, mesh, split=split):
-    stats = stats_fn(batch["frames"])
-    outputs.append({**stats, **{k: batch[k] for k in ("video_index", "frame_index", "label", "valid")}})
+  keys = ("video_index", "frame_index", "label", "valid")
+  total = input_pipeline.eval_num_batches(
+    split,
+    sequence_length=config.model.sequence_length,
+    global_batch_size=config.data.eval_batch_size or config.batch_size,
+    num_devices=mesh.devices.size,
+    frame_stride=config.data.frame_stride,
+  )
+  batches = metric_writers.counting(input_pipeline.create_eval_iterator(config, mesh, split=split), "evaluation", total)
+  outputs = sharding.dispatch_in_order(
+    lambda batch: {**stats_fn(batch["frames"]), **{k: batch[k] for k in keys}}, batches
+  )
   if not outputs:
     raise ValueError(
       f"the evaluation split of {config.data.name} has no frame with {config.model.sequence_length - 1} predecessors"

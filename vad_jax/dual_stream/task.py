@@ -37,6 +37,19 @@ def prepare(config: ml_collections.ConfigDict) -> None:
   data_prep.ensure_prepared(config.data)
 
 
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """The configured splits exist in the prepared dataset."""
+  data = config.data
+  data_prep.check_splits(
+    data,
+    {
+      "data.train_split": data.train_split,
+      "data.eval_split": data.eval_split,
+      "best_metric_split": config.best_metric_split,
+    },
+  )
+
+
 def build_model(config: ml_collections.ConfigDict) -> DualStreamNet:
   """The network of ``config.model`` with the loss margins of ``config.loss``."""
   m = config.model
@@ -145,6 +158,16 @@ def evaluate(
     if config.eval_plots and jax.process_count() == 1:
       evaluation.frame_panels(config, build_model(config), state, split, videos, pathlib.Path(eval_dir) / "frames.png")
   return results
+
+
+def metrics(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """AUCs (higher is better) and EERs (lower is better) of each stream."""
+  del config
+  return {
+    f"{stream}_{name}": ("min" if name == "eer" else "max")
+    for stream in evaluation.STREAMS
+    for name in ("micro_auc", "macro_auc", "eer")
+  }
 
 
 def scalar_metrics(results: Mapping[str, Any]) -> dict[str, float]:

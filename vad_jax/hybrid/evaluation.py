@@ -72,6 +72,12 @@ def classification_metrics(arrays: Mapping[str, np.ndarray], config: ml_collecti
   return results
 
 
+LEVELS = ("clip", "frame", "alarm")
+HEADLINE_NAMES = tuple(
+  f"{level}_{name}" for level in LEVELS for name in ("auc", "accuracy", "precision", "recall", "f1", "macro_f1")
+)
+
+
 def headline(results: Mapping[str, Any]) -> dict[str, float]:
   """Flat scalars for logs and best-checkpoint selection (``clip_auc``, ``frame_f1``...)."""
   flat = {}

@@ -37,7 +37,8 @@ import numpy as np
 import optax
 from absl import logging
 
-from vad_jax import detection, metrics, sharding
+from vad_jax import detection, metric_writers, sharding
+from vad_jax import metrics as metrics_lib
 from vad_jax.configs import classifier as classifier_configs
 from vad_jax.data import input_pipeline, preprocessing, sources
 from vad_jax.data import prepare as data_prep
@@ -58,6 +59,19 @@ def _size(value: int) -> int | None:
 def prepare(config: ml_collections.ConfigDict) -> None:
   """Prepares the configured TFDS dataset if needed (``data.prepare``)."""
   data_prep.ensure_prepared(config.data)
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """The configured splits exist in the prepared dataset."""
+  data = config.data
+  data_prep.check_splits(
+    data,
+    {
+      "data.train_split": data.train_split,
+      "data.eval_split": data.eval_split,
+      "best_metric_split": config.best_metric_split,
+    },
+  )
 
 
 def build_model(config: ml_collections.ConfigDict):
@@ -323,10 +337,12 @@ def eval_step(state, batch: dict[str, Array], *, model, config: ml_collections.C
 
 def collect(config, state, mesh, split: sources.VideoSplit) -> dict[str, np.ndarray]:
   """Probabilities of every clip of ``split`` with labels and indices (padding dropped)."""
-  iterator, _ = create_iterator(config, mesh, train=False, split=split)
+  iterator, table = create_iterator(config, mesh, train=False, split=split)
+  batch_size = config.data.eval_batch_size or config.batch_size
+  iterator = metric_writers.counting(iterator, "evaluation", -(-len(table) // batch_size))
   step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config))
   keys = ("label", "frame_labels", "video_index", "frame_index", "valid")
-  outputs = [{**step(state, batch), **{k: batch[k] for k in keys}} for batch in iterator]
+  outputs = sharding.dispatch_in_order(lambda batch: {**step(state, batch), **{k: batch[k] for k in keys}}, iterator)
   if not outputs:
     raise ValueError(
       f"the evaluation split of {config.data.name} has no clip of at least {config.data.clip_frames} frames"
@@ -355,6 +371,14 @@ def evaluate(
 
 
 scalar_metrics = evaluation.headline
+
+
+def metrics(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """``evaluation.headline``'s names (clip, frame and alarm level); all higher-is-better."""
+  del config
+  return {name: "max" for name in evaluation.HEADLINE_NAMES}
+
+
 summary = evaluation.summary
 
 
@@ -412,7 +436,7 @@ def score_video(
       probs.append(np.asarray(probs_batch[row, :length], np.float64))
   frame_indices, scores = np.concatenate(indices), np.concatenate(probs)
   threshold = config.alarm.threshold if threshold is None else threshold
-  level, alarm = metrics.moving_average_alarm(scores, config.alarm.window, threshold)
+  level, alarm = metrics_lib.moving_average_alarm(scores, config.alarm.window, threshold)
   return detection.Detection(
     frames=frame_indices,
     scores=scores,
