@@ -28,46 +28,17 @@ nothing for them.
 
 import pathlib
 import sys
-import warnings
-from collections.abc import Iterator
 
-import jax
 import numpy as np
 from absl import app, flags
 from PIL import Image, ImageDraw
 
-from vad_jax import checkpointing, detection, metric_writers, tasks
-from vad_jax import sharding as sharding_lib
-from vad_jax import state as state_lib
+from vad_jax import checkpointing, detection, metric_writers, video_sources
+from vad_jax.detector import Detector
 from vad_jax.tfds_builders import video as video_lib
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
-
-
-def frame_files(folder: pathlib.Path) -> list[pathlib.Path]:
-  files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("._"))
-  if not files:
-    raise FileNotFoundError(f"no frame images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-  return files
-
 
 VIDEO_OUTPUTS = (".mp4", ".avi")
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg")
-
-
-class IncompleteVideoWarning(UserWarning):
-  """A video file held fewer decodable frames than its container promised."""
-
-
-def check_source(path: pathlib.Path) -> None:
-  """Raises before any model work if ``path`` is neither a frame folder with frames
-  nor a video file whose container opens."""
-  if path.is_dir():
-    frame_files(path)
-  elif not path.exists():
-    raise FileNotFoundError(f"no video file or frame folder at {path}")
-  else:
-    video_lib.probe(path)
 
 
 def check_output(output: pathlib.Path) -> None:
@@ -81,54 +52,11 @@ def check_output(output: pathlib.Path) -> None:
     raise FileNotFoundError(f"--output {output}: the folder {output.parent} does not exist")
 
 
-def read_video(path: pathlib.Path) -> Iterator[np.ndarray]:
-  """uint8 ``[H, W, 3]`` frames of a video file or frame folder, in order.
-
-  A video file that ends early (truncated, or a decoding error after some frames) gives
-  the frames that decode and an ``IncompleteVideoWarning`` saying how many the
-  container promised.
-  """
-  if path.is_dir():
-    for f in frame_files(path):
-      try:
-        with Image.open(f) as image:
-          yield np.asarray(image.convert("RGB"))
-      except OSError as error:
-        raise ValueError(f"cannot decode frame image {f}: {error}") from error
-    return
-  check_source(path)
-  promised = video_lib.probe(path).num_frames
-  decoded, problem = 0, ""
-  try:
-    for frame in video_lib.iter_frames(path, check_count=False):
-      decoded += 1
-      yield frame
-  except video_lib.VideoDecodeError as error:
-    if decoded == 0:
-      raise
-    problem = f" ({error})"
-  if problem or (promised and promised - decoded > video_lib.count_tolerance(promised)):
-    warnings.warn(
-      f"{path}: the container promises {promised} frames, {decoded} could be decoded{problem}; only those are scored",
-      IncompleteVideoWarning,
-      stacklevel=2,
-    )
-
-
 def detect(
   video_path: pathlib.Path, config, state, batch_size: int = 8, streaming: bool = False, threshold: float | None = None
 ) -> detection.Detection:
-  """Scores the video file or frame folder at ``video_path`` with the config's task."""
-  video_path = pathlib.Path(video_path)
-  return tasks.for_config(config).score_video(
-    config,
-    state,
-    read_video(video_path),
-    batch_size=batch_size,
-    threshold=threshold,
-    streaming=streaming,
-    name=str(video_path),
-  )
+  """Scores the video file or frame folder at ``video_path`` (``Detector.score``)."""
+  return Detector(config, state).score(video_path, batch_size=batch_size, threshold=threshold, streaming=streaming)
 
 
 def annotate(frame: np.ndarray, score: float, alarmed: bool) -> np.ndarray:
@@ -151,7 +79,8 @@ def write_output(
   score_of = dict(zip(frames.tolist(), scores.tolist()))
   if output.suffix.lower() in VIDEO_OUTPUTS:
     annotated = [
-      annotate(f, score_of.get(i, 0.0), score_of.get(i, 0.0) > threshold) for i, f in enumerate(read_video(video_path))
+      annotate(detection.to_rgb(f), score_of.get(i, 0.0), score_of.get(i, 0.0) > threshold)
+      for i, f in enumerate(video_sources.read_video(video_path))
     ]
     even = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in annotated]
     video_lib.write_video(output, np.stack(even))
@@ -160,7 +89,9 @@ def write_output(
   picks |= {int(np.argmax(scores))}
   wanted = {int(frames[i]) for i in picks}
   tiles = [
-    annotate(f, score_of[i], score_of[i] > threshold) for i, f in enumerate(read_video(video_path)) if i in wanted
+    annotate(detection.to_rgb(f), score_of[i], score_of[i] > threshold)
+    for i, f in enumerate(video_sources.read_video(video_path))
+    if i in wanted
   ]
   h = min(t.shape[0] for t in tiles)
   strip = np.concatenate([t[:h] for t in tiles], axis=1)
@@ -188,13 +119,12 @@ def main(argv):
     raise app.UsageError("usage: python -m vad_jax.detect VIDEO --checkpoint PATH")
   metric_writers.quiet_library_logs()
   f = flags.FLAGS
-  checkpoint_dir, step, _ = state_lib.parse_checkpoint_path(f.checkpoint)
   try:
-    check_source(pathlib.Path(argv[1]))  # before the minute of restoring and compiling
+    video_sources.check_source(pathlib.Path(argv[1]))  # before the minute of restoring and compiling
     if f.output:
       check_output(pathlib.Path(f.output))
-    config, state = state_lib.restore(checkpoint_dir, step, sharding_lib.make_mesh(jax.devices()[:1]))
-    result = detect(pathlib.Path(argv[1]), config, state, f.batch, f.streaming, f.threshold)
+    detector = Detector.load(f.checkpoint)
+    result = detector.score(argv[1], batch_size=f.batch, threshold=f.threshold, streaming=f.streaming)
   except (checkpointing.CheckpointError, FileNotFoundError, ValueError, video_lib.VideoDecodeError) as error:
     raise SystemExit(f"error: {error}") from None
   print("frame,score,alarm")

@@ -9,10 +9,13 @@ whole video.
 
 import collections
 import dataclasses
+import io
 from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
+
+from vad_jax.data import preprocessing
 
 
 @dataclasses.dataclass
@@ -35,17 +38,45 @@ class Detection:
   details: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
-def prepare_frame(frame: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
-  """Channel conversion then bilinear resize, as the input pipeline does for records."""
-  image = Image.fromarray(frame).convert("L" if channels == 1 else "RGB")
-  if image.size != (size[1], size[0]):
-    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-  array = np.asarray(image, dtype=np.uint8)
-  return array[:, :, None] if array.ndim == 2 else array
+@dataclasses.dataclass(frozen=True)
+class EncodedFrame:
+  """A frame still encoded (an image file's bytes), decoded for the model exactly as the
+  input pipeline decodes a dataset record (``preprocessing.decode_frame``, JPEG draft
+  mode included), so that ``detect`` and ``evaluate`` give identical scores for
+  identical frames."""
+
+  data: bytes
+  name: str  # the file, for messages
+
+  def to_rgb(self) -> np.ndarray:
+    """Full-resolution uint8 RGB (for display)."""
+    try:
+      with Image.open(io.BytesIO(self.data)) as image:
+        return np.asarray(image.convert("RGB"))
+    except OSError as error:
+      raise ValueError(f"cannot decode frame image {self.name}: {error}") from error
+
+
+Frame = np.ndarray | EncodedFrame
+
+
+def to_rgb(frame: Frame) -> np.ndarray:
+  """uint8 ``[H, W, 3]`` of a decoded or encoded frame."""
+  return frame.to_rgb() if isinstance(frame, EncodedFrame) else frame
+
+
+def prepare_frame(frame: Frame, size: tuple[int, int], channels: int, jpeg_draft: bool = True) -> np.ndarray:
+  """Model input ``uint8 [h, w, c]`` of one frame, through the input pipeline's path."""
+  if isinstance(frame, EncodedFrame):
+    try:
+      return preprocessing.decode_frame(frame.data, size, channels, jpeg_draft)
+    except OSError as error:
+      raise ValueError(f"cannot decode frame image {frame.name}: {error}") from error
+  return preprocessing.prepare_image(Image.fromarray(frame), size, channels, jpeg_draft)
 
 
 def sliding_windows(
-  frames: Iterator[np.ndarray], length: int, size: tuple[int, int], channels: int, batch_size: int
+  frames: Iterator[Frame], length: int, size: tuple[int, int], channels: int, batch_size: int, jpeg_draft: bool = True
 ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
   """Every window of ``length`` consecutive frames, one per new frame.
 
@@ -56,7 +87,7 @@ def sliding_windows(
   window = collections.deque(maxlen=length)
   clips, targets = [], []
   for index, frame in enumerate(frames):
-    window.append(prepare_frame(frame, size, channels))
+    window.append(prepare_frame(frame, size, channels, jpeg_draft))
     if len(window) == length:
       clips.append(np.stack(window))
       targets.append(index)
@@ -70,7 +101,7 @@ def sliding_windows(
 
 
 def consecutive_windows(
-  frames: Iterator[np.ndarray], length: int, size: tuple[int, int], channels: int, batch_size: int
+  frames: Iterator[Frame], length: int, size: tuple[int, int], channels: int, batch_size: int, jpeg_draft: bool = True
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
   """Non-overlapping windows of ``length`` frames.
 
@@ -92,7 +123,7 @@ def consecutive_windows(
 
   index = -1
   for index, frame in enumerate(frames):
-    window.append(prepare_frame(frame, size, channels))
+    window.append(prepare_frame(frame, size, channels, jpeg_draft))
     if len(window) == length:
       clips.append(np.stack(window))
       firsts.append(index - length + 1)

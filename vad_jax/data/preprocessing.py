@@ -39,21 +39,25 @@ def decode_frame(data: bytes, image_size: tuple[int, int], channels: int, jpeg_d
     jpeg_draft: let the JPEG decoder convert to luma and shrink by a power of two
       (see the module docstring).
   """
+  with Image.open(io.BytesIO(data)) as img:
+    return prepare_image(img, image_size, channels, jpeg_draft)
+
+
+def prepare_image(img: Image.Image, image_size: tuple[int, int], channels: int, jpeg_draft: bool = True) -> np.ndarray:
+  """An opened image as ``uint8 [height, width, channels]``: the one path from pixels to
+  model input shared by the input pipeline (``decode_frame``) and ``detect``."""
   if channels not in _MODES:
     raise ValueError(f"channels must be 1 or 3, got {channels}")
   height, width = image_size
-  with Image.open(io.BytesIO(data)) as img:
-    mode = _MODES[channels]
-    if jpeg_draft and img.format == "JPEG":
-      img.draft(mode, (width, height))
-    if img.mode != mode:
-      img = img.convert(mode)
-    if img.size != (width, height):
-      img = img.resize((width, height), Image.Resampling.BILINEAR)
-    array = np.asarray(img, dtype=np.uint8)
-  if array.ndim == 2:
-    array = array[:, :, None]
-  return array
+  mode = _MODES[channels]
+  if jpeg_draft and img.format == "JPEG":
+    img.draft(mode, (width, height))
+  if img.mode != mode:
+    img = img.convert(mode)
+  if img.size != (width, height):
+    img = img.resize((width, height), Image.Resampling.BILINEAR)
+  array = np.asarray(img, dtype=np.uint8)
+  return array[:, :, None] if array.ndim == 2 else array
 
 
 def to_signed_unit(frames: np.ndarray) -> np.ndarray:

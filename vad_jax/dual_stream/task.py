@@ -214,7 +214,9 @@ def score_video(
   stats_fn = model_statistics(config, state)
   t = config.model.sequence_length
   parts, targets = [], []
-  windows = detection.sliding_windows(frames, t, tuple(config.data.image_size), config.data.channels, batch_size)
+  windows = detection.sliding_windows(
+    frames, t, tuple(config.data.image_size), config.data.channels, batch_size, config.data.jpeg_draft
+  )
   for clips, index, count in windows:
     parts.append((stats_fn(preprocessing.to_signed_unit(clips)), count))  # stays on the device
     targets.append(index[:count])

@@ -414,7 +414,9 @@ def score_video(
     add_boxes = AddBoxes(make_box_source(config), config.boxes.max_boxes, (name,))
   n = config.data.clip_frames
   parts = []
-  windows = detection.consecutive_windows(frames, n, tuple(config.data.image_size), config.data.channels, batch_size)
+  windows = detection.consecutive_windows(
+    frames, n, tuple(config.data.image_size), config.data.channels, batch_size, config.data.jpeg_draft
+  )
   for clips, firsts, lengths, count in windows:
     batch = {
       "frames": clips,

@@ -1,0 +1,86 @@
+"""Using a trained model from Python: load it, score frames or a video, export it.
+
+  from vad_jax.detector import Detector
+
+  detector = Detector.load("runs/ped2")        # a training workdir (latest step) or a step folder
+  result = detector.score("walkway.mp4")       # a video file, a frame folder, or frames
+  result.frames, result.scores, result.alarm   # per scored frame
+  detector.alarm_intervals(result, min_frames=5)
+  detector.export("ped2.jaxexport")            # runs with JAX alone (vad_jax.export)
+
+The config and weights come from the checkpoint; the scores are the task's
+(``Task.score_video``): the dual-stream network's fused score of Eq. (16), normalised
+over the whole video or causally (``streaming=True``), or a classifier's anomaly
+probability with its moving-average alarm. ``python -m vad_jax.detect`` is a command
+line over this class.
+"""
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import Iterable
+from typing import Any, Optional
+
+import jax
+import ml_collections
+import numpy as np
+
+from vad_jax import detection, export, sharding, tasks, video_sources
+from vad_jax import state as state_lib
+
+
+@dataclasses.dataclass
+class Detector:
+  """A trained model and its config, placed on one device."""
+
+  config: ml_collections.ConfigDict
+  state: Any
+  checkpoint: Optional[pathlib.Path] = None
+
+  @classmethod
+  def load(cls, checkpoint: str | os.PathLike, device: Optional[jax.Device] = None) -> "Detector":
+    """From a training workdir (its newest intact checkpoint) or a step folder
+    (``run/checkpoints/300``)."""
+    directory, step, _ = state_lib.parse_checkpoint_path(checkpoint)
+    mesh = sharding.make_mesh([device or jax.devices()[0]])
+    config, state = state_lib.restore(directory, step, mesh)
+    return cls(config, state, pathlib.Path(checkpoint))
+
+  @property
+  def task(self) -> tasks.Task:
+    return tasks.for_config(self.config)
+
+  def score(
+    self,
+    source: str | os.PathLike | np.ndarray | Iterable[detection.Frame],
+    *,
+    batch_size: int = 8,
+    threshold: Optional[float] = None,
+    streaming: bool = False,
+    name: Optional[str] = None,
+  ) -> detection.Detection:
+    """Scores a video file or frame folder (a path), a ``uint8 [N, H, W, 3]`` array, or
+    any iterable of such frames (a generator reading a stream)."""
+    if isinstance(source, (str, os.PathLike)):
+      path = pathlib.Path(source)
+      frames, name = video_sources.read_video(path), name or str(path)
+    else:
+      frames = iter(source)
+    return self.task.score_video(
+      self.config,
+      self.state,
+      frames,
+      batch_size=batch_size,
+      threshold=threshold,
+      streaming=streaming,
+      name=name or "frames",
+    )
+
+  @staticmethod
+  def alarm_intervals(result: detection.Detection, min_frames: int = 1) -> list[tuple[int, int]]:
+    """Inclusive ``(first, last)`` frame ranges alarmed for at least ``min_frames``."""
+    return detection.alarm_intervals(result.frames, result.alarm, min_frames)
+
+  def export(self, path: str | os.PathLike) -> pathlib.Path:
+    """The scoring program for JAX alone (``vad_jax.export``)."""
+    return export.export(self.config, self.state, path)
