@@ -44,6 +44,7 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
   config = default.get_config()
   # The prediction network's score and frame stride mean nothing to a clip classifier.
   del config.score
+  del config.calibration  # the classifiers' probabilities are their deployment score
   del config.data.frame_stride
   config.model = _model(model_name)
   config.loss = _loss(model_name)

@@ -61,6 +61,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   data.prefetch_batches = 2  # batches buffered per process
   data.eval_batch_size = 0  # global evaluation batch (0: batch_size)
 
+  config.calibration = cal = ml_collections.ConfigDict()
+  cal.videos = ""  # training videos held out of training to fit the deployment score ("fold:i/k"; "" = none)
+  cal.false_alarm_rate = 0.01  # target false-alarm rate on normal frames that sets the deployment threshold
+
   config.optimizer = opt = ml_collections.ConfigDict()
   opt.learning_rate = 2e-5  # initial Adam learning rate, cosine-annealed
   opt.b1 = 0.9  # Adam rho_1

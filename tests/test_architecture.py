@@ -20,6 +20,7 @@ ENTRY_POINTS = {
   "vad_jax.detect",
   "vad_jax.benchmark",
   "vad_jax.ablations",
+  "vad_jax.calibrate",
   "vad_jax.data.benchmark",
 }
 LOOP_AND_STATE = {"vad_jax.state", "vad_jax.tasks", "vad_jax.config_flags", "vad_jax.detector", "vad_jax.export"}

@@ -60,7 +60,7 @@ def test_every_shipped_field_is_read(test_config, tmp_path):
     config_, state = state_lib.restore(tmp_path / "run" / "checkpoints", None, sharding.make_mesh())
     del config_
     tasks.for_config(config).score_video(
-      config, state, iter(frames), batch_size=2, threshold=None, streaming=False, name="video"
+      config, state, iter(frames), batch_size=2, threshold=None, normalisation="video", calibration=None, name="video"
     )
   unread = {f for f in leaves(config) if f not in reads}
   assert unread <= set(CONDITIONAL), f"fields no code read: {sorted(unread - set(CONDITIONAL))}"

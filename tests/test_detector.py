@@ -44,7 +44,7 @@ def test_detect_and_evaluate_give_identical_scores_for_identical_frames(trained,
   config.data.data_dir = str(data_dir)
   split = sources.open_split(config.data.name, "test", data_dir=str(data_dir))
   write_video_frames(split, 0, tmp_path / "frames")
-  result = detector.score(tmp_path / "frames")
+  result = detector.score(tmp_path / "frames", normalisation="video")
   mesh = sharding.make_mesh()
   _, state = state_lib.restore(trained / "checkpoints", None, mesh)
   arrays = evaluation.frame_statistics(config, mesh, split, dual_stream_task.model_statistics(config, state))
@@ -59,13 +59,13 @@ def test_the_api_scores_paths_arrays_and_iterables_alike(trained, data_dir, tmp_
   detector = Detector.load(trained / "checkpoints" / "6")
   split = sources.open_split("synthetic_surveillance", "test", data_dir=str(data_dir))
   write_video_frames(split, 1, tmp_path / "frames")
-  from_folder = detector.score(tmp_path / "frames", batch_size=4)
+  from_folder = detector.score(tmp_path / "frames", batch_size=4, normalisation="video")
   rgb = np.stack([detect.detection.to_rgb(f) for f in detect.video_sources.read_video(tmp_path / "frames")])
-  from_array = detector.score(rgb, batch_size=3)
-  from_generator = detector.score((frame for frame in rgb), threshold=0.5, streaming=True)
+  from_array = detector.score(rgb, batch_size=3, normalisation="video")
+  from_generator = detector.score((frame for frame in rgb), threshold=0.5, normalisation="causal")
   np.testing.assert_array_equal(from_folder.frames, from_array.frames)
   np.testing.assert_allclose(from_folder.scores, from_array.scores, atol=1e-5)  # PNG gray == its RGB copy
-  assert from_generator.threshold == 0.5 and from_generator.rule == "score > 0.5"
+  assert from_generator.threshold == 0.5 and from_generator.rule == "causal-normalised score > 0.5"
   alarms = detector.alarm_intervals(from_folder, min_frames=1)
   assert all(a <= b for a, b in alarms)
   assert sum(b - a + 1 for a, b in alarms) == int(from_folder.alarm.sum())

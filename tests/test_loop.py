@@ -53,6 +53,7 @@ def _evaluate(config, state, mesh, split_name=None, eval_dir=None):
 fake_task = types.SimpleNamespace(
   prepare=lambda config: None,
   check_config=lambda config: None,
+  calibrate=lambda config, state, mesh: None,
   metrics=lambda config: {"mse": "min"},
   build_model=lambda config: nn.Dense(1, use_bias=False),
   example_batch=lambda config, b: ({"x": np.zeros((b, 4), np.float32), "y": np.zeros((b, 1), np.float32)}, b),

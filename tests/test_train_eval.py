@@ -280,7 +280,7 @@ def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path
   (folder / "._000.png").write_bytes(b"resource fork junk")
   config, state = state_lib.restore(workdir / "checkpoints", None, sharding.make_mesh(jax.devices()[:1]))
   t = config.model.sequence_length
-  result_f = detect.detect(folder, config, state, batch_size=8)
+  result_f = detect.detect(folder, config, state, batch_size=8, normalisation="video")
   frames_f, scores_f, stats = result_f.frames, result_f.scores, result_f.details
   np.testing.assert_array_equal(frames_f, np.arange(t - 1, 20))  # every frame with T-1 predecessors
   np.testing.assert_allclose(
@@ -288,14 +288,14 @@ def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path
     scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], config.score.lam),
   )
   assert 0.0 <= scores_f.min() and scores_f.max() <= 1.0
-  result_v = detect.detect(video_path, config, state, batch_size=8, streaming=True)
+  result_v = detect.detect(video_path, config, state, batch_size=8, normalisation="causal")
   frames_v, scores_v = result_v.frames, result_v.scores
   np.testing.assert_array_equal(frames_v, frames_f)
   assert np.isfinite(scores_v).all()
   broken = tmp_path / "broken.mp4"
   broken.write_bytes(b"not a video at all")
   with pytest.raises(Exception, match="broken.mp4"):
-    detect.detect(broken, config, state)
+    detect.detect(broken, config, state, normalisation="video")
   result = subprocess.run(
     [
       sys.executable,
@@ -308,6 +308,7 @@ def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path
       "0.5",
       "--min_frames",
       "1",
+      "--normalisation=video",
       "--output",
       str(tmp_path / "strip.png"),
     ],

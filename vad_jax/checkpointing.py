@@ -14,6 +14,7 @@ naming the fields) and falls back from an unreadable newest checkpoint to the ne
 intact one, saying so.
 """
 
+import json
 import pathlib
 import shutil
 from collections.abc import Callable, Mapping
@@ -201,6 +202,30 @@ class Checkpointer:
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+CALIBRATION_FILE = "calibration.json"
+
+
+def write_calibration(directory: str | pathlib.Path, step: int, calibration: Mapping[str, Any]) -> pathlib.Path:
+  """Saves a calibration beside checkpoint ``step`` (written whole, then renamed), so it
+  goes wherever that checkpoint goes."""
+  path = pathlib.Path(directory) / str(step) / CALIBRATION_FILE
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(calibration, indent=1) + "\n")
+  tmp.replace(path)
+  return path
+
+
+def read_calibration(directory: str | pathlib.Path, step: int) -> Optional[dict[str, Any]]:
+  """The calibration saved beside checkpoint ``step``, or None."""
+  path = pathlib.Path(directory) / str(step) / CALIBRATION_FILE
+  if not path.exists():
+    return None
+  try:
+    return json.loads(path.read_text())
+  except ValueError as error:
+    raise CheckpointError(f"unreadable calibration {path}: {error}") from error
 
 
 def read_config(directory: str | pathlib.Path, step: Optional[int] = None) -> ml_collections.ConfigDict:

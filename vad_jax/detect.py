@@ -1,29 +1,29 @@
-"""Run a trained model over a video and report anomalies.
+"""Run a trained model over a video and report anomalies (a command line over
+``vad_jax.detector.Detector``).
 
-  python -m vad_jax.detect VIDEO --checkpoint RUN/checkpoints/300 [--threshold 0.6]
-      [--streaming] [--output annotated.mp4 | strip.png]
+  python -m vad_jax.detect VIDEO --checkpoint RUN[/checkpoints/300] [--threshold T]
+      [--normalisation calibrated|video|causal] [--output annotated.mp4 | strip.png]
 
 ``VIDEO`` is a video file (anything PyAV decodes: mp4, avi, ...) or a folder of frames
 (jpg/png/tif/bmp, sorted by name). Frames are decoded and scored in batches as they are
-read, so long videos never sit in memory. Each frame with ``T - 1`` predecessors gets the
-fused score of Eq. (16):
+read. The prediction network scores each frame with ``T - 1`` predecessors:
 
-* offline (default): min-max normalisation over the whole video, as in evaluation;
-* ``--streaming``: causal normalisation by the running minimum and maximum of what was
-  seen so far, usable on a live stream (the first frames are less reliable).
+* ``calibrated`` (the default when the checkpoint has a calibration, see
+  ``python -m vad_jax.calibrate``): the deployment score, comparable between videos,
+  alarm at the calibrated false-alarm rate;
+* ``video``: Eq. (16) with min-max over the whole video, as in evaluation;
+* ``causal``: running min/max of what was seen so far.
 
-Prints one line per scored frame and the alarm intervals (score above ``--threshold``
-for at least ``--min_frames`` consecutive frames), and optionally writes an annotated
-video (score bar, red border while alarmed) or an image strip.
+Without a calibration the prediction network asks for one of the last two explicitly.
+Classifier checkpoints (HybridModel-1, ConvLSTM, EfficientNet+HOG) give each frame the
+model's anomaly probability over consecutive windows of ``data.clip_frames`` frames and
+alarm on the moving average of the last ``alarm.window`` probabilities, as in the
+authors' code.
 
-Checkpoints of the supervised classifiers (HybridModel-1, ConvLSTM, EfficientNet+HOG)
-work too: the video is cut into consecutive windows of ``data.clip_frames`` frames (the
-last one padded by repeating its final frame), each frame's score is the model's anomaly
-probability (a ConvLSTM frame takes its window's probability), object boxes come from
-the configured box source, and the alarm is the moving average of the last
-``alarm.window`` probabilities above ``--threshold`` (default ``alarm.threshold``), as
-in the authors' code. This is causal up to one window, so ``--streaming`` changes
-nothing for them.
+Prints one line per scored frame and the alarm intervals (at least ``--min_frames``
+consecutive alarmed frames), and optionally writes an annotated video (score bar, red
+border while alarmed) or an image strip. The input and ``--output`` are checked before
+the model is loaded.
 """
 
 import pathlib
@@ -53,10 +53,18 @@ def check_output(output: pathlib.Path) -> None:
 
 
 def detect(
-  video_path: pathlib.Path, config, state, batch_size: int = 8, streaming: bool = False, threshold: float | None = None
+  video_path: pathlib.Path,
+  config,
+  state,
+  batch_size: int = 8,
+  normalisation: str | None = None,
+  threshold: float | None = None,
+  calibration: dict | None = None,
 ) -> detection.Detection:
   """Scores the video file or frame folder at ``video_path`` (``Detector.score``)."""
-  return Detector(config, state).score(video_path, batch_size=batch_size, threshold=threshold, streaming=streaming)
+  return Detector(config, state, calibration=calibration).score(
+    video_path, batch_size=batch_size, threshold=threshold, normalisation=normalisation
+  )
 
 
 def annotate(frame: np.ndarray, score: float, alarmed: bool) -> np.ndarray:
@@ -110,7 +118,14 @@ def define_flags() -> None:
   )
   flags.DEFINE_integer("min_frames", 5, "Shortest alarm interval reported, in frames.")
   flags.DEFINE_integer("batch", 8, "Clips scored per device call.")
-  flags.DEFINE_bool("streaming", False, "Causal (running) normalisation instead of whole-video min-max.")
+  flags.DEFINE_enum(
+    "normalisation",
+    None,
+    ["calibrated", "video", "causal"],
+    "Prediction network: 'calibrated' (default when the checkpoint has a calibration: comparable scores, alarm "
+    "at the calibrated false-alarm rate), 'video' (min-max over the whole video, as in evaluation) or 'causal' "
+    "(running min/max). Classifiers ignore it.",
+  )
   flags.DEFINE_string("output", None, "Write an annotated video (.mp4/.avi) or image strip (.png/.jpg).")
 
 
@@ -124,7 +139,7 @@ def main(argv):
     if f.output:
       check_output(pathlib.Path(f.output))
     detector = Detector.load(f.checkpoint)
-    result = detector.score(argv[1], batch_size=f.batch, threshold=f.threshold, streaming=f.streaming)
+    result = detector.score(argv[1], batch_size=f.batch, threshold=f.threshold, normalisation=f.normalisation)
   except (checkpointing.CheckpointError, FileNotFoundError, ValueError, video_lib.VideoDecodeError) as error:
     raise SystemExit(f"error: {error}") from None
   print("frame,score,alarm")

@@ -8,10 +8,12 @@
   detector.alarm_intervals(result, min_frames=5)
   detector.export("ped2.jaxexport")            # runs with JAX alone (vad_jax.export)
 
-The config and weights come from the checkpoint; the scores are the task's
-(``Task.score_video``): the dual-stream network's fused score of Eq. (16), normalised
-over the whole video or causally (``streaming=True``), or a classifier's anomaly
-probability with its moving-average alarm. ``python -m vad_jax.detect`` is a command
+The config, weights and calibration come from the checkpoint; the scores are the task's
+(``Task.score_video``): for the dual-stream network the calibrated deployment score
+(``vad_jax/dual_stream/calibration.py``, alarm at the calibrated false-alarm rate),
+or, when asked (``normalisation="video"`` / ``"causal"``), Eq. (16) normalised over the
+whole video or causally; for a classifier its anomaly probability with the
+moving-average alarm. ``python -m vad_jax.detect`` is a command
 line over this class.
 """
 
@@ -25,7 +27,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from vad_jax import detection, export, sharding, tasks, video_sources
+from vad_jax import checkpointing, detection, export, sharding, tasks, video_sources
 from vad_jax import state as state_lib
 
 
@@ -36,6 +38,7 @@ class Detector:
   config: ml_collections.ConfigDict
   state: Any
   checkpoint: Optional[pathlib.Path] = None
+  calibration: Optional[dict[str, Any]] = None
 
   @classmethod
   def load(cls, checkpoint: str | os.PathLike, device: Optional[jax.Device] = None) -> "Detector":
@@ -44,7 +47,8 @@ class Detector:
     directory, step, _ = state_lib.parse_checkpoint_path(checkpoint)
     mesh = sharding.make_mesh([device or jax.devices()[0]])
     config, state = state_lib.restore(directory, step, mesh)
-    return cls(config, state, pathlib.Path(checkpoint))
+    calibration = checkpointing.read_calibration(directory, int(state.step))
+    return cls(config, state, pathlib.Path(checkpoint), calibration)
 
   @property
   def task(self) -> tasks.Task:
@@ -56,11 +60,13 @@ class Detector:
     *,
     batch_size: int = 8,
     threshold: Optional[float] = None,
-    streaming: bool = False,
+    normalisation: Optional[str] = None,
     name: Optional[str] = None,
   ) -> detection.Detection:
     """Scores a video file or frame folder (a path), a ``uint8 [N, H, W, 3]`` array, or
-    any iterable of such frames (a generator reading a stream)."""
+    any iterable of such frames (a generator reading a stream). ``normalisation``: see
+    the task's ``score_video`` (default: calibrated when the checkpoint has a
+    calibration; the dual-stream network refuses to guess otherwise)."""
     if isinstance(source, (str, os.PathLike)):
       path = pathlib.Path(source)
       frames, name = video_sources.read_video(path), name or str(path)
@@ -72,7 +78,8 @@ class Detector:
       frames,
       batch_size=batch_size,
       threshold=threshold,
-      streaming=streaming,
+      normalisation=normalisation,
+      calibration=self.calibration,
       name=name or "frames",
     )
 

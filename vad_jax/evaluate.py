@@ -61,7 +61,8 @@ def main(argv):
     task.check_config(config)
   except (ValueError, FileNotFoundError) as error:
     raise SystemExit(f"error: {error}") from None
-  results = task.evaluate(config, state, mesh, f.split, output)
+  calibration = checkpointing.read_calibration(checkpoint_dir, int(state.step))
+  results = task.evaluate(config, state, mesh, f.split, output, calibration=calibration)
   if jax.process_index() == 0:
     print(task.summary(results), flush=True)
     print(f"wrote {output}", flush=True)

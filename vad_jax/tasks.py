@@ -79,10 +79,22 @@ class Task(Protocol):
     """Per-example outputs that the task's evaluation aggregates."""
 
   def evaluate(
-    self, config: Config, state: Any, mesh, split_name: Optional[str] = None, eval_dir: Optional[Any] = None
+    self,
+    config: Config,
+    state: Any,
+    mesh,
+    split_name: Optional[str] = None,
+    eval_dir: Optional[Any] = None,
+    calibration: Optional[Mapping[str, Any]] = None,
   ) -> dict[str, Any]:
     """Evaluates on ``split_name`` (default ``data.eval_split``); writes outputs
-    (metrics.json, scores, plots) to ``eval_dir`` when given."""
+    (metrics.json, scores, plots) to ``eval_dir`` when given; adds the deployment
+    protocol's metrics when a ``calibration`` is given."""
+
+  def calibrate(self, config: Config, state: Any, mesh, videos: Optional[Mapping[str, Iterator]] = None):
+    """A JSON-able calibration of the deployment score fitted on normal frames training
+    did not see (held-out training videos, or ``videos``), or None when the task has
+    nothing to fit or no such frames are configured."""
 
   def scalar_metrics(self, results: Mapping[str, Any]) -> dict[str, float]:
     """Flat float metrics of an evaluation (logs, best-checkpoint selection)."""
@@ -101,7 +113,8 @@ class Task(Protocol):
     *,
     batch_size: int,
     threshold: Optional[float],
-    streaming: bool,
+    normalisation: Optional[str],
+    calibration: Optional[Mapping[str, Any]],
     name: str,
   ) -> detection.Detection:
     """Per-frame anomaly scores and alarms for the uint8 ``[H, W, 3]`` frames of one

@@ -214,9 +214,18 @@ def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_ste
 
   if last_step < total_steps or not config.eval_at_end:
     return {}
+  calibration = task.calibrate(config, state, mesh)
+  kwargs = {}
+  if calibration is not None:
+    kwargs["calibration"] = calibration
+    if jax.process_index() == 0:
+      path = checkpointing.write_calibration(workdir_path / "checkpoints", total_steps, calibration)
+      metric_writers.say(
+        f"calibrated on {calibration['frames']} normal frames of {len(calibration['videos'])} held-out videos: {path}"
+      )
   eval_dir = workdir_path / "eval"
   metric_writers.say(f"evaluating the model of step {total_steps}")
-  results = task.evaluate(config, state, mesh, eval_dir=eval_dir)
+  results = task.evaluate(config, state, mesh, eval_dir=eval_dir, **kwargs)
   writer = metric_writers.MetricWriter(workdir_path)
   writer.write_scalars(total_steps, task.scalar_metrics(results), prefix="eval/", replace=True)
   if eval_dir.is_dir():

@@ -89,12 +89,13 @@ def open_split(
   )
 
 
-def select_videos(split: VideoSplit, spec: str) -> VideoSplit:
+def select_videos(split: VideoSplit, spec: str, exclude: bool = False) -> VideoSplit:
   """A subset of the videos of ``split`` (records are shared, not copied).
 
   ``spec``: ``""`` keeps all videos; ``"fold:i/k"`` keeps the videos whose name hashes
   (CRC-32) to ``i`` modulo ``k``, a split by video that does not depend on video order.
-  Clip metadata is dropped (clips refer to the full video list).
+  ``exclude``: keep the other videos instead. Clip metadata is dropped (clips refer to
+  the full video list).
   """
   if not spec:
     return split
@@ -102,9 +103,12 @@ def select_videos(split: VideoSplit, spec: str) -> VideoSplit:
   fold, _, count = arg.partition("/")
   if kind != "fold" or not fold.isdigit() or not count.isdigit() or not int(fold) < int(count):
     raise ValueError(f"video subset must be '' or 'fold:i/k' with 0 <= i < k, got {spec!r}")
-  keep = tuple(v for v in split.videos if zlib.crc32(str(v["name"]).encode("utf-8")) % int(count) == int(fold))
+  keep = tuple(
+    v for v in split.videos if (zlib.crc32(str(v["name"]).encode("utf-8")) % int(count) == int(fold)) != exclude
+  )
   if not keep:
-    raise ValueError(f"video subset {spec!r} selects none of the {len(split.videos)} videos")
+    what = "leaves" if exclude else "selects"
+    raise ValueError(f"video subset {spec!r} {what} none of the {len(split.videos)} videos")
   return VideoSplit(source=split.source, videos=keep, clips=None)
 
 

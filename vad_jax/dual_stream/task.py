@@ -6,7 +6,7 @@ in [-1, 1] from normal videos and predicts the last frame; the loss is Eq. (13)
 collections updated in the training step over the global batch. Evaluation follows
 the literature's protocol (``evaluation``); ``detect`` scores each frame with its
 ``T - 1`` predecessors, normalised over the whole video (as in evaluation) or causally
-(``streaming``).
+(``normalisation``), or with the calibrated deployment score (``calibration.py``).
 """
 
 import functools
@@ -21,8 +21,9 @@ import numpy as np
 import optax
 
 from vad_jax import detection
-from vad_jax.data import indexing, input_pipeline, preprocessing
+from vad_jax.data import indexing, input_pipeline, preprocessing, sources
 from vad_jax.data import prepare as data_prep
+from vad_jax.dual_stream import calibration as calibration_lib
 from vad_jax.dual_stream import evaluation, scoring
 from vad_jax.dual_stream.loss import dual_stream_loss
 from vad_jax.dual_stream.network import DualStreamNet
@@ -100,6 +101,7 @@ def load_pretrained(state, config: ml_collections.ConfigDict):
 def train_iterator(config: ml_collections.ConfigDict, mesh) -> tuple[Iterator[dict[str, Array]], int]:
   """Shuffled clips of the training split; the count of distinct training clips."""
   split = input_pipeline.open_split(config.data, config.data.train_split)
+  split = sources.select_videos(split, config.calibration.videos, exclude=True)  # held out for calibration
   num_clips = len(indexing.ClipIndex.from_videos(split.videos, config.model.sequence_length, config.data.frame_stride))
   if num_clips <= 0:
     raise ValueError(
@@ -146,13 +148,18 @@ def evaluate(
   mesh,
   split_name: Optional[str] = None,
   eval_dir: Optional[pathlib.Path] = None,
+  calibration: Optional[Mapping[str, Any]] = None,
 ) -> dict[str, float]:
-  """Evaluates ``state`` on ``split_name`` (default ``data.eval_split``); writes the
-  outputs to ``eval_dir`` when given (process 0 only)."""
+  """Evaluates ``state`` on ``split_name`` (default ``data.eval_split``) with the
+  literature's protocol, and the deployment protocol when a ``calibration`` is given;
+  writes the outputs to ``eval_dir`` when given (process 0 only)."""
   split = input_pipeline.open_split(config.data, split_name or config.data.eval_split)
   arrays = evaluation.frame_statistics(config, mesh, split, model_statistics(config, state))
   videos = evaluation.per_video_scores(arrays, [v["name"] for v in split.videos], config.score.lam)
   results = evaluation.frame_level_metrics(videos)
+  if calibration is not None:  # the deployment protocol beside the literature's
+    calibrated = [(v.frames, v.labels, calibration_lib.calibrated_scores(v.stats, calibration)) for v in videos]
+    results.update(calibration_lib.deployment_metrics(calibrated, calibration["threshold"]))
   if eval_dir is not None and jax.process_index() == 0:
     evaluation.write_outputs(pathlib.Path(eval_dir), videos, results, curves=config.eval_plots)
     if config.eval_plots and jax.process_count() == 1:
@@ -199,18 +206,11 @@ def fused_scores(stats: Mapping[str, np.ndarray], lam: float, streaming: bool) -
   )
 
 
-def score_video(
-  config: ml_collections.ConfigDict,
-  state,
-  frames: Iterator[np.ndarray],
-  *,
-  batch_size: int = 8,
-  threshold: Optional[float] = None,
-  streaming: bool = False,
-  name: str = "video",
-) -> detection.Detection:
-  """Fused scores of every frame with ``T - 1`` predecessors; alarm where the score
-  exceeds ``threshold`` (default 0.6). ``details`` holds the raw statistics."""
+def video_statistics(
+  config: ml_collections.ConfigDict, state, frames: Iterator[detection.Frame], batch_size: int = 8, name: str = "video"
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """``(frame indices, raw statistics per frame)`` of every frame with ``T - 1``
+  predecessors; per-batch results stay on the device until the video ends."""
   stats_fn = model_statistics(config, state)
   t = config.model.sequence_length
   parts, targets = [], []
@@ -227,14 +227,81 @@ def score_video(
     k: np.concatenate([h[k][:count] for h, (_, count) in zip(host, parts)]).astype(np.float64)
     for k in evaluation.STAT_KEYS
   }
-  scores = fused_scores(stats, config.score.lam, streaming)
-  threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+  return np.concatenate(targets), stats
+
+
+NORMALISATIONS = ("calibrated", "video", "causal")
+
+
+def score_video(
+  config: ml_collections.ConfigDict,
+  state,
+  frames: Iterator[detection.Frame],
+  *,
+  batch_size: int = 8,
+  threshold: Optional[float] = None,
+  normalisation: Optional[str] = None,
+  calibration: Optional[Mapping[str, Any]] = None,
+  name: str = "video",
+) -> detection.Detection:
+  """Scores of every frame with ``T - 1`` predecessors, and alarms.
+
+  ``normalisation``: ``calibrated`` (the deployment score of ``calibration.py``; needs
+  ``calibration``; alarm above ``1 - false_alarm_rate``), ``video`` (Eq. 16 with
+  min-max over the whole video, the literature's protocol; alarm above 0.6) or
+  ``causal`` (running min/max of what was seen so far). ``None`` means ``calibrated``
+  when a calibration is given and is an error otherwise: an uncalibrated score is used
+  only when asked for. ``details`` holds the raw statistics.
+  """
+  if normalisation is None:
+    if calibration is None:
+      raise ValueError(
+        f"{name}: this model has no calibration, so its scores cannot be compared with a fixed threshold; fit one "
+        f"(python -m vad_jax.calibrate --workdir RUN [--videos NORMAL_VIDEOS]) or ask for the per-video normalised "
+        f"score (normalisation 'video', or 'causal' for a stream)"
+      )
+    normalisation = "calibrated"
+  if normalisation not in NORMALISATIONS:
+    raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+  if normalisation == "calibrated" and calibration is None:
+    raise ValueError(f"{name}: normalisation 'calibrated' needs a calibration (python -m vad_jax.calibrate)")
+  frame_indices, stats = video_statistics(config, state, frames, batch_size, name)
+  if normalisation == "calibrated":
+    scores = calibration_lib.calibrated_scores(stats, calibration)["fused"]
+    threshold = calibration["threshold"] if threshold is None else threshold
+    rule = f"calibrated score > {threshold:g} (target false-alarm rate {calibration['false_alarm_rate']:g})"
+  else:
+    scores = fused_scores(stats, config.score.lam, normalisation == "causal")
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    rule = f"{normalisation}-normalised score > {threshold:g}"
   return detection.Detection(
-    frames=np.concatenate(targets),
+    frames=frame_indices,
     scores=scores,
     level=scores,
     alarm=scores > threshold,
     threshold=threshold,
-    rule=f"score > {threshold}",
+    rule=rule,
     details=stats,
+  )
+
+
+def calibrate(
+  config: ml_collections.ConfigDict, state, mesh, videos: Optional[Mapping[str, Iterator[detection.Frame]]] = None
+) -> Optional[dict[str, Any]]:
+  """The deployment score's calibration, fitted on normal frames that training did not
+  see: the training videos held out by ``calibration.videos``, or ``videos`` (name ->
+  frames) when given. ``None`` when there are neither."""
+  far = config.calibration.false_alarm_rate
+  if videos:
+    per_video = [video_statistics(config, state, frames, name=name)[1] for name, frames in videos.items()]
+    stats = {k: np.concatenate([s[k] for s in per_video]) for k in evaluation.STAT_KEYS}
+    return calibration_lib.fit(stats, config.score.lam, far, list(videos))
+  if not config.calibration.videos:
+    return None
+  split = sources.select_videos(
+    input_pipeline.open_split(config.data, config.data.train_split), config.calibration.videos
+  )
+  arrays = evaluation.frame_statistics(config, mesh, split, model_statistics(config, state))
+  return calibration_lib.fit(
+    {k: arrays[k] for k in evaluation.STAT_KEYS}, config.score.lam, far, [v["name"] for v in split.videos]
   )

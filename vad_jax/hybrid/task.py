@@ -351,10 +351,17 @@ def collect(config, state, mesh, split: sources.VideoSplit) -> dict[str, np.ndar
 
 
 def evaluate(
-  config, state, mesh, split_name: Optional[str] = None, eval_dir: Optional[pathlib.Path] = None
+  config,
+  state,
+  mesh,
+  split_name: Optional[str] = None,
+  eval_dir: Optional[pathlib.Path] = None,
+  calibration: Optional[Mapping[str, Any]] = None,
 ) -> dict[str, Any]:
   """Evaluates a classifier on ``split_name`` (default ``data.eval_split`` with
-  ``data.eval_videos``); writes outputs to ``eval_dir`` (process 0)."""
+  ``data.eval_videos``); writes outputs to ``eval_dir`` (process 0). ``calibration`` is
+  not used (see ``calibrate``)."""
+  del calibration
   if split_name is None:
     split = open_split(config, train=False)
   else:
@@ -368,6 +375,11 @@ def evaluate(
       pathlib.Path(eval_dir), arrays, results, [str(v["name"]) for v in split.videos], plot=config.eval_plots
     )
   return results
+
+
+def calibrate(config, state, mesh, videos=None) -> None:
+  """Nothing to fit: a classifier's probability is its deployment score."""
+  del config, state, mesh, videos
 
 
 scalar_metrics = evaluation.headline
@@ -399,15 +411,17 @@ def score_video(
   *,
   batch_size: int = 8,
   threshold: Optional[float] = None,
-  streaming: bool = False,
+  normalisation: Optional[str] = None,
+  calibration: Optional[Mapping[str, Any]] = None,
   name: str = "video",
 ) -> detection.Detection:
   """Per-frame anomaly probabilities over consecutive windows of ``data.clip_frames``
   frames (the last padded by repeating its final frame; a ConvLSTM frame takes its
   window's probability); alarm where the moving average of the last ``alarm.window``
   probabilities exceeds ``threshold`` (default ``alarm.threshold``), as in the authors'
-  code. Causal up to one window, so ``streaming`` changes nothing."""
-  del streaming
+  code. A probability needs no normalisation or calibration: both arguments are
+  ignored, and the result is causal up to one window."""
+  del normalisation, calibration
   step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config))
   add_boxes = None
   if needs_boxes(config):
