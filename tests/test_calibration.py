@@ -110,3 +110,135 @@ def test_without_calibration_the_detector_refuses_unless_asked(calibrated_run, t
   path = calibrate.calibrate(bare, [str(folder)], false_alarm_rate=0.1)
   assert path == bare / "checkpoints" / "6" / "calibration.json"
   assert Detector.load(bare).calibration["videos"] == [str(folder)]
+
+
+# ---- sources and outputs of detect (issue 10, part 3) ------------------------------------
+
+
+def _frames(n, size=32, seed=0):
+  rng = np.random.default_rng(seed)
+  base = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+  return [np.roll(base, i, axis=1) for i in range(n)]  # a moving texture
+
+
+def test_a_network_stream_served_over_loopback_is_scored_as_it_arrives(calibrated_run):
+  import socket
+  import threading
+
+  import av
+
+  workdir, _, _ = calibrated_run
+  detector = Detector.load(workdir)
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  results = {}
+
+  def receive():
+    try:
+      results["detection"] = detector.score(f"tcp://127.0.0.1:{port}?listen=1&listen_timeout=60000", batch_size=4)
+    except Exception as error:  # reported by the assertion below
+      results["error"] = error
+
+  reader = threading.Thread(target=receive)
+  reader.start()
+  frames = _frames(30)
+  for _ in range(100):  # the reader's socket opens in its thread
+    try:
+      container = av.open(f"tcp://127.0.0.1:{port}", mode="w", format="mpegts")
+      break
+    except av.FFmpegError:
+      import time
+
+      time.sleep(0.1)
+  with container:
+    stream = container.add_stream("mpeg4", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+    for frame in frames:
+      container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+    container.mux(stream.encode())
+  reader.join(timeout=120)
+  assert "error" not in results, results.get("error")
+  detection = results["detection"]
+  assert detection.frames.tolist() == list(range(4, 30))  # every frame with T - 1 predecessors
+  assert np.isfinite(detection.scores).all() and detection.rule.startswith("calibrated")
+
+
+def test_detect_on_a_folder_of_videos_writes_one_result_per_video_and_a_summary(calibrated_run, tmp_path):
+  import subprocess
+  import sys
+
+  from vad_jax.tfds_builders import video as video_lib
+
+  workdir, _, _ = calibrated_run
+  videos = tmp_path / "videos"
+  videos.mkdir()
+  video_lib.write_video(videos / "a.avi", np.stack(_frames(12)))
+  video_lib.write_video(videos / "b.mp4", np.stack(_frames(20, seed=1)))
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "vad_jax.detect",
+      str(videos),
+      "--checkpoint",
+      str(workdir),
+      "--output_dir",
+      str(tmp_path / "out"),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv", "b.csv", "summary.csv"]
+  assert len((tmp_path / "out" / "b.csv").read_text().splitlines()) == 1 + 20 - 4
+  summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+  assert summary[0].startswith("video,frames_scored") and [r.split(",")[:2] for r in summary[1:]] == [
+    ["a.avi", "8"],
+    ["b.mp4", "16"],
+  ]
+
+
+def test_the_annotated_video_keeps_the_source_frame_rate(calibrated_run, tmp_path):
+  from vad_jax import detect
+  from vad_jax.tfds_builders import video as video_lib
+
+  workdir, _, _ = calibrated_run
+  source = tmp_path / "slow.avi"
+  video_lib.write_video(source, np.stack(_frames(16)), fps=10)
+  detector = Detector.load(workdir)
+  result = detector.score(source)
+  detect.write_output(tmp_path / "annotated.mp4", str(source), result.frames, result.level, result.alarm)
+  info = video_lib.probe(tmp_path / "annotated.mp4")
+  assert info.fps == pytest.approx(10.0) and info.num_frames == 16
+
+
+_MEMORY = """
+import resource, sys
+import numpy as np
+from vad_jax.detector import Detector
+detector = Detector.load(sys.argv[1])
+rng = np.random.default_rng(0)
+base = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+frames = (np.roll(base, i, axis=1) for i in range(int(sys.argv[2])))
+result = detector.score(frames, batch_size=8)
+print(result.frames.size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_memory_does_not_grow_with_the_length_of_a_stream(calibrated_run):
+  import subprocess
+  import sys
+
+  workdir, _, _ = calibrated_run
+  peaks = {}
+  for n in (400, 4000):
+    out = subprocess.run(
+      [sys.executable, "-c", _MEMORY, str(workdir), str(n)], capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    scored, peak = map(int, out.stdout.split())
+    assert scored == n - 4
+    peaks[n] = peak
+  assert peaks[4000] <= 1.10 * peaks[400], peaks  # 10x the frames, peak RSS within 10 %

@@ -68,8 +68,7 @@ class Detector:
     the task's ``score_video`` (default: calibrated when the checkpoint has a
     calibration; the dual-stream network refuses to guess otherwise)."""
     if isinstance(source, (str, os.PathLike)):
-      path = pathlib.Path(source)
-      frames, name = video_sources.read_video(path), name or str(path)
+      frames, name = video_sources.read_video(source), name or os.fspath(source)
     else:
       frames = iter(source)
     return self.task.score_video(

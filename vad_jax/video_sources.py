@@ -1,19 +1,98 @@
-"""Frames from a video file or a frame folder, read as they are needed.
+"""Video in and out for ``detect``: frames read as they are needed, and written as they
+are produced.
 
-A video file (anything PyAV decodes) gives uint8 ``[H, W, 3]`` RGB frames; a folder of
-images (sorted by name) gives each file's encoded bytes (``detection.EncodedFrame``),
-decoded for the model by the input pipeline's own path. Neither holds more than the
-frame at hand in memory.
+Sources: a video file (anything PyAV decodes) or a stream PyAV opens (``rtsp://``,
+``http(s)://``, ``udp://``, ``tcp://``, ``srt://``, ``rtmp://`` URLs; a capture device such
+as ``/dev/video0``) give uint8 ``[H, W, 3]`` RGB frames; a folder of images (sorted by
+name) gives each file's encoded bytes (``detection.EncodedFrame``), decoded for the model
+by the input pipeline's own path; a folder of video files is a batch of videos
+(``video_files``). None holds more than the frame at hand in memory.
 """
 
+import os
 import pathlib
 import warnings
 from collections.abc import Iterator
+from fractions import Fraction
+
+import av
+import numpy as np
 
 from vad_jax import detection
 from vad_jax.tfds_builders import video as video_lib
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".webm", ".ts", ".wmv", ".flv"}
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+DEFAULT_FPS = 25.0  # frame folders carry no rate
+
+
+def is_stream(source: str | os.PathLike) -> bool:
+  """A URL or capture device (not a file or folder)."""
+  text = os.fspath(source)
+  return text.startswith(STREAM_SCHEMES) or text.startswith("/dev/video")
+
+
+def video_files(folder: pathlib.Path) -> list[pathlib.Path]:
+  """The video files of a folder, sorted by name (none for a frame folder)."""
+  return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("._"))
+
+
+def frame_rate(source: str | os.PathLike) -> float:
+  """Frames per second of a video file (its container's), else ``DEFAULT_FPS``."""
+  if is_stream(source) or pathlib.Path(source).is_dir():
+    return DEFAULT_FPS
+  return video_lib.probe(source).fps or DEFAULT_FPS
+
+
+def read_stream(url: str) -> Iterator[np.ndarray]:
+  """Frames of a network stream or capture device as they arrive (until it ends)."""
+  try:
+    container = av.open(url, format="v4l2" if url.startswith("/dev/video") else None)
+  except (av.FFmpegError, OSError) as error:
+    raise video_lib.VideoDecodeError(url, f"cannot open the stream ({error})") from error
+  with container:
+    try:
+      for frame in container.decode(video=0):
+        yield frame.to_ndarray(format="rgb24")
+    except av.FFmpegError as error:
+      raise video_lib.VideoDecodeError(url, f"the stream failed ({error})") from error
+
+
+class VideoWriter:
+  """Writes uint8 RGB frames one at a time at ``fps`` (H.264 for ``.mp4``, MPEG-4 Part 2
+  for ``.avi``); odd sizes are cropped by one pixel."""
+
+  def __init__(self, path: str | os.PathLike, fps: float):
+    self.path = pathlib.Path(path)
+    self.fps = fps
+    self._container = av.open(os.fspath(path), mode="w")
+    self._stream = None
+
+  def write(self, frame: np.ndarray) -> None:
+    frame = frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2]
+    if self._stream is None:
+      codec = "libx264" if self.path.suffix.lower() == ".mp4" else "mpeg4"
+      self._stream = self._container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
+      self._stream.width, self._stream.height, self._stream.pix_fmt = frame.shape[1], frame.shape[0], "yuv420p"
+      if codec == "libx264":
+        self._stream.options = {"preset": "veryfast", "crf": "20"}
+      else:
+        self._stream.bit_rate = 2_000_000
+    for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+      self._container.mux(packet)
+
+  def close(self) -> None:
+    if self._stream is not None:
+      for packet in self._stream.encode():
+        self._container.mux(packet)
+    self._container.close()
+
+  def __enter__(self) -> "VideoWriter":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
 
 def frame_files(folder: pathlib.Path) -> list[pathlib.Path]:
@@ -27,25 +106,34 @@ class IncompleteVideoWarning(UserWarning):
   """A video file held fewer decodable frames than its container promised."""
 
 
-def check_source(path: pathlib.Path) -> None:
-  """Raises before any model work if ``path`` is neither a frame folder with frames
-  nor a video file whose container opens."""
+def check_source(path: str | os.PathLike) -> None:
+  """Raises before any model work if ``path`` is neither a frame folder with frames,
+  a folder of videos nor a video file whose container opens (streams are opened when
+  read)."""
+  if is_stream(path):
+    return
+  path = pathlib.Path(path)
   if path.is_dir():
-    frame_files(path)
+    if not video_files(path):
+      frame_files(path)
   elif not path.exists():
     raise FileNotFoundError(f"no video file or frame folder at {path}")
   else:
     video_lib.probe(path)
 
 
-def read_video(path: pathlib.Path) -> Iterator[detection.Frame]:
-  """The frames of a video file (uint8 ``[H, W, 3]``) or a frame folder (the files'
-  encoded bytes, ``detection.EncodedFrame``), in order.
+def read_video(source: str | os.PathLike) -> Iterator[detection.Frame]:
+  """The frames of a video file or stream (uint8 ``[H, W, 3]``) or a frame folder (the
+  files' encoded bytes, ``detection.EncodedFrame``), in order.
 
   A video file that ends early (truncated, or a decoding error after some frames) gives
   the frames that decode and an ``IncompleteVideoWarning`` saying how many the
   container promised.
   """
+  if is_stream(source):
+    yield from read_stream(os.fspath(source))
+    return
+  path = pathlib.Path(source)
   if path.is_dir():
     for f in frame_files(path):  # decoded later, by the input pipeline's path
       yield detection.EncodedFrame(f.read_bytes(), str(f))
