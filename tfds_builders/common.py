@@ -27,24 +27,40 @@ against tensorflow-datasets 4.9.10 with TF absent, see ``docs/datasets.md``):
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import contextlib
+import ctypes
 import dataclasses
 import errno
 import io
+import itertools
+import lzma
+import multiprocessing
 import os
+import pickle
 import resource
 import shutil
+import signal
 import sys
 import tarfile
+import tempfile
 import types
+import uuid
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.io
 import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
+from tensorflow_datasets.core import example_serializer
 from tensorflow_datasets.core import shuffle as tfds_shuffle
+from tensorflow_datasets.core import writer as writer_lib
+from tensorflow_datasets.core.utils import shard_utils
 
 JPEG_QUALITY = 95
 
@@ -230,7 +246,26 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
   return np.asarray(image)
 
 
-class LabelCountError(ValueError):
+def _rebuild_error(cls: type, args: tuple, state: dict) -> BaseException:
+  error = cls.__new__(cls, *args)
+  error.args = args
+  error.__dict__.update(state)
+  return error
+
+
+class _PicklableError:
+  """Exceptions with their own ``__init__`` signature that still cross process boundaries.
+
+  ``pickle`` rebuilds an exception as ``cls(*args)``, which fails for the classes below;
+  a worker process of the parallel preparation (``SplitRecords.add_videos``) sends them
+  to the parent, so they pickle their ``args`` and attributes instead.
+  """
+
+  def __reduce__(self):
+    return (_rebuild_error, (type(self), self.args, dict(self.__dict__)))
+
+
+class LabelCountError(_PicklableError, ValueError):
   """The labels of a video do not cover exactly its frames."""
 
   def __init__(self, video: str, num_frames: int, num_labels: int, source: str):
@@ -238,7 +273,7 @@ class LabelCountError(ValueError):
     self.video, self.num_frames, self.num_labels = video, num_frames, num_labels
 
 
-class DecodeError(RuntimeError):
+class DecodeError(_PicklableError, RuntimeError):
   """An input file that cannot be decoded: what ``skip_undecodable`` may skip.
 
   ``path`` is the file. Subclasses: ``FrameDecodeError`` (images),
@@ -251,35 +286,54 @@ class DecodeError(RuntimeError):
 
 
 class FrameDecodeError(DecodeError):
-  """An image file that cannot be read; the message names the file."""
+  """An image file that cannot be read; the message names the file (and its video and
+  frame index when the caller gives them)."""
 
-  def __init__(self, path: os.PathLike | str, detail: str):
-    super().__init__(path, f"Cannot decode image {os.fspath(path)}: {detail}")
+  def __init__(self, path: os.PathLike | str, detail: str, *, video: str | None = None, index: int | None = None):
+    parts = [f"video {video}"] if video is not None else []
+    if index is not None:
+      parts.append(f"frame {index}")
+    where = f" ({', '.join(parts)})" if parts else ""
+    super().__init__(path, f"Cannot decode image {os.fspath(path)}{where}: {detail}")
+    self.detail, self.video, self.index = detail, video, index
 
 
-def read_image(path: epath.PathLike) -> np.ndarray:
-  """An image file (JPEG, PNG, TIFF, BMP, ...) as uint8 HxW or HxWx3."""
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def read_image(path: epath.PathLike, *, video: str | None = None, index: int | None = None) -> np.ndarray:
+  """An image file (JPEG, PNG, TIFF, BMP, ...) as uint8 HxW or HxWx3, fully decoded.
+
+  ``video`` and ``index`` (the frame's index in its video) are only named in the error.
+  """
   try:
     with Image.open(os.fspath(path)) as image:
       image.load()
       if image.mode in ("L", "1", "P", "I;16", "I", "F"):
         if image.mode in ("I;16", "I", "F"):
-          raise FrameDecodeError(path, f"unsupported {image.mode} pixels")
+          raise FrameDecodeError(path, f"unsupported {image.mode} pixels", video=video, index=index)
         return np.asarray(image.convert("L"))
       return np.asarray(image.convert("RGB"))
   except FrameDecodeError:
     raise
-  except (OSError, ValueError, SyntaxError) as error:
-    raise FrameDecodeError(path, str(error)) from error
+  except _PIL_ERRORS as error:
+    raise FrameDecodeError(path, str(error), video=video, index=index) from error
 
 
-def image_file_frame(path: epath.PathLike, frame_size: tuple[int, int] | None) -> tuple[bytes, tuple[int, ...]]:
+def image_file_frame(
+  path: epath.PathLike,
+  frame_size: tuple[int, int] | None,
+  *,
+  video: str | None = None,
+  index: int | None = None,
+) -> tuple[bytes, tuple[int, ...]]:
   """The ``frame`` bytes for an image file, and the shape they decode to.
 
   An RGB JPEG kept at its native size is stored as the original bytes (no second
   lossy encoding); anything else is decoded, resized and encoded with ``encode_frame``.
-  Only the header is read in the first case, so a truncated JPEG body goes unnoticed
-  here and fails when the frame is decoded.
+  Either way the file is decoded completely first, so a truncated or damaged file fails
+  here, while the dataset is prepared, with a ``FrameDecodeError`` naming the file and
+  (when given) its ``video`` and frame ``index``, and not later in training.
   """
   path = os.fspath(path)
   if frame_size is None:
@@ -287,11 +341,12 @@ def image_file_frame(path: epath.PathLike, frame_size: tuple[int, int] | None) -
       with Image.open(path) as image:
         if image.format == "JPEG" and image.mode == "RGB":
           width, height = image.size
+          image.load()  # Decodes every scan: a truncated body raises here.
           with open(path, "rb") as f:
             return f.read(), (height, width, 3)
-    except (OSError, ValueError, SyntaxError) as error:
-      raise FrameDecodeError(path, str(error)) from error
-  array = resize_frame(read_image(path), frame_size)
+    except _PIL_ERRORS as error:
+      raise FrameDecodeError(path, str(error), video=video, index=index) from error
+  array = resize_frame(read_image(path, video=video, index=index), frame_size)
   return encode_frame(array), array.shape
 
 
@@ -396,11 +451,29 @@ def find_layout(
   )
 
 
+class ArchiveError(ValueError):
+  """An archive in the manual dir that cannot be read or extracted; names the file."""
+
+  def __init__(self, archive: os.PathLike | str, detail: str):
+    archive = os.fspath(archive)
+    try:
+      size = f"{os.path.getsize(archive):,} bytes"
+    except OSError:
+      size = "size unknown"
+    super().__init__(
+      f"Cannot extract the archive {archive} ({size}): {detail}. The file is damaged or was not downloaded "
+      "completely; download it again, or extract it yourself and put the extracted folder in the manual dir."
+    )
+    self.archive = archive
+
+
 def extract_archive(archive: epath.PathLike, destination: epath.PathLike) -> epath.Path:
   """Extracts a zip or tar(.gz) archive into ``destination`` once, with the stdlib.
 
   TFDS's own extractor goes through ``tf.io.gfile``, hence this. A marker file makes a
-  second call free; an interrupted extraction is redone from scratch.
+  second call free; an interrupted extraction is redone from scratch. A damaged archive
+  (not a zip, truncated, bad CRC, ...) raises ``ArchiveError`` naming the file, and the
+  partial extraction is removed.
   """
   archive = epath.Path(archive)
   destination = epath.Path(destination)
@@ -411,14 +484,21 @@ def extract_archive(archive: epath.PathLike, destination: epath.PathLike) -> epa
     shutil.rmtree(destination)
   destination.mkdir(parents=True)
   name = archive.name.lower()
-  if name.endswith(".zip"):
-    with zipfile.ZipFile(os.fspath(archive)) as zf:
-      zf.extractall(os.fspath(destination))
-  elif name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
-    with tarfile.open(os.fspath(archive)) as tf_archive:
-      tf_archive.extractall(os.fspath(destination), filter="data")
-  else:
-    raise ValueError(f"Unknown archive type: {archive}")
+  try:
+    if name.endswith(".zip"):
+      with zipfile.ZipFile(os.fspath(archive)) as zf:
+        zf.extractall(os.fspath(destination))
+    elif name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+      with tarfile.open(os.fspath(archive)) as tf_archive:
+        tf_archive.extractall(os.fspath(destination), filter="data")
+    else:
+      raise ValueError(f"Unknown archive type: {archive}")
+  except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as error:
+    shutil.rmtree(destination, ignore_errors=True)
+    if isinstance(error, OSError) and not isinstance(error, (EOFError, zipfile.BadZipFile)):
+      if error.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS):
+        raise  # The destination, not the archive, is the problem.
+    raise ArchiveError(archive, f"{type(error).__name__}: {error}") from error
   marker.write_text(archive.name)
   return destination
 
@@ -429,9 +509,11 @@ SKIP_REASON_UNDECODABLE = "undecodable"
 
 
 def empty_metadata(metadata: dict, splits: Iterable[str]) -> None:
-  """Resets ``metadata["videos"]`` / ``metadata["skipped"]`` before a split is generated."""
+  """Resets ``metadata["videos"]`` / ``metadata["skipped"]`` / ``metadata["counts"]`` before
+  the splits are generated."""
   metadata["videos"] = {split: [] for split in splits}
   metadata["skipped"] = {"count": 0, "counts": {}, "items": []}
+  metadata["counts"] = {"splits": {}, "inputs": {}}
 
 
 def record_skip(metadata: dict, split: str, name: str, reason: str, detail: str = "") -> None:
@@ -477,6 +559,35 @@ def labels_from_ranges(
   return labels
 
 
+def read_interval_mat(path: epath.PathLike, variable: str = "gt") -> list[np.ndarray]:
+  """Per test video, the ``(2, K)`` int array of 1-based inclusive ``[start; end]``
+  intervals in the cell array ``variable`` of a ``.mat`` file.
+
+  The format of the pre-extracted frame releases' ``avenue.mat`` / ``ped1.mat`` /
+  ``ped2.mat`` (cells of ``2 x K`` doubles; a ``2``-vector is one interval). Anything
+  else is a ``ValueError`` naming the file, the video and what was found.
+  """
+  path = os.fspath(path)
+  data = scipy.io.loadmat(path)
+  if variable not in data:
+    found = sorted(k for k in data if not k.startswith("__"))
+    raise ValueError(f"{path}: no variable {variable!r} (variables: {found}).")
+  cells = np.asarray(data[variable])
+  if cells.dtype != object:
+    raise ValueError(f"{path}: {variable} should be a cell array, got {cells.dtype} {cells.shape}.")
+  intervals = []
+  for v, cell in enumerate(cells.ravel()):
+    cell = np.asarray(cell, dtype=np.float64)
+    if cell.size == 0:
+      cell = np.zeros((2, 0))
+    if cell.ndim == 1 and cell.shape[0] == 2:
+      cell = cell[:, None]
+    if cell.ndim != 2 or cell.shape[0] != 2 or np.any(cell != np.round(cell)):
+      raise ValueError(f"{path}: {variable} of video {v + 1} should be 2 x K integers, got {cell.shape}.")
+    intervals.append(cell.astype(np.int64))
+  return intervals
+
+
 def video_label(labels: Sequence[int]) -> int:
   """1 if any frame is anomalous, 0 if all are normal, -1 if none is defined."""
   labels = np.asarray(labels)
@@ -485,32 +596,112 @@ def video_label(labels: Sequence[int]) -> int:
   return int(np.any(labels == 1))
 
 
+@dataclasses.dataclass(frozen=True)
+class VideoJob:
+  """One video to turn into records.
+
+  Attributes:
+    name: the video name stored in ``video`` and in the metadata.
+    load: returns (or yields) the frame dicts of the video in order: ``frame``,
+      ``label`` and any optional keys. For ``num_workers > 1`` it must pickle: a
+      module-level function or a ``functools.partial`` of one (not a lambda).
+    label: the video label for the metadata; None derives it from the frame labels
+      with ``video_label``.
+  """
+
+  name: str
+  load: Callable[[], Iterable[dict[str, Any]]]
+  label: int | None = None
+
+
+class EmptySplitError(ValueError):
+  """A split ended up without a single record; the message names what was skipped."""
+
+
+class _FrameSpool:
+  """The frame dicts of one video in a temporary file, written and read one at a time.
+
+  A video is decoded completely into its spool before any of its records is handed to
+  TFDS, so that a video failing half-way can still be skipped whole, while memory holds
+  one frame at a time however long the video is.
+  """
+
+  def __init__(self, path: str):
+    self.path = path
+
+  def fill(self, frames: Iterable[dict[str, Any]]) -> tuple[int, np.ndarray]:
+    """Writes ``frames``; returns their number and their labels (int8)."""
+    labels = bytearray()
+    with open(self.path, "wb") as f:
+      for frame in frames:
+        pickle.dump(frame, f, protocol=pickle.HIGHEST_PROTOCOL)
+        labels.append(int(frame["label"]) & 0xFF)
+    return len(labels), np.frombuffer(bytes(labels), np.int8).copy()
+
+  def __iter__(self) -> Iterator[dict[str, Any]]:
+    with open(self.path, "rb") as f:
+      while True:
+        try:
+          yield pickle.load(f)
+        except EOFError:
+          return
+
+  def delete(self) -> None:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(self.path)
+
+
+@dataclasses.dataclass
+class _Spooled:
+  num_frames: int
+  labels: np.ndarray  # int8 frame labels
+
+
+def _spool_video(load: Callable[[], Iterable[dict[str, Any]]], path: str) -> _Spooled:
+  """Decodes one video into the spool at ``path`` (in this process or a worker)."""
+  num_frames, labels = _FrameSpool(path).fill(load())
+  return _Spooled(num_frames, labels)
+
+
+def _worker_init() -> None:
+  # A worker that outlives a parent killed without cleanup would keep decoding: let the
+  # kernel end it with its parent (Linux only; elsewhere the executor's own checks do).
+  with contextlib.suppress(Exception):
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class SplitRecords:
   """Numbers the records of one split and keeps ``metadata["videos"][split]`` in step.
 
-  Usage, inside ``_generate_examples``:
+  Usage, inside ``_generate_examples`` (``FrameBuilder.split_records`` does this):
 
       records = SplitRecords(self.info.metadata, "test", num_videos=len(videos))
-      for video in videos:
-        yield from records.add_video(video.name, lambda: load(video),
-                                     skip_undecodable=self._skip_undecodable)
-      records.finish()
+      jobs = [VideoJob(v.name, functools.partial(load, v, config)) for v in videos]
+      yield from records.add_videos(jobs, skip_undecodable=..., num_workers=...)
 
   ``load`` returns the frames of one video as dicts with at least ``frame`` and
-  ``label`` (and any optional keys); ``add_video`` fills in ``video``, ``video_index`` and
-  ``frame_index``. Frames are buffered per video so that a video that fails to
-  decode half-way can be skipped whole: with ``skip_undecodable``, any ``DecodeError``
+  ``label`` (and any optional keys); the records get ``video``, ``video_index`` and
+  ``frame_index`` added. Each video is first decoded into a temporary file (one frame in
+  memory at a time), then its records are handed on: so a video that fails to decode
+  half-way can be skipped whole. With ``skip_undecodable``, any ``DecodeError``
   (``video.VideoDecodeError``, ``FrameDecodeError``) is recorded in
   ``metadata["skipped"]`` and the video gets no index; otherwise it propagates.
+
+  ``num_workers > 1`` decodes videos in that many worker processes (at most two videos
+  ahead per worker); records, keys and metadata are exactly those of ``num_workers=1``,
+  because the parent hands them on in video order.
 
   Keys: TFDS writes records sorted by key when shuffling is disabled, so the key of
   frame f of video v is ``v * spacing + f`` with ``spacing = 2**128 // num_videos``
   (order = generation order). Spreading keys over the whole 128-bit space makes
   TFDS's spill-to-disk path use one bucket per few videos instead of one bucket for
   the whole split (which it then sorts in memory).
+
+  ``metadata["counts"]["splits"][split]`` counts videos, frames, anomalous (label 1),
+  normal (0) and unlabelled (-1) frames and skipped videos.
   """
 
-  def __init__(self, metadata: dict, split: str, *, num_videos: int):
+  def __init__(self, metadata: dict, split: str, *, num_videos: int, spool_dir: str | None = None):
     if "videos" not in metadata or "skipped" not in metadata:
       raise ValueError("Call empty_metadata(self.info.metadata, splits) in _split_generators.")
     self._metadata = metadata
@@ -521,25 +712,31 @@ class SplitRecords:
     self._spacing = 2**128 // max(int(num_videos), 1)
     self._num_videos = max(int(num_videos), 1)
     self._num_records = 0
+    self._spool_dir = spool_dir
+    counts = metadata.setdefault("counts", {}).setdefault("splits", {})
+    self._counts = counts[split] = {
+      "videos": 0,
+      "frames": 0,
+      "anomalous_frames": 0,
+      "normal_frames": 0,
+      "unlabelled_frames": 0,
+      "skipped_videos": 0,
+    }
 
   @property
   def num_records(self) -> int:
     return self._num_records
 
   def finish(self) -> None:
-    """Call after the last video: fails clearly if every video of the split was skipped.
-
-    (TFDS would otherwise stop with a bare "No examples were yielded".)
+    """Call after the last video (``add_videos`` does): fails clearly if every video of the
+    split was skipped. (TFDS would otherwise stop with a bare "No examples were yielded".)
     """
     if not self._videos:
-      skipped = [i for i in self._metadata["skipped"]["items"] if i["split"] == self._split]
-      raise ValueError(
-        f"No video of split {self._split!r} could be used; skipped: "
-        + "; ".join(f"{i['name']} ({i['reason']}: {i['detail']})" for i in skipped[:5])
-      )
+      raise EmptySplitError(empty_split_message(self._metadata, self._split))
 
   def skip(self, name: str, reason: str, detail: str = "") -> None:
     record_skip(self._metadata, self._split, name, reason, detail)
+    self._counts["skipped_videos"] += 1
 
   def add_video(
     self,
@@ -558,32 +755,119 @@ class SplitRecords:
         labels with ``video_label``.
       skip_undecodable: skip (and record) a video whose frames cannot be decoded.
     """
+    with tempfile.TemporaryDirectory(prefix="vad_jax_video_", dir=self._spool_dir) as folder:
+      path = os.path.join(folder, "frames.pkl")
+      try:
+        spooled = _spool_video(load, path)
+      except DecodeError as error:
+        if not skip_undecodable:
+          raise
+        self.skip(name, SKIP_REASON_UNDECODABLE, str(error))
+        return
+      yield from self._emit(VideoJob(name, load, label), spooled, _FrameSpool(path))
+
+  def add_videos(
+    self,
+    jobs: Iterable[VideoJob],
+    *,
+    skip_undecodable: bool = False,
+    num_workers: int = 1,
+  ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``add_video`` for every job in order, then ``finish()``.
+
+    ``num_workers > 1`` decodes in worker processes (``spawn``: nothing of the parent but
+    the pickled ``load`` reaches them) and gives the same records as one worker.
+    """
+    jobs = list(jobs)
+    if num_workers <= 1 or len(jobs) <= 1:
+      for job in jobs:
+        yield from self.add_video(job.name, job.load, label=job.label, skip_undecodable=skip_undecodable)
+    else:
+      yield from self._add_videos_in_parallel(jobs, skip_undecodable, num_workers)
+    self.finish()
+
+  def _add_videos_in_parallel(
+    self, jobs: Sequence[VideoJob], skip_undecodable: bool, num_workers: int
+  ) -> Iterator[tuple[int, dict[str, Any]]]:
+    folder = tempfile.mkdtemp(prefix="vad_jax_videos_", dir=self._spool_dir)
+    pool = concurrent.futures.ProcessPoolExecutor(
+      max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+    )
+    pending: collections.deque = collections.deque()
+    remaining = iter(enumerate(jobs))
+
+    def submit_next() -> None:
+      for index, job in remaining:
+        path = os.path.join(folder, f"{index:08d}.pkl")
+        pending.append((job, path, pool.submit(_spool_video, job.load, path)))
+        return
+
     try:
-      frames = list(load())
-    except DecodeError as error:
-      if not skip_undecodable:
-        raise
-      self.skip(name, SKIP_REASON_UNDECODABLE, str(error))
-      return
-    if not frames:
-      raise ValueError(f"Video {name!r} has no frames.")
+      for _ in range(2 * num_workers):
+        submit_next()
+      while pending:
+        job, path, future = pending.popleft()
+        try:
+          spooled = future.result()
+        except DecodeError as error:
+          if not skip_undecodable:
+            raise
+          self.skip(job.name, SKIP_REASON_UNDECODABLE, str(error))
+          continue
+        finally:
+          submit_next()
+        spool = _FrameSpool(path)
+        try:
+          yield from self._emit(job, spooled, spool)
+        finally:
+          spool.delete()
+    finally:
+      for _, _, future in pending:
+        future.cancel()
+      pool.shutdown(wait=True, cancel_futures=True)
+      shutil.rmtree(folder, ignore_errors=True)
+
+  def _emit(self, job: VideoJob, spooled: _Spooled, spool: _FrameSpool) -> Iterator[tuple[int, dict[str, Any]]]:
+    if not spooled.num_frames:
+      raise ValueError(f"Video {job.name!r} has no frames.")
     video_index = len(self._videos)
     if video_index >= self._num_videos:
       raise ValueError(f"More videos than the {self._num_videos} announced for {self._split!r}.")
-    labels = [int(f["label"]) for f in frames]
+    labels = spooled.labels
     self._videos.append(
       {
-        "name": name,
+        "name": job.name,
         "start": self._num_records,
-        "length": len(frames),
-        "label": video_label(labels) if label is None else int(label),
+        "length": spooled.num_frames,
+        "label": video_label(labels) if job.label is None else int(job.label),
       }
     )
-    self._num_records += len(frames)
-    for frame_index, frame in enumerate(frames):
-      record = {"video": name, "video_index": video_index, "frame_index": frame_index}
+    self._num_records += spooled.num_frames
+    self._counts["videos"] += 1
+    self._counts["frames"] += spooled.num_frames
+    self._counts["anomalous_frames"] += int(np.sum(labels == 1))
+    self._counts["normal_frames"] += int(np.sum(labels == 0))
+    self._counts["unlabelled_frames"] += int(np.sum(labels < 0))
+    for frame_index, frame in enumerate(spool):
+      record = {"video": job.name, "video_index": video_index, "frame_index": frame_index}
       record.update(frame)
       yield video_index * self._spacing + frame_index, record
+
+
+def empty_split_message(metadata: Mapping[str, Any], split: str) -> str:
+  """Why split ``split`` has no record: the inputs skipped for it, by reason and name."""
+  skipped = [i for i in metadata.get("skipped", {}).get("items", []) if i["split"] == split]
+  if not skipped:
+    return f"No video of split {split!r} could be used: none was found or listed."
+  reasons = collections.Counter(i["reason"] for i in skipped)
+  return (
+    f"No video of split {split!r} could be used; skipped: "
+    + "; ".join(f"{i['name']} ({i['reason']}: {i['detail']})" for i in skipped[:5])
+    + ("; ..." if len(skipped) > 5 else "")
+    + f" ({len(skipped)} skipped: "
+    + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+    + ")."
+  )
 
 
 # --------------------------------------------------------- TF-free spill to disk
@@ -643,6 +927,48 @@ install_tf_free_spill()
 # -------------------------------------------------------------------------- builder base
 
 
+class _OrderedSpool:
+  """Serialized records of one split on disk, in the order (and key order) they came.
+
+  TFDS's own writer keeps up to 1 GB of records in memory before spilling them to
+  buckets, and then sorts each bucket in memory: a long video's records all land in one
+  bucket. The frame builders generate keys in increasing order, so nothing needs
+  sorting: records go to one append-only file and are read back sequentially when the
+  shards are written. Memory stays at one record whatever the split's size.
+  """
+
+  def __init__(self, folder: epath.PathLike):
+    folder = epath.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    self._path = os.fspath(folder / f"vad_jax_records_{uuid.uuid4().hex}.tmp")
+    self._file = open(self._path, "wb")  # noqa: SIM115  (closed in __iter__ / delete)
+    self._last_key: int | None = None
+    self.num_examples = 0
+    self.total_size = 0
+
+  def add(self, key: int, data: bytes) -> None:
+    if not isinstance(key, int) or key < 0 or key >= 2**128:
+      raise ValueError(f"Record keys must be ints in [0, 2**128), got {key!r}.")
+    if self._last_key is not None and key <= self._last_key:
+      raise ValueError(f"Record keys must increase: {key} came after {self._last_key}.")
+    self._last_key = key
+    self._file.write(key.to_bytes(16, "big") + len(data).to_bytes(8, "big"))
+    self._file.write(data)
+    self.num_examples += 1
+    self.total_size += len(data)
+
+  def __iter__(self) -> Iterator[tuple[int, bytes]]:
+    self._file.close()
+    with open(self._path, "rb") as f:
+      while header := f.read(24):
+        yield int.from_bytes(header[:16], "big"), f.read(int.from_bytes(header[16:], "big"))
+
+  def delete(self) -> None:
+    self._file.close()
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(self._path)
+
+
 class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base of the frame-record builders: the schema of docs/conventions.md, ArrayRecord
   files, record order kept, an empty ``MetadataDict`` for ``videos``/``skipped``.
@@ -670,8 +996,11 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       cls.pkg_dir_path = cls.code_path.parent
     return cls.pkg_dir_path
 
-  def __init__(self, *, skip_undecodable: bool = False, **kwargs):
+  def __init__(self, *, skip_undecodable: bool = False, num_workers: int = 1, **kwargs):
+    if int(num_workers) < 1:
+      raise ValueError(f"num_workers must be >= 1, got {num_workers!r}.")
     self._skip_undecodable = skip_undecodable
+    self._num_workers = int(num_workers)
     kwargs["file_format"] = kwargs.get("file_format") or FILE_FORMAT
     super().__init__(**kwargs)
 
@@ -682,3 +1011,83 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       disable_shuffling=True,
       metadata=tfds.core.MetadataDict(),
     )
+
+  # ------------------------------------------------------------ helpers for subclasses
+
+  def split_records(self, split: str, jobs: Iterable[VideoJob]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The ``(key, record)`` pairs of ``split`` from its video jobs (``SplitRecords``),
+    with the builder's ``skip_undecodable`` and ``num_workers``; an all-skipped split is
+    an ``EmptySplitError`` naming what was skipped."""
+    jobs = list(jobs)
+    records = SplitRecords(self.info.metadata, split, num_videos=len(jobs))
+    yield from records.add_videos(jobs, skip_undecodable=self._skip_undecodable, num_workers=self._num_workers)
+
+  def record_source(self, *, layout: str, labels: str) -> None:
+    """Records which layout and which labels were read, in ``metadata["layout"]`` /
+    ``metadata["labels"]`` and at the end of the dataset description."""
+    self.info.metadata["layout"] = layout
+    self.info.metadata["labels"] = labels
+    proto = self.info.as_proto
+    base = proto.description.split(_SOURCE_MARKER)[0].rstrip()
+    proto.description = f"{base}{_SOURCE_MARKER}layout: {layout}; labels: {labels}."
+
+  # -------------------------------------------------------------------- split writing
+
+  def _generate_splits(
+    self, dl_manager: tfds.download.DownloadManager, download_config: tfds.download.DownloadConfig
+  ) -> list[tfds.core.SplitInfo]:
+    """Writes every split with constant memory (``_OrderedSpool``) instead of TFDS's writer.
+
+    The shards are those TFDS's ``Writer`` writes for the same records (same shard count
+    and boundaries, same serialization), so the files do not depend on which path wrote
+    them. Apache Beam options are refused: see docs/datasets.md for why.
+    """
+    if download_config.beam_runner is not None or download_config.beam_options is not None:
+      raise NotImplementedError(
+        f"{self.name}: the frame builders do not run on Apache Beam (see docs/datasets.md, "
+        "'Parallel preparation'); use Builder(..., num_workers=N) for N processes."
+      )
+    split_generators = self._split_generators(dl_manager)
+    return [self._write_split(name, generator, download_config) for name, generator in split_generators.items()]
+
+  def _write_split(
+    self, split: str, generator: Iterable[tuple[int, dict[str, Any]]], download_config: tfds.download.DownloadConfig
+  ) -> tfds.core.SplitInfo:
+    template = self._get_filename_template(split_name=split)
+    features = self.info.features
+    serializer = example_serializer.ExampleSerializer(features.get_serialized_info())
+    if download_config.max_examples_per_split is not None:
+      generator = itertools.islice(generator, download_config.max_examples_per_split)
+    spool = _OrderedSpool(template.data_dir)
+    try:
+      for key, example in tfds.core.utils.tqdm(
+        generator, desc=f"Generating {split} examples...", unit=" examples", leave=False, mininterval=1.0
+      ):
+        try:
+          encoded = features.encode_example(example)
+        except Exception as error:  # noqa: BLE001  (re-raised with the example)
+          tfds.core.utils.reraise(error, prefix=f"Failed to encode example:\n{example}\n")
+        spool.add(key, serializer.serialize_example(encoded))
+      if spool.num_examples == 0:
+        raise EmptySplitError(empty_split_message(self.info.metadata, split))
+      shard_config = download_config.get_shard_config() or shard_utils.ShardConfig()
+      num_shards = shard_config.get_number_shards(spool.total_size, spool.num_examples)
+      boundaries = shard_utils.get_shard_boundaries(spool.num_examples, num_shards)
+      example_writer = self._example_writer()
+      records = iter(spool)
+      shard_lengths, start = [], 0
+      for shard_index, end in enumerate(boundaries):
+        path = template.sharded_filepath(shard_index=shard_index, num_shards=num_shards)
+        positions = example_writer.write(path, itertools.islice(records, end - start))
+        if positions:
+          writer_lib._write_index_file(writer_lib._get_index_path(os.fspath(path)), list(positions))  # noqa: SLF001
+        shard_lengths.append(end - start)
+        start = end
+    finally:
+      spool.delete()
+    return tfds.core.SplitInfo(
+      name=split, shard_lengths=shard_lengths, num_bytes=spool.total_size, filename_template=template
+    )
+
+
+_SOURCE_MARKER = "\n\nRead from the manual dir: "
