@@ -35,6 +35,7 @@ import dataclasses
 import errno
 import io
 import itertools
+import json
 import lzma
 import multiprocessing
 import os
@@ -59,8 +60,10 @@ from etils import epath
 from PIL import Image
 from tensorflow_datasets.core import example_serializer
 from tensorflow_datasets.core import shuffle as tfds_shuffle
+from tensorflow_datasets.core import split_builder as split_builder_lib
 from tensorflow_datasets.core import writer as writer_lib
 from tensorflow_datasets.core.utils import shard_utils
+from tensorflow_datasets.core.utils.lazy_imports_utils import apache_beam as beam
 
 JPEG_QUALITY = 95
 
@@ -626,20 +629,20 @@ class _FrameSpool:
   one frame at a time however long the video is.
   """
 
-  def __init__(self, path: str):
-    self.path = path
+  def __init__(self, path: epath.PathLike):
+    self.path = epath.Path(path)
 
   def fill(self, frames: Iterable[dict[str, Any]]) -> tuple[int, np.ndarray]:
     """Writes ``frames``; returns their number and their labels (int8)."""
     labels = bytearray()
-    with open(self.path, "wb") as f:
+    with self.path.open("wb") as f:
       for frame in frames:
         pickle.dump(frame, f, protocol=pickle.HIGHEST_PROTOCOL)
         labels.append(int(frame["label"]) & 0xFF)
     return len(labels), np.frombuffer(bytes(labels), np.int8).copy()
 
   def __iter__(self) -> Iterator[dict[str, Any]]:
-    with open(self.path, "rb") as f:
+    with self.path.open("rb") as f:
       while True:
         try:
           yield pickle.load(f)
@@ -648,7 +651,7 @@ class _FrameSpool:
 
   def delete(self) -> None:
     with contextlib.suppress(FileNotFoundError):
-      os.remove(self.path)
+      self.path.unlink()
 
 
 @dataclasses.dataclass
@@ -657,7 +660,7 @@ class _Spooled:
   labels: np.ndarray  # int8 frame labels
 
 
-def _spool_video(load: Callable[[], Iterable[dict[str, Any]]], path: str) -> _Spooled:
+def _spool_video(load: Callable[[], Iterable[dict[str, Any]]], path: epath.PathLike) -> _Spooled:
   """Decodes one video into the spool at ``path`` (in this process or a worker)."""
   num_frames, labels = _FrameSpool(path).fill(load())
   return _Spooled(num_frames, labels)
@@ -828,18 +831,23 @@ class SplitRecords:
       shutil.rmtree(folder, ignore_errors=True)
 
   def _emit(self, job: VideoJob, spooled: _Spooled, spool: _FrameSpool) -> Iterator[tuple[int, dict[str, Any]]]:
+    video_index = self.add_kept(job.name, job.label, spooled)
+    yield from _spooled_records(job.name, video_index, self._spacing, spool)
+
+  def add_kept(self, name: str, label: int | None, spooled: _Spooled) -> int:
+    """Enters one decoded video in the metadata and counts; returns its ``video_index``."""
     if not spooled.num_frames:
-      raise ValueError(f"Video {job.name!r} has no frames.")
+      raise ValueError(f"Video {name!r} has no frames.")
     video_index = len(self._videos)
     if video_index >= self._num_videos:
       raise ValueError(f"More videos than the {self._num_videos} announced for {self._split!r}.")
     labels = spooled.labels
     self._videos.append(
       {
-        "name": job.name,
+        "name": name,
         "start": self._num_records,
         "length": spooled.num_frames,
-        "label": video_label(labels) if job.label is None else int(job.label),
+        "label": video_label(labels) if label is None else int(label),
       }
     )
     self._num_records += spooled.num_frames
@@ -848,10 +856,108 @@ class SplitRecords:
     self._counts["anomalous_frames"] += int(np.sum(labels == 1))
     self._counts["normal_frames"] += int(np.sum(labels == 0))
     self._counts["unlabelled_frames"] += int(np.sum(labels < 0))
-    for frame_index, frame in enumerate(spool):
-      record = {"video": job.name, "video_index": video_index, "frame_index": frame_index}
-      record.update(frame)
-      yield video_index * self._spacing + frame_index, record
+    return video_index
+
+
+def _spooled_records(
+  name: str, video_index: int, spacing: int, spool: _FrameSpool
+) -> Iterator[tuple[int, dict[str, Any]]]:
+  for frame_index, frame in enumerate(spool):
+    record = {"video": name, "video_index": video_index, "frame_index": frame_index}
+    record.update(frame)
+    yield video_index * spacing + frame_index, record
+
+
+class SplitJobs:
+  """The video jobs of one split (``FrameBuilder.split_records``).
+
+  Iterating gives the ``(key, record)`` pairs (``SplitRecords.add_videos`` in this process
+  and its workers); an Apache Beam preparation reads ``jobs`` and decodes them on the
+  pipeline's workers instead (``FrameBuilder._generate_splits_with_beam``).
+  """
+
+  def __init__(self, builder: FrameBuilder, split: str, jobs: Iterable[VideoJob]):
+    self.builder, self.split, self.jobs = builder, split, list(jobs)
+
+  def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    builder = self.builder
+    records = SplitRecords(builder.info.metadata, self.split, num_videos=len(self.jobs))
+    yield from records.add_videos(
+      self.jobs, skip_undecodable=builder._skip_undecodable, num_workers=builder._num_workers
+    )
+
+
+# ------------------------------------------------------------------- Apache Beam
+#
+# A video's ``video_index`` (in every record and in ``metadata["videos"]``) counts the
+# videos kept before it, which a worker cannot know while others decode. So a split is
+# three steps: every worker decodes its videos into spool files on the (shared) data
+# dir and returns a summary; one step orders the summaries and numbers the kept videos
+# (the plan, also written as JSON for the driver's metadata); then the spool files are
+# turned into records with their final keys for TFDS's BeamWriter.
+
+
+def _beam_spool(item: tuple[int, VideoJob], folder: str, skip_undecodable: bool) -> dict[str, Any]:
+  index, job = item
+  path = epath.Path(folder) / f"{index:08d}.pkl"
+  summary = {"index": index, "name": job.name, "label": job.label, "path": os.fspath(path), "error": None}
+  try:
+    spooled = _spool_video(job.load, path)
+  except DecodeError as error:
+    if not skip_undecodable:
+      raise
+    _FrameSpool(path).delete()
+    return dict(summary, error=str(error))
+  return dict(summary, num_frames=spooled.num_frames, labels=spooled.labels.tobytes())
+
+
+def _beam_plan(summaries: list[dict[str, Any]], split: str, num_videos: int, folder: str) -> dict[str, Any]:
+  """Numbers the kept videos in job order, as ``SplitRecords`` does; writes the plan."""
+  metadata: dict[str, Any] = {"videos": {split: []}, "skipped": {"count": 0, "counts": {}, "items": []}}
+  records = SplitRecords(metadata, split, num_videos=num_videos)
+  indices = {}
+  for summary in sorted(summaries, key=lambda s: s["index"]):
+    if summary["error"] is not None:
+      records.skip(summary["name"], SKIP_REASON_UNDECODABLE, summary["error"])
+      continue
+    spooled = _Spooled(summary["num_frames"], np.frombuffer(summary["labels"], np.int8))
+    indices[summary["index"]] = records.add_kept(summary["name"], summary["label"], spooled)
+  plan = {
+    "videos": metadata["videos"][split],
+    "skipped": metadata["skipped"]["items"],
+    "counts": metadata["counts"]["splits"][split],
+    "video_index": {str(k): v for k, v in indices.items()},
+    "spacing": str(2**128 // max(num_videos, 1)),
+  }
+  (epath.Path(folder) / "plan.json").write_text(json.dumps(plan))
+  if not indices:
+    raise EmptySplitError(empty_split_message(metadata, split))
+  return plan
+
+
+def _beam_records(summary: dict[str, Any], plan: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+  if summary["error"] is not None:
+    return
+  spool = _FrameSpool(summary["path"])
+  video_index = plan["video_index"][str(summary["index"])]
+  yield from _spooled_records(summary["name"], video_index, int(plan["spacing"]), spool)
+  spool.delete()
+
+
+def _beam_split(pipeline, split: str, jobs: Sequence[VideoJob], folder: epath.Path, skip_undecodable: bool):
+  """The ``(key, record)`` PCollection of one split (see the note above)."""
+  summaries = (
+    pipeline
+    | f"{split}_jobs" >> beam.Create(list(enumerate(jobs)))
+    | f"{split}_reshuffle" >> beam.Reshuffle()  # spread the videos over the workers
+    | f"{split}_decode" >> beam.Map(_beam_spool, folder=os.fspath(folder), skip_undecodable=skip_undecodable)
+  )
+  plan = (
+    summaries
+    | f"{split}_summaries" >> beam.combiners.ToList()
+    | f"{split}_plan" >> beam.Map(_beam_plan, split=split, num_videos=len(jobs), folder=os.fspath(folder))
+  )
+  return summaries | f"{split}_records" >> beam.FlatMap(_beam_records, plan=beam.pvalue.AsSingleton(plan))
 
 
 def empty_split_message(metadata: Mapping[str, Any], split: str) -> str:
@@ -1014,13 +1120,12 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   # ------------------------------------------------------------ helpers for subclasses
 
-  def split_records(self, split: str, jobs: Iterable[VideoJob]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The ``(key, record)`` pairs of ``split`` from its video jobs (``SplitRecords``),
-    with the builder's ``skip_undecodable`` and ``num_workers``; an all-skipped split is
-    an ``EmptySplitError`` naming what was skipped."""
-    jobs = list(jobs)
-    records = SplitRecords(self.info.metadata, split, num_videos=len(jobs))
-    yield from records.add_videos(jobs, skip_undecodable=self._skip_undecodable, num_workers=self._num_workers)
+  def split_records(self, split: str, jobs: Iterable[VideoJob]) -> SplitJobs:
+    """The ``(key, record)`` pairs of ``split`` from its video jobs, with the builder's
+    ``skip_undecodable`` and ``num_workers`` (``SplitRecords``), or on Apache Beam's
+    workers; an all-skipped split is an ``EmptySplitError`` naming what was skipped.
+    Return it from ``_generate_examples`` (``return self.split_records(...)``)."""
+    return SplitJobs(self, split, jobs)
 
   def record_source(self, *, layout: str, labels: str) -> None:
     """Records which layout and which labels were read, in ``metadata["layout"]`` /
@@ -1043,12 +1148,60 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     them. Apache Beam options are refused: see docs/datasets.md for why.
     """
     if download_config.beam_runner is not None or download_config.beam_options is not None:
-      raise NotImplementedError(
-        f"{self.name}: the frame builders do not run on Apache Beam (see docs/datasets.md, "
-        "'Parallel preparation'); use Builder(..., num_workers=N) for N processes."
-      )
+      return self._generate_splits_with_beam(dl_manager, download_config)
     split_generators = self._split_generators(dl_manager)
     return [self._write_split(name, generator, download_config) for name, generator in split_generators.items()]
+
+  def _generate_splits_with_beam(
+    self, dl_manager: tfds.download.DownloadManager, download_config: tfds.download.DownloadConfig
+  ) -> list[tfds.core.SplitInfo]:
+    """Apache Beam preparation (``DownloadConfig(beam_runner=..., beam_options=...)``): videos
+    are decoded on the pipeline's workers, TFDS's ``BeamWriter`` writes the shards, and the
+    records and metadata equal those of ``num_workers`` processes on one machine.
+
+    Needs ``apache-beam`` (the optional extra ``vad_jax[beam]``) and a data dir that every
+    worker can read and write (the videos are spooled there between two steps).
+    """
+    split_builder = split_builder_lib.SplitBuilder(
+      split_dict=self.info.splits,
+      features=self.info.features,
+      dataset_size=self.info.dataset_size,
+      max_examples_per_split=download_config.max_examples_per_split,
+      beam_options=download_config.beam_options,
+      beam_runner=download_config.beam_runner,
+      shard_config=download_config.get_shard_config(),
+      example_writer=self._example_writer(),
+      ignore_duplicates=download_config.ignore_duplicates,
+    )
+    folders, futures = {}, []
+    with split_builder.maybe_beam_pipeline():
+      for split, generator in self._split_generators(dl_manager).items():
+        if not isinstance(generator, SplitJobs):
+          raise NotImplementedError(f"{self.name}: split {split!r} is not made of video jobs; prepare it without Beam.")
+        template = self._get_filename_template(split_name=split)
+        folders[split] = epath.Path(template.data_dir) / f"vad_jax_beam_{split}_{uuid.uuid4().hex}"
+        folders[split].mkdir(parents=True)
+        records = _beam_split(
+          split_builder.beam_pipeline, split, generator.jobs, folders[split], self._skip_undecodable
+        )
+        futures.append(
+          split_builder.submit_split_generation(
+            split_name=split,
+            generator=records,
+            filename_template=template,
+            disable_shuffling=True,
+            nondeterministic_order=False,
+          )
+        )
+    metadata = self.info.metadata
+    for split, folder in folders.items():
+      plan = json.loads((folder / "plan.json").read_text())
+      metadata["videos"][split] = plan["videos"]
+      for item in plan["skipped"]:
+        record_skip(metadata, split, item["name"], item["reason"], item["detail"])
+      metadata.setdefault("counts", {}).setdefault("splits", {})[split] = plan["counts"]
+      folder.rmtree(missing_ok=True)
+    return [future.result() for future in futures]
 
   def _write_split(
     self, split: str, generator: Iterable[tuple[int, dict[str, Any]]], download_config: tfds.download.DownloadConfig
