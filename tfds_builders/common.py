@@ -673,6 +673,14 @@ def _worker_init() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def worker_pool(num_workers: int) -> concurrent.futures.ProcessPoolExecutor:
+  """Worker processes for ``SplitRecords.add_videos``, started with ``spawn`` (safe in a
+  process that has started threads, e.g. JAX's)."""
+  return concurrent.futures.ProcessPoolExecutor(
+    max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+  )
+
+
 class SplitRecords:
   """Numbers the records of one split and keeps ``metadata["videos"][split]`` in step.
 
@@ -694,14 +702,14 @@ class SplitRecords:
   ahead per worker); records, keys and metadata are exactly those of ``num_workers=1``,
   because the parent hands them on in video order.
 
-  Keys: TFDS writes records sorted by key when shuffling is disabled, so the key of
-  frame f of video v is ``v * spacing + f`` with ``spacing = 2**128 // num_videos``
-  (order = generation order). Spreading keys over the whole 128-bit space makes
-  TFDS's spill-to-disk path use one bucket per few videos instead of one bucket for
-  the whole split (which it then sorts in memory).
+  Keys: records are written in key order, so the key of frame f of video v is
+  ``v * spacing + f`` with ``spacing = 2**128 // num_videos`` (order = generation
+  order). Spreading keys over the whole 128-bit space also spreads videos over the
+  shards of TFDS's Beam writer, which assigns shards by key range.
 
   ``metadata["counts"]["splits"][split]`` counts videos, frames, anomalous (label 1),
-  normal (0) and unlabelled (-1) frames and skipped videos.
+  normal (0) and unlabelled (-1) frames, and videos skipped as undecodable here (inputs
+  skipped before decoding, e.g. missing files, are counted by the builders).
   """
 
   def __init__(self, metadata: dict, split: str, *, num_videos: int, spool_dir: str | None = None):
@@ -723,7 +731,7 @@ class SplitRecords:
       "anomalous_frames": 0,
       "normal_frames": 0,
       "unlabelled_frames": 0,
-      "skipped_videos": 0,
+      "skipped_undecodable": 0,
     }
 
   @property
@@ -739,7 +747,7 @@ class SplitRecords:
 
   def skip(self, name: str, reason: str, detail: str = "") -> None:
     record_skip(self._metadata, self._split, name, reason, detail)
-    self._counts["skipped_videos"] += 1
+    self._counts["skipped_undecodable"] += 1
 
   def add_video(
     self,
@@ -775,27 +783,33 @@ class SplitRecords:
     *,
     skip_undecodable: bool = False,
     num_workers: int = 1,
+    pool: concurrent.futures.Executor | None = None,
   ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``add_video`` for every job in order, then ``finish()``.
 
     ``num_workers > 1`` decodes in worker processes (``spawn``: nothing of the parent but
-    the pickled ``load`` reaches them) and gives the same records as one worker.
+    the pickled ``load`` reaches them; ``worker_pool``) and gives the same records as one
+    worker. ``pool``: such a pool to use (and leave running), e.g. one per preparation
+    shared by its splits; by default one is started and shut down here.
     """
     jobs = list(jobs)
     if num_workers <= 1 or len(jobs) <= 1:
       for job in jobs:
         yield from self.add_video(job.name, job.load, label=job.label, skip_undecodable=skip_undecodable)
     else:
-      yield from self._add_videos_in_parallel(jobs, skip_undecodable, num_workers)
+      own = pool is None
+      pool = pool or worker_pool(num_workers)
+      try:
+        yield from self._add_videos_in_parallel(jobs, skip_undecodable, num_workers, pool)
+      finally:
+        if own:
+          pool.shutdown(wait=True, cancel_futures=True)
     self.finish()
 
   def _add_videos_in_parallel(
-    self, jobs: Sequence[VideoJob], skip_undecodable: bool, num_workers: int
+    self, jobs: Sequence[VideoJob], skip_undecodable: bool, num_workers: int, pool: concurrent.futures.Executor
   ) -> Iterator[tuple[int, dict[str, Any]]]:
     folder = tempfile.mkdtemp(prefix="vad_jax_videos_", dir=self._spool_dir)
-    pool = concurrent.futures.ProcessPoolExecutor(
-      max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
-    )
     pending: collections.deque = collections.deque()
     remaining = iter(enumerate(jobs))
 
@@ -827,7 +841,7 @@ class SplitRecords:
     finally:
       for _, _, future in pending:
         future.cancel()
-      pool.shutdown(wait=True, cancel_futures=True)
+      concurrent.futures.wait([future for _, _, future in pending])
       shutil.rmtree(folder, ignore_errors=True)
 
   def _emit(self, job: VideoJob, spooled: _Spooled, spool: _FrameSpool) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -883,7 +897,10 @@ class SplitJobs:
     builder = self.builder
     records = SplitRecords(builder.info.metadata, self.split, num_videos=len(self.jobs))
     yield from records.add_videos(
-      self.jobs, skip_undecodable=builder._skip_undecodable, num_workers=builder._num_workers
+      self.jobs,
+      skip_undecodable=builder._skip_undecodable,
+      num_workers=builder._num_workers,
+      pool=builder._worker_pool(),
     )
 
 
@@ -1107,6 +1124,7 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       raise ValueError(f"num_workers must be >= 1, got {num_workers!r}.")
     self._skip_undecodable = skip_undecodable
     self._num_workers = int(num_workers)
+    self._pool: concurrent.futures.ProcessPoolExecutor | None = None
     kwargs["file_format"] = kwargs.get("file_format") or FILE_FORMAT
     super().__init__(**kwargs)
 
@@ -1149,8 +1167,19 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """
     if download_config.beam_runner is not None or download_config.beam_options is not None:
       return self._generate_splits_with_beam(dl_manager, download_config)
-    split_generators = self._split_generators(dl_manager)
-    return [self._write_split(name, generator, download_config) for name, generator in split_generators.items()]
+    try:
+      split_generators = self._split_generators(dl_manager)
+      return [self._write_split(name, generator, download_config) for name, generator in split_generators.items()]
+    finally:
+      if self._pool is not None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+
+  def _worker_pool(self) -> concurrent.futures.ProcessPoolExecutor | None:
+    """The worker processes of this preparation (``num_workers > 1``), shared by its splits."""
+    if self._num_workers > 1 and self._pool is None:
+      self._pool = worker_pool(self._num_workers)
+    return self._pool
 
   def _generate_splits_with_beam(
     self, dl_manager: tfds.download.DownloadManager, download_config: tfds.download.DownloadConfig

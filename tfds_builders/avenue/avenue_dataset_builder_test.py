@@ -255,4 +255,4 @@ def test_truncated_jpeg_names_file_video_and_frame_and_can_be_skipped(tmp_path):
   skipped = builder.info.metadata["skipped"]
   assert skipped["counts"] == {"undecodable": 1}
   assert skipped["items"][0]["name"] == "01" and "(video 01, frame 3)" in skipped["items"][0]["detail"]
-  assert builder.info.metadata["counts"]["splits"]["test"]["skipped_videos"] == 1
+  assert builder.info.metadata["counts"]["splits"]["test"]["skipped_undecodable"] == 1

@@ -260,7 +260,7 @@ def test_metadata_records_labels_layout_and_counts(tmp_path):
     "anomalous_frames": 11,
     "normal_frames": 22,
     "unlabelled_frames": 0,
-    "skipped_videos": 0,
+    "skipped_undecodable": 0,
   }
   assert counts["splits"]["train"]["unlabelled_frames"] == 21
 
