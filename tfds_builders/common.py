@@ -6,23 +6,28 @@ implementation, so that all builders write the same keys with the same types:
 * ``frame_features(...)``: the ``FeaturesDict`` of one frame record (plus optional keys).
 * ``VideoConfig`` / ``variant(...)``: builder configs with ``frame_size`` and ``frame_stride``.
 * ``encode_frame``, ``encode_mask``, ``resize_frame``, ``resize_mask``, ``image_file_frame``:
-  how pixels become the ``frame`` / ``mask`` bytes.
-* ``SplitRecords``: numbers the records of one split, writes ``metadata["videos"]`` in
-  step with them and counts every skipped input in ``metadata["skipped"]``.
-* ``find_layout``, ``require_path``, ``ManualDataError``, ``extract_archive``, ``list_visible``:
-  reading what the user put in the manual dir, with errors that say exactly what was
-  expected where.
+  how pixels become the ``frame`` / ``mask`` bytes (every input frame fully decoded, so
+  a damaged one fails while preparing, ``FrameDecodeError`` naming file, video, frame).
+* ``VideoJob`` / ``SplitRecords``: turn videos into the records of one split with one
+  frame in memory at a time, in this process or in ``num_workers`` worker processes,
+  keep ``metadata["videos"]`` in step with them, count every skipped input in
+  ``metadata["skipped"]`` and per split in ``metadata["counts"]``; an all-skipped split
+  is an ``EmptySplitError``.
+* ``FrameBuilder``: the base of the builders; writes splits through an append-only
+  spool (constant memory), locally or on Apache Beam.
+* ``find_layout``, ``require_path``, ``ManualDataError``, ``extract_archive``
+  (``ArchiveError``), ``list_visible``, ``read_interval_mat``: reading what the user put
+  in the manual dir, with errors that say exactly what was expected where.
 
 Everything here works without TensorFlow. Two TFDS details shape it (both checked
 against tensorflow-datasets 4.9.10 with TF absent, see ``docs/datasets.md``):
 
 * Bytes are stored as a scalar ``Tensor(dtype=np.object_)`` and names as ``Text``; both
   encode and decode without TF and come back from ``as_data_source()`` as ``bytes``.
-* With ``disable_shuffling=True`` TFDS sorts records by their integer key, and once a
-  split passes 1 GB it spills to temporary bucket files through ``tf.io.gfile``, which
-  fails without TF. ``install_tf_free_spill()`` (run on import) points that code at
-  ``etils.epath`` instead, and ``SplitRecords`` spreads keys over the key space so the
-  spilled records land in many small buckets instead of one split-sized one.
+* TFDS's own writer keeps a split in memory up to 1 GB and then spills it to bucket
+  files through ``tf.io.gfile``, which fails without TF. The frame builders do not use
+  it (``FrameBuilder._write_split``); ``install_tf_free_spill()`` (run on import) still
+  points that code at ``etils.epath`` for any other builder in the process.
 """
 
 from __future__ import annotations
