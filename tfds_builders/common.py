@@ -1167,8 +1167,8 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Writes every split with constant memory (``_OrderedSpool``) instead of TFDS's writer.
 
     The shards are those TFDS's ``Writer`` writes for the same records (same shard count
-    and boundaries, same serialization), so the files do not depend on which path wrote
-    them. Apache Beam options are refused: see docs/datasets.md for why.
+    and boundaries, same serialization). With Beam options the splits go to
+    ``_generate_splits_with_beam``.
     """
     if download_config.beam_runner is not None or download_config.beam_options is not None:
       return self._generate_splits_with_beam(dl_manager, download_config)
