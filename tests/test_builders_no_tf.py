@@ -4,11 +4,13 @@ A child interpreter gets a stub ``tensorflow`` package first on ``sys.path`` who
 ``__init__`` records the attempt (with the importing stack) and raises ``ImportError``,
 so ``import tensorflow`` fails even where TF is installed. The child prepares the UCSD,
 Avenue and ShanghaiTech builders from their dummy data with ``download_and_prepare``
-and reads every record back with ``as_data_source()``. ``TFDS_DISABLE_TF`` is removed
+(UCSD also in two worker processes, which inherit the stub and its log) and reads every
+record back with ``as_data_source()``. ``TFDS_DISABLE_TF`` is removed
 from the child's environment so that TFDS is not told to avoid TF: it must simply
 never need it. The child also shrinks TFDS's in-memory shuffle buffer to one byte, which
-forces the spill-to-disk path that uses ``tf.io.gfile`` in TFDS (replaced by
-``common.install_tf_free_spill``), and checks that records keep their order.
+would force the spill-to-disk path that uses ``tf.io.gfile`` in TFDS (replaced by
+``common.install_tf_free_spill``; the frame builders write through their own spool and
+no longer reach it), and checks that records keep their order.
 """
 
 import json
@@ -42,12 +44,14 @@ _CHILD = textwrap.dedent(
     data_dir, root = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
     cases = {
         "ucsd_ped/ped2": (ucsd.Builder, root / "ucsd_ped/dummy_data/official", "ped2"),
+        "ucsd_ped/ped2 (2 workers)": (ucsd.Builder, root / "ucsd_ped/dummy_data/official", "ped2"),
         "avenue/official": (avenue.Builder, root / "avenue/dummy_data/official", "official"),
         "shanghaitech": (shanghaitech.Builder, root / "shanghaitech/dummy_data", None),
     }
     report = {}
     for name, (builder_cls, manual_dir, config) in cases.items():
-      builder = testing.prepare(builder_cls, data_dir / name, manual_dir, config)
+      workers = 2 if "workers" in name else 1
+      builder = testing.prepare(builder_cls, data_dir / name, manual_dir, config, num_workers=workers)
       reloaded = builder_cls(data_dir=str(data_dir / name), config=config)
       counts = {}
       for split, source in reloaded.as_data_source().items():
@@ -98,6 +102,7 @@ def test_prepare_and_read_without_tensorflow(tmp_path):
   line = next(x for x in result.stdout.splitlines() if x.startswith("REPORT"))
   assert json.loads(line[len("REPORT") :]) == {
     "ucsd_ped/ped2": {"train": 7, "test": 9},
+    "ucsd_ped/ped2 (2 workers)": {"train": 7, "test": 9},
     "avenue/official": {"train": 9, "test": 9},
     "shanghaitech": {"train": 7, "test": 9},
   }

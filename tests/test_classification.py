@@ -302,12 +302,14 @@ def test_hybrid_separates_synthetic_anomalies_on_the_held_out_split(data_dir, tm
 
 def test_hybrid_trains_and_evaluates_on_the_dcsass_fixture(tmp_path):
   """The DCSASS path end to end (video-level split, one builder video per clip) on the
-  format-exact miniature fixture of tfds_builders/dcsass/dummy_data."""
+  format-exact miniature fixture of tfds_builders/dcsass/dummy_data/official."""
   config = make_config(
     "hybrid,dcsass,test",
     tmp_path / "tfds",
     **{
-      "data.manual_dir": str(pathlib.Path(__file__).parents[1] / "tfds_builders" / "dcsass" / "dummy_data"),
+      "data.manual_dir": str(
+        pathlib.Path(__file__).parents[1] / "tfds_builders" / "dcsass" / "dummy_data" / "official"
+      ),
       "data.clip_frames": 4,
       "data.image_size": (24, 32),
     },

@@ -1,5 +1,8 @@
 """EfficientNetV2-B0: Keras-equal size and layer names, forward pass, Keras h5 round trip."""
 
+import pathlib
+import sys
+
 import h5py
 import jax
 import jax.numpy as jnp
@@ -162,3 +165,49 @@ def test_keras_h5_nested_group_subtree_and_errors(tmp_path):
     load_keras_h5(path, extra)
   _, report = load_keras_h5(path, extra, strict=False)
   assert report["missing"] == ["extra_dense/kernel"]
+
+
+KERAS3 = pathlib.Path(__file__).resolve().parent / "data" / "keras3"
+
+
+def test_keras3_legacy_h5_loads_and_gives_keras_outputs():
+  """A file written by Keras 3 (JAX backend) with ``model.save("x.h5")``: depthwise
+  kernels are named ``kernel`` and names have no ``:0`` (tests/data/keras3/make_fixture.py)."""
+  from vad_jax.hybrid.efficientnet import EfficientNetV2, StageArgs
+
+  path = KERAS3 / "efficientnetv2_small_legacy.h5"
+  with h5py.File(path, "r") as f:
+    assert f.attrs["keras_version"].startswith("3.")
+    names = [
+      n.decode() if isinstance(n, bytes) else n for n in f["model_weights/block2a_dwconv2"].attrs["weight_names"]
+    ]
+    assert names == ["block2a_dwconv2/kernel"]
+    assert f["model_weights/block2a_dwconv2/block2a_dwconv2/kernel"].shape == (3, 3, 16, 1)
+  stages = (StageArgs(3, 1, 8, 8, 1, 0.0, 1, 1), StageArgs(3, 2, 8, 16, 2, 0.25, 2, 0))
+  model = EfficientNetV2(stages=stages, top_filters=1280)
+  io = np.load(KERAS3 / "efficientnetv2_small_legacy_io.npz")
+  variables = _random_variables(_shapes(model, jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)), seed=6)
+  loaded, report = load_keras_h5(path, variables)
+  assert report["missing"] == [] and report["unused"] == []
+  assert "block2a_dwconv2/depthwise_kernel" in report["loaded"]
+  _, aux = jax.jit(lambda v, x: model.apply(v, x, train=False))(loaded, io["x"])
+  np.testing.assert_allclose(np.asarray(aux["pooled"]), io["y"], rtol=1e-5, atol=1e-5)
+
+
+def test_keras3_weights_h5_is_rejected_with_a_way_out(tmp_path):
+  path = tmp_path / "model.weights.h5"
+  with h5py.File(path, "w") as f:  # the Keras 3 native layout: unnamed variables
+    f.create_dataset("layers/stem_conv/vars/0", data=np.zeros((3, 3, 3, 32), np.float32))
+  with pytest.raises(ValueError) as error:
+    read_keras_h5(path)
+  message = str(error.value)
+  assert "Keras 3 '.weights.h5'" in message and "model.save('x.h5')" in message
+  assert "save_weights_to_hdf5_group" not in message
+
+
+def test_missing_h5py_names_the_extra(tmp_path, monkeypatch):
+  monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py -> ImportError
+  with pytest.raises(ImportError, match=r"vad_jax\[weights\]"):
+    read_keras_h5(tmp_path / "x.h5")
+  with pytest.raises(ImportError, match=r"pip install 'vad_jax\[weights\]'"):
+    save_keras_h5(tmp_path / "x.h5", {"params": {}})

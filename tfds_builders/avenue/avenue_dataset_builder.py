@@ -7,16 +7,22 @@
   masks are stored too. The number of masks must equal the number of decoded frames.
 * ``frames_avenue_mat``: the pre-extracted frame release of the frame-prediction
   literature (``avenue/{training,testing}/frames/NN/XXXX.jpg``, 0-based) with the
-  interval labels of its ``avenue.mat`` (``gt``: per video a ``2 x K`` array of 1-based
-  inclusive ``[start; end]`` intervals). These intervals are NOT the official labels
-  (they disagree in most videos); results on this config must say so.
+  labels of an ``avenue.mat``, which circulates in two versions:
+  - ``gt``: per video a ``2 x K`` array of 1-based inclusive ``[start; end]`` intervals.
+    These intervals are NOT the official labels (they disagree in most videos); results
+    on them must say so.
+  - one per-frame 0/1 label vector per test video, in variables ``'01'`` ... ``'21'``:
+    these equal the labels of the official masks.
+  A file with both is read through its label vectors.
 
-``metadata["labels"]`` names the label version, ``metadata["layout"]`` what was read.
+``metadata["labels"]`` names the label version read (also appended to the dataset
+description), ``metadata["layout"]`` what was read, each part as a folder or a zip.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Iterator, Sequence
 
@@ -37,11 +43,13 @@ _MASK_DIR = "testing_label_mask"
 _INSTRUCTIONS = f"""\
 Download {_DATASET_ZIP} and {_GT_ZIP} from
 http://www.cse.cuhk.edu.hk/leojia/projects/detectabnormal/dataset.html and put them
-in the manual dir, as archives or extracted (each part either way):
+in the manual dir. Accepted layouts for the config official, each part as the archive
+or extracted (either way for each):
 
   <manual_dir>/{_DATASET_ZIP}     or  <manual_dir>/{_DATASET_DIR}/training_videos/01.avi ...
                                       <manual_dir>/{_DATASET_DIR}/testing_videos/01.avi ...
   <manual_dir>/{_GT_ZIP}  or  <manual_dir>/{_GT_DIR}/{_MASK_DIR}/1_label.mat ...
+                          or  <manual_dir>/{_MASK_DIR}/1_label.mat ...   (without {_GT_DIR}/)
 
 For the config frames_avenue_mat (pre-extracted frame release with avenue.mat labels):
 
@@ -49,10 +57,17 @@ For the config frames_avenue_mat (pre-extracted frame release with avenue.mat la
   <manual_dir>/avenue/testing/frames/01/0000.jpg ...
   <manual_dir>/avenue/avenue.mat
   (or the same three entries directly in <manual_dir>)
+
+  avenue.mat may hold interval labels (variable gt, a different label version from the
+  official masks) or one per-frame label vector per test video (variables '01' ... '21',
+  equal to the official masks); the one read is recorded in metadata["labels"].
 """
 
 OFFICIAL_LABELS = "official pixel masks (ground_truth_demo): frame anomalous if any mask pixel is set"
 AVENUE_MAT_LABELS = "avenue.mat interval labels of the pre-extracted frame release (differ from the official masks)"
+AVENUE_MAT_VECTOR_LABELS = (
+  "avenue.mat per-frame label vectors ('01'...) of the pre-extracted frame release (equal to the official masks)"
+)
 
 
 @dataclasses.dataclass(eq=False)
@@ -101,59 +116,61 @@ class Builder(common.FrameBuilder):
       videos, layout = _official_videos(dl_manager)
       labels = OFFICIAL_LABELS
     elif config.source == "avenue_mat":
-      videos, layout = _release_videos(dl_manager.manual_dir)
-      labels = AVENUE_MAT_LABELS
+      videos, layout, labels = _release_videos(dl_manager.manual_dir)
     else:
       raise ValueError(f"Unknown Avenue source {config.source!r}.")
     common.empty_metadata(self.info.metadata, videos)
-    self.info.metadata["layout"] = layout
-    self.info.metadata["labels"] = labels
+    self.record_source(layout=layout, labels=labels)
     return {split: self._generate_examples(split, v) for split, v in videos.items()}
 
   def _generate_examples(self, split: str, videos: Sequence[_Video]):
     config: AvenueConfig = self.builder_config
-    records = common.SplitRecords(self.info.metadata, split, num_videos=len(videos))
-    for video in videos:
-      if config.source == "official":
-        load = lambda video=video: _video_file_records(video, config)
-      else:
-        load = lambda video=video: _frame_folder_records(video, config)
-      yield from records.add_video(video.name, load, skip_undecodable=self._skip_undecodable)
-    records.finish()
+    records = _video_file_records if config.source == "official" else _frame_folder_records
+    return self.split_records(split, [common.VideoJob(v.name, functools.partial(records, v, config)) for v in videos])
 
 
 # ------------------------------------------------------------------ official videos
 
 
 def _locate(
-  dl_manager: tfds.download.DownloadManager, folder: str, archive: str, needed: Sequence[str]
+  dl_manager: tfds.download.DownloadManager,
+  folder: str,
+  archive: str,
+  needed: Sequence[str],
+  *,
+  bare: Sequence[str] = (),
 ) -> tuple[epath.Path | None, str]:
   """``folder`` in the manual dir, extracting ``archive`` if only that is there.
 
-  Returns ``(path, "")`` or ``(None, error text listing what was looked for)``.
+  ``bare``: paths that, found directly in the manual dir, stand for ``folder`` without
+  its top folder (``testing_label_mask/`` outside ``ground_truth_demo/``).
+
+  Returns ``(path, how it was found)`` or ``(None, error text listing what was looked for)``.
   """
   manual_dir = dl_manager.manual_dir
+  layouts = {f"{folder}/ (folder)": [f"{folder}/{n}" for n in needed], f"{archive} (zip)": [archive]}
+  if bare:
+    layouts[f"{', '.join(bare)} (folder, without {folder}/)"] = list(bare)
   try:
-    layout = common.find_layout(
-      manual_dir,
-      {"extracted": [f"{folder}/{n}" for n in needed], "archive": [archive]},
-      instructions="",
-    )
+    layout = common.find_layout(manual_dir, layouts, instructions="")
   except common.ManualDataError as error:
     return None, str(error)
-  if layout == "extracted":
-    return manual_dir / folder, ""
+  if layout.endswith("(folder)"):
+    return manual_dir / folder, layout
+  if "without" in layout:
+    return manual_dir, layout
   extracted = common.extract_archive(
     manual_dir / archive, dl_manager.download_dir / "extracted" / archive.rsplit(".", 1)[0]
   )
-  return common.require_path(extracted / folder, f"{folder}/ inside {archive}", _INSTRUCTIONS), ""
+  return common.require_path(extracted / folder, f"{folder}/ inside {archive}", _INSTRUCTIONS), layout
 
 
 def _official_videos(dl_manager) -> tuple[dict[str, list[_Video]], str]:
-  dataset_dir, dataset_error = _locate(dl_manager, _DATASET_DIR, _DATASET_ZIP, ["training_videos", "testing_videos"])
-  gt_dir, gt_error = _locate(dl_manager, _GT_DIR, _GT_ZIP, [_MASK_DIR])
-  if dataset_error or gt_error:
-    raise common.ManualDataError("\n".join(e for e in (dataset_error, gt_error) if e) + "\n\n" + _INSTRUCTIONS)
+  dataset_dir, dataset_how = _locate(dl_manager, _DATASET_DIR, _DATASET_ZIP, ["training_videos", "testing_videos"])
+  gt_dir, gt_how = _locate(dl_manager, _GT_DIR, _GT_ZIP, [_MASK_DIR], bare=[_MASK_DIR])
+  if dataset_dir is None or gt_dir is None:
+    errors = [how for path, how in ((dataset_dir, dataset_how), (gt_dir, gt_how)) if path is None]
+    raise common.ManualDataError("\n".join(errors) + "\n\n" + _INSTRUCTIONS)
   mask_dir = gt_dir / _MASK_DIR
   videos = {}
   for split, folder in (("train", "training_videos"), ("test", "testing_videos")):
@@ -179,7 +196,7 @@ def _official_videos(dl_manager) -> tuple[dict[str, list[_Video]], str]:
   )
   if extra:
     raise ValueError(f"{mask_dir} has label files without a test video: {extra}.")
-  return videos, "official"
+  return videos, f"official: videos from {dataset_how}, masks from {gt_how}"
 
 
 def read_label_masks(path: epath.PathLike) -> list[np.ndarray]:
@@ -238,26 +255,27 @@ def _video_file_records(video: _Video, config: AvenueConfig) -> Iterator[dict]:
 
 def read_intervals(path: epath.PathLike) -> list[np.ndarray]:
   """Per test video, the ``(2, K)`` int array of 1-based inclusive intervals in ``gt``."""
+  return common.read_interval_mat(path)
+
+
+def read_label_vectors(path: epath.PathLike) -> dict[int, np.ndarray] | None:
+  """Per test video number, the 0/1 frame labels of an ``avenue.mat`` that holds one
+  vector per video (variables ``'01'`` ... ``'21'``); None if it holds no such variable.
+  """
   path = os.fspath(path)
   data = scipy.io.loadmat(path)
-  if "gt" not in data:
-    found = sorted(k for k in data if not k.startswith("__"))
-    raise ValueError(f"{path}: no variable 'gt' (variables: {found}).")
-  cells = np.asarray(data["gt"])
-  if cells.dtype != object:
-    raise ValueError(f"{path}: gt should be a cell array, got {cells.dtype} {cells.shape}.")
-  intervals = []
-  for v, cell in enumerate(cells.ravel()):
-    cell = np.asarray(cell, dtype=np.float64)
-    if cell.size == 0:
-      cell = np.zeros((2, 0))
-    if cell.ndim != 2 or cell.shape[0] != 2 or np.any(cell != np.round(cell)):
-      raise ValueError(f"{path}: gt of video {v + 1} should be 2 x K integers, got {cell.shape}.")
-    intervals.append(cell.astype(np.int64))
-  return intervals
+  vectors = {}
+  for key, value in data.items():
+    if key.startswith("__") or not key.isdigit():
+      continue
+    labels = np.asarray(value)
+    if labels.ndim != 2 or 1 not in labels.shape or not np.isin(labels, (0, 1)).all():
+      raise ValueError(f"{path}: variable {key!r} should be a 0/1 vector, got {labels.dtype} {labels.shape}.")
+    vectors[int(key)] = labels.reshape(-1).astype(np.int32)
+  return vectors or None
 
 
-def _release_videos(manual_dir: epath.Path) -> tuple[dict[str, list[_Video]], str]:
+def _release_videos(manual_dir: epath.Path) -> tuple[dict[str, list[_Video]], str, str]:
   layout = common.find_layout(
     manual_dir,
     {
@@ -272,22 +290,31 @@ def _release_videos(manual_dir: epath.Path) -> tuple[dict[str, list[_Video]], st
   )
   root = manual_dir / "avenue" if layout == "frame release" else manual_dir
   gt_path = root / "avenue.mat"
-  intervals = read_intervals(gt_path)
+  vectors = read_label_vectors(gt_path)
+  intervals = None if vectors is not None else read_intervals(gt_path)
+  labels_text = AVENUE_MAT_VECTOR_LABELS if vectors is not None else AVENUE_MAT_LABELS
   videos = {}
   for split, folder in (("train", "training"), ("test", "testing")):
     video_dirs = common.list_visible(root / folder / "frames", dirs=True)
     if not video_dirs:
       raise common.ManualDataError(f"No video folders in {root / folder / 'frames'}.")
-    if split == "test" and len(intervals) != len(video_dirs):
-      raise ValueError(
-        f"{gt_path} has labels for {len(intervals)} videos but {root / folder / 'frames'} "
-        f"holds {len(video_dirs)} test videos."
-      )
+    if split == "test":
+      count = len(vectors) if vectors is not None else len(intervals)
+      if count != len(video_dirs):
+        raise ValueError(
+          f"{gt_path} has labels for {count} videos but {root / folder / 'frames'} holds {len(video_dirs)} test videos."
+        )
     split_videos = []
     for v, video_dir in enumerate(video_dirs):
       num_frames = len(common.numbered_files(video_dir, (".jpg",), first=0))
       labels = np.zeros(num_frames, np.int32)
-      if split == "test":
+      if split == "test" and vectors is not None:
+        if not video_dir.name.isdigit() or int(video_dir.name) not in vectors:
+          raise ValueError(f"{gt_path} has no label vector for test video {video_dir.name}.")
+        labels = vectors[int(video_dir.name)]
+        if len(labels) != num_frames:
+          raise common.LabelCountError(video_dir.name, num_frames, len(labels), os.fspath(gt_path))
+      elif split == "test":
         labels = common.labels_from_ranges(
           intervals[v].T,
           num_frames,
@@ -297,11 +324,12 @@ def _release_videos(manual_dir: epath.Path) -> tuple[dict[str, list[_Video]], st
         )
       split_videos.append(_Video(video_dir.name, video_dir, labels=labels))
     videos[split] = split_videos
-  return videos, layout
+  how = "label vectors '01'..." if vectors is not None else "gt intervals"
+  return videos, f"{layout}; avenue.mat with {how}", labels_text
 
 
 def _frame_folder_records(video: _Video, config: AvenueConfig) -> Iterator[dict]:
   frames = common.numbered_files(video.path, (".jpg",), first=0)
   for i in range(0, len(frames), config.frame_stride):
-    frame, _ = common.image_file_frame(frames[i], config.frame_size)
+    frame, _ = common.image_file_frame(frames[i], config.frame_size, video=video.name, index=i)
     yield {"frame": frame, "label": int(video.labels[i]), "mask": b"", "has_mask": False}

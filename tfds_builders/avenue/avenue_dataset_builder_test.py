@@ -154,3 +154,105 @@ def test_undecodable_video_names_file_and_can_be_skipped(tmp_path):
   assert builder.info.metadata["skipped"]["counts"] == {"undecodable": 1}
   assert builder.info.metadata["skipped"]["items"][0]["name"] == "02"
   assert builder.info.metadata["skipped"]["items"][0]["split"] == "train"
+
+
+# ------------------------------------------------------------ more accepted layouts
+
+LABEL_VECTORS = DUMMY / "frames_release_label_vectors"
+MASK_DIR_AT_TOP = DUMMY / "official_mask_dir_at_top"
+
+
+class FramesLabelVectorsTest(testing.DatasetBuilderTestCase):
+  """avenue.mat with one label vector per test video ('01', '02')."""
+
+  DATASET_CLASS = avenue.Builder
+  EXAMPLE_DIR = LABEL_VECTORS
+  BUILDER_CONFIG_NAMES_TO_TEST = ["frames_avenue_mat"]
+  SPLITS = {"train": 9, "test": 9}
+
+
+class MaskDirAtTopTest(testing.DatasetBuilderTestCase):
+  """testing_label_mask/ directly in the manual dir, not inside ground_truth_demo/."""
+
+  DATASET_CLASS = avenue.Builder
+  EXAMPLE_DIR = MASK_DIR_AT_TOP
+  BUILDER_CONFIG_NAMES_TO_TEST = ["official"]
+  SPLITS = {"train": 9, "test": 9}
+
+
+def test_avenue_mat_label_vectors_equal_the_official_labels(tmp_path):
+  builder = testing.prepare(avenue.Builder, tmp_path / "data", LABEL_VECTORS, "frames_avenue_mat")
+  test = _read(builder, "test")
+  assert [int(r["label"]) for r in test] == OFFICIAL_TEST_LABELS
+  metadata = builder.info.metadata
+  assert metadata["labels"] == avenue.AVENUE_MAT_VECTOR_LABELS
+  assert "equal to the official masks" in metadata["labels"]
+  assert metadata["layout"] == "frame release; avenue.mat with label vectors '01'..."
+  assert avenue.AVENUE_MAT_VECTOR_LABELS in builder.info.description
+  # The interval version says it differs, in the metadata and the description.
+  interval = testing.prepare(avenue.Builder, tmp_path / "data2", RELEASE, "frames_avenue_mat")
+  assert interval.info.metadata["layout"] == "frame release; avenue.mat with gt intervals"
+  assert "differ from the official masks" in interval.info.description
+
+
+def test_label_vector_of_the_wrong_length(tmp_path):
+  manual = _copy(LABEL_VECTORS, tmp_path)
+  scipy.io.savemat(
+    manual / "avenue" / "avenue.mat", {"01": np.zeros(7, np.uint8), "02": np.zeros(3, np.uint8)}, format="5"
+  )
+  with pytest.raises(common.LabelCountError, match="Video 01: 6 frames but 7 frame labels"):
+    testing.prepare(avenue.Builder, tmp_path / "data", manual, "frames_avenue_mat")
+
+
+def test_mask_dir_outside_ground_truth_demo_gives_the_official_records(tmp_path):
+  official = testing.prepare(avenue.Builder, tmp_path / "a", OFFICIAL, "official")
+  variant = testing.prepare(avenue.Builder, tmp_path / "b", MASK_DIR_AT_TOP, "official")
+  for split in ("train", "test"):
+    assert _read(variant, split) == _read(official, split)
+  assert official.info.metadata["layout"] == (
+    "official: videos from Avenue Dataset/ (folder), masks from ground_truth_demo/ (folder)"
+  )
+  assert variant.info.metadata["layout"] == (
+    "official: videos from Avenue Dataset/ (folder), masks from testing_label_mask (folder, without ground_truth_demo/)"
+  )
+
+
+def test_layout_says_zip_or_folder(tmp_path):
+  manual = tmp_path / "manual"
+  shutil.copytree(OFFICIAL / "Avenue Dataset", manual / "Avenue Dataset")
+  with zipfile.ZipFile(manual / "ground_truth_demo.zip", "w") as zf:
+    for path in sorted((OFFICIAL / "ground_truth_demo").rglob("*")):
+      zf.write(path, path.relative_to(OFFICIAL).as_posix())
+  builder = testing.prepare(avenue.Builder, tmp_path / "data", manual, "official")
+  assert builder.info.metadata["layout"] == (
+    "official: videos from Avenue Dataset/ (folder), masks from ground_truth_demo.zip (zip)"
+  )
+
+
+def test_corrupt_archive_names_the_file(tmp_path):
+  manual = tmp_path / "manual"
+  shutil.copytree(OFFICIAL / "ground_truth_demo", manual / "ground_truth_demo")
+  (manual / "Avenue_Dataset.zip").write_bytes(b"PK\x03\x04 this is not really a zip archive")
+  with pytest.raises(common.ArchiveError) as error:
+    testing.prepare(avenue.Builder, tmp_path / "data", manual, "official")
+  message = str(error.value)
+  assert str(manual / "Avenue_Dataset.zip") in message and "BadZipFile" in message
+  assert "download it again" in message
+  # Nothing half-extracted is left behind.
+  assert not list((tmp_path / "data").rglob("extracted/Avenue_Dataset/*"))
+
+
+def test_truncated_jpeg_names_file_video_and_frame_and_can_be_skipped(tmp_path):
+  manual = _copy(RELEASE, tmp_path)
+  bad = manual / "avenue" / "testing" / "frames" / "01" / "0003.jpg"
+  bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) // 2])
+  with pytest.raises(common.FrameDecodeError) as error:
+    testing.prepare(avenue.Builder, tmp_path / "data", manual, "frames_avenue_mat")
+  message = str(error.value)
+  assert str(bad) in message and "(video 01, frame 3)" in message and "truncated" in message
+  builder = testing.prepare(avenue.Builder, tmp_path / "data2", manual, "frames_avenue_mat", skip_undecodable=True)
+  assert [v["name"] for v in builder.info.metadata["videos"]["test"]] == ["02"]
+  skipped = builder.info.metadata["skipped"]
+  assert skipped["counts"] == {"undecodable": 1}
+  assert skipped["items"][0]["name"] == "01" and "(video 01, frame 3)" in skipped["items"][0]["detail"]
+  assert builder.info.metadata["counts"]["splits"]["test"]["skipped_undecodable"] == 1

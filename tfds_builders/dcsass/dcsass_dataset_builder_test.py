@@ -21,7 +21,8 @@ from vad_jax.tfds_builders import (
 from vad_jax.tfds_builders.dcsass import dcsass_dataset_builder as dcsass  # noqa: E402
 
 DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
-ROOT = DUMMY / "DCSASS Dataset"
+OFFICIAL = DUMMY / "official"
+ROOT = OFFICIAL / "DCSASS Dataset"
 
 
 # ------------------------------------------------------------------- parsers
@@ -79,7 +80,7 @@ def test_fixture_has_the_real_defects():
 
 
 def test_plan_counts_every_defect_and_reads_nested_copy_once():
-  plan = dcsass.plan_dataset(DUMMY)
+  plan = dcsass.plan_dataset(OFFICIAL)
   assert [c.clip.name for c in plan.clips] == [
     "Abuse001_x264_0",
     "Abuse001_x264_1",
@@ -102,14 +103,14 @@ def test_plan_counts_every_defect_and_reads_nested_copy_once():
     "duplicate_row": ["Abuse001_x264_1"],
     "normalised_id": ["Abuse018_x264-0"],
   }
-  shoplifting = dcsass.plan_dataset(DUMMY, classes=("Shoplifting",))
+  shoplifting = dcsass.plan_dataset(OFFICIAL, classes=("Shoplifting",))
   assert {c.class_name for c in shoplifting.clips} == {"Shoplifting"}
   assert len(shoplifting.clips) == 5
 
 
 def test_nested_copy_that_differs_is_noted_not_read(tmp_path):
   manual = tmp_path / "manual"
-  shutil.copytree(DUMMY / "DCSASS Dataset", manual / "DCSASS Dataset")
+  shutil.copytree(OFFICIAL / "DCSASS Dataset", manual / "DCSASS Dataset")
   (manual / "DCSASS Dataset/DCSASS Dataset/Labels/Abuse.csv").write_text("garbage\n")
   plan = dcsass.plan_dataset(manual)
   assert plan.notes["nested_copy_differs"] == ["DCSASS Dataset/DCSASS Dataset: Labels/Abuse.csv"]
@@ -141,6 +142,7 @@ def _read(builder, split):
 
 class DefaultTest(testing.DatasetBuilderTestCase):
   DATASET_CLASS = dcsass.Builder
+  EXAMPLE_DIR = OFFICIAL
   BUILDER_CONFIG_NAMES_TO_TEST = ["default"]
   # train: Abuse001_0/1 (4+5), Shoplifting001_0/1 (5+4), Shoplifting002_0 (6);
   # test: Abuse018_0/1 (6+4), Shoplifting016_0/1 (4+5).
@@ -189,6 +191,7 @@ class DefaultTest(testing.DatasetBuilderTestCase):
 
 class AsPublishedTest(testing.DatasetBuilderTestCase):
   DATASET_CLASS = dcsass.Builder
+  EXAMPLE_DIR = OFFICIAL
   BUILDER_CONFIG_NAMES_TO_TEST = ["as_published"]
   SPLITS = {"train": 34, "test": 9}  # test: Abuse018_1 (4), Shoplifting001_0 (5).
 
@@ -200,6 +203,7 @@ class AsPublishedTest(testing.DatasetBuilderTestCase):
 
 class ShopliftingTest(testing.DatasetBuilderTestCase):
   DATASET_CLASS = dcsass.Builder
+  EXAMPLE_DIR = OFFICIAL
   BUILDER_CONFIG_NAMES_TO_TEST = ["shoplifting"]
   SPLITS = {"train": 5 + 4 + 6, "test": 4 + 5}
 
@@ -211,6 +215,7 @@ class ShopliftingTest(testing.DatasetBuilderTestCase):
 
 class ShopliftingAsPublishedStrideTest(testing.DatasetBuilderTestCase):
   DATASET_CLASS = dcsass.Builder
+  EXAMPLE_DIR = OFFICIAL
   BUILDER_CONFIG_NAMES_TO_TEST = [
     dataclasses.replace(dcsass.SHOPLIFTING_AS_PUBLISHED, name="sap_s2", frame_stride=2, frame_size=(12, 16))
   ]
@@ -228,7 +233,153 @@ class ShopliftingAsPublishedStrideTest(testing.DatasetBuilderTestCase):
 
 def test_configs():
   configs = {c.name: c for c in dcsass.Builder.BUILDER_CONFIGS}
-  assert configs["default"].split_by == "source_video"
+  assert configs["default"].split_by == "stratified"  # by source video, stratified per class
   assert "as published" in configs["as_published"].description.lower()
   assert configs["as_published"].split_by == "clip"
   assert (configs["default"].frame_size, configs["default"].frame_stride) == (None, 1)
+
+
+# ------------------------------------------------ ids that contradict their place
+
+GAP = DUMMY / "gap_typo"
+
+
+def test_misplaced_ids_are_found_within_their_block():
+  rows = dcsass.parse_label_csv(
+    "Robbery047_x264_0,Robbery,0\nRobbery047_x264_1,Robbery,1\nRobbery046_x264_2,Robbery,1\n"
+    "Robbery047_x264_3,Robbery,1\nRobbery050_x264_0,Robbery,0\nRobbery048_x264_0,Robbery,1\n"
+    "Robbery050_x264_1,Robbery,0\nRobbery050_x264_2,Robbery,0\n",
+    "Robbery",
+  ).rows
+  found = dcsass.find_misplaced_ids(rows)
+  assert [(m.row.clip.name, m.block_video, m.fills_gap) for m in found] == [
+    ("Robbery046_x264_2", "Robbery047_x264", True),
+    ("Robbery048_x264_0", "Robbery050_x264", False),  # Robbery050 has its own clip 0.
+  ]
+  assert found[0].corrected.name == "Robbery047_x264_2"
+  # A video's first or last row, or one between two different videos, is not misplaced.
+  assert not dcsass.find_misplaced_ids(rows[:2] + rows[3:5])
+
+
+def test_gap_filling_ids_are_reported_and_create_no_phantom_video():
+  plan = dcsass.plan_dataset(GAP)
+  names = [c.clip.name for c in plan.clips]
+  # The typo rows are read as the clips they fill, with their files, wherever they lie.
+  assert "Robbery047_x264_2" in names and "Stealing036_x264_1" in names
+  robbery_2 = next(c for c in plan.clips if c.clip.name == "Robbery047_x264_2")
+  assert robbery_2.path.name == "Robbery046_x264_2.mp4" and robbery_2.label == 1
+  assert {c.clip.source_video for c in plan.clips}.isdisjoint(
+    {"Robbery046_x264", "Stealing019_x264", "Stealing079_x264"}
+  )
+  assert [n.split(" ")[:3] for n in plan.notes["gap_filling_id"]] == [
+    ["Robbery046_x264_2", "->", "Robbery047_x264_2"],
+    ["Stealing019_x264_1", "->", "Stealing036_x264_1"],
+  ]
+  assert "Stealing.csv line 5" in plan.notes["inconsistent_clip_id"][0]
+  assert plan.skipped == [
+    ("Stealing079_x264_0", "inconsistent_clip_id"),
+    ("Stealing062_x264_1", "inconsistent_clip_location"),
+  ]
+  assert plan.counts["noted_gap_filling_id"] == 2
+
+
+class GapTypoTest(testing.DatasetBuilderTestCase):
+  DATASET_CLASS = dcsass.Builder
+  EXAMPLE_DIR = GAP
+  BUILDER_CONFIG_NAMES_TO_TEST = [
+    "default",
+    dataclasses.replace(dcsass.DEFAULT, name="by_hash", split_by="source_video"),
+  ]
+  # 16 clips: Robbery047 4+3+5+3, 050 3+4, 102 3+3, 137 4+3; Stealing036 3+4+3, 058 3+4, 062 3.
+  SPLITS = None
+
+  def _check_builder(self, builder):
+    metadata = builder.info.metadata
+    counts = metadata["counts"]["splits"]
+    self.SPLITS = {split: counts[split]["frames"] for split in ("train", "test")}
+    self.assertEqual(sum(self.SPLITS.values()), 4 + 3 + 5 + 3 + 3 + 4 + 3 + 3 + 4 + 3 + 3 + 4 + 3 + 3 + 4 + 3)
+    super()._check_builder(builder)
+    sources = metadata["source_videos"]
+    self.assertFalse(set(sources["train"]) & set(sources["test"]))
+    every = set(sources["train"]) | set(sources["test"])
+    self.assertEqual(len(every), 7)
+    self.assertFalse(every & {"Robbery046_x264", "Stealing019_x264", "Stealing079_x264"})
+    records = _read(builder, "train") + _read(builder, "test")
+    by_clip = {}
+    for r in records:
+      by_clip.setdefault(r["clip_id"], []).append(r)
+    fixed = by_clip[b"Robbery047_x264_2"]
+    self.assertEqual((len(fixed), fixed[0]["clip_index"], fixed[0]["label"]), (5, 2, 1))
+    self.assertEqual(by_clip[b"Stealing036_x264_1"][0]["label"], 1)
+    self.assertEqual(len(metadata["notes"]["gap_filling_id"]), 2)
+    self.assertEqual(metadata["counts"]["inputs"]["noted_gap_filling_id"], 2)
+    self.assertEqual(metadata["skipped"]["counts"], {"inconsistent_clip_id": 1, "inconsistent_clip_location": 1})
+
+
+# ------------------------------------------------------------- stratified splits
+
+
+def _clips(spec):
+  """{(class, video): [labels]} -> Clips (paths unused)."""
+  return [
+    dcsass.Clip(dcsass.ClipId(video, k), pathlib.Path("x.mp4"), class_name, label)
+    for (class_name, video), labels in spec.items()
+    for k, label in enumerate(labels)
+  ]
+
+
+def test_stratified_split_per_class():
+  rng = __import__("random").Random(0)
+  spec = {}
+  for class_name, num_videos in (("Explosion", 30), ("Fighting", 6), ("Arrest", 2), ("Abuse", 1)):
+    for v in range(num_videos):
+      clips = rng.randint(4, 40)
+      positives = rng.randint(0, clips // 2) if v % 5 else 0
+      spec[(class_name, f"{class_name}{v:03d}_x264")] = [1] * positives + [0] * (clips - positives)
+  clips = _clips(spec)
+  split = dcsass.stratified_split(clips, 0.2, seed=0)
+  assert split == dcsass.stratified_split(clips, 0.2, seed=0)  # deterministic
+  assert split != dcsass.stratified_split(clips, 0.2, seed=1)
+  summary = dcsass.split_summary(clips, {c.clip.name: split[c.clip.source_video] for c in clips})
+  for class_name in ("Explosion", "Fighting", "Arrest"):
+    assert set(summary[class_name]) == {"train", "test"}, class_name
+  assert set(summary["Abuse"]) == {"train"}  # one source video stays in train
+  explosion = summary["Explosion"]
+  positives = explosion["test"]["positive_clips"] + explosion["train"]["positive_clips"]
+  largest = max(sum(labels) for (c, _), labels in spec.items() if c == "Explosion")
+  assert abs(explosion["test"]["positive_clips"] - 0.2 * positives) <= largest / 2
+  assert 3 <= explosion["test"]["source_videos"] <= 9
+  # Leak-free by construction: one split per source video.
+  assert all(s in ("train", "test") for s in split.values())
+  with pytest.raises(ValueError, match="split_by"):
+    dcsass.DcsassConfig(name="x", split_by="video")
+
+
+def test_metadata_records_labels_layout_split_and_counts(tmp_path):
+  builder = testing.prepare(dcsass.Builder, tmp_path / "data", OFFICIAL, "default")
+  metadata = builder.info.metadata
+  assert metadata["layout"].startswith("DCSASS Dataset/ (Labels/<Class>.csv")
+  assert "nested copies not read: DCSASS Dataset/DCSASS Dataset" in metadata["layout"]
+  assert "clip labels" in metadata["labels"] and "stratified" in metadata["labels"]
+  assert metadata["split"]["by"] == "stratified"
+  assert metadata["split"]["per_class"]["Abuse"] == {
+    "train": {"source_videos": 1, "clips": 2, "positive_clips": 1},
+    "test": {"source_videos": 1, "clips": 2, "positive_clips": 1},
+  }
+  assert metadata["counts"]["inputs"]["label_rows"] == 12
+  assert metadata["counts"]["splits"]["test"]["videos"] == 4
+  assert "stratified" in builder.info.description
+  published = testing.prepare(dcsass.Builder, tmp_path / "data2", OFFICIAL, "as_published")
+  assert "as published" in published.info.metadata["labels"]
+
+
+def test_all_clips_undecodable_is_a_clear_error(tmp_path):
+  manual = tmp_path / "manual"
+  shutil.copytree(GAP, manual)
+  for path in (manual / "DCSASS Dataset").rglob("*.mp4"):
+    if path.is_file():
+      path.write_bytes(b"\x00" * 64)
+  with pytest.raises(
+    common.EmptySplitError, match=r"No video of split '(train|test)' could be used; skipped: .*undecodable"
+  ):
+    testing.prepare(dcsass.Builder, tmp_path / "data", manual, "default", skip_undecodable=True)

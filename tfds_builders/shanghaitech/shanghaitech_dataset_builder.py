@@ -5,6 +5,9 @@
   decoders, so every video's decoded frame count is checked against its container
   (``video.iter_frames``); failures name the file, and ``skip_undecodable=True`` skips
   such videos and counts them in ``metadata["skipped"]``.
+  Releases that ship the training videos as pre-extracted frames,
+  ``training/frames/<scene>_<NNN>/NNN.jpg`` (0-based), are read from those (JPEG kept
+  as is); the official videos are preferred when both are there.
 * Test: ``testing/frames/<scene>_<NNNN>/NNN.jpg`` (0-based), frame labels from
   ``testing/test_frame_mask/<video>.npy`` (a 1-D uint8 array in {0, 1}, one entry per
   frame) and pixel masks from ``testing/test_pixel_mask/<video>.npy`` when that folder
@@ -15,6 +18,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -31,11 +35,13 @@ _ROOT = "shanghaitech"
 
 _INSTRUCTIONS = f"""\
 Download {_ARCHIVE} (ShanghaiTech Campus, https://svip-lab.github.io/dataset/campus_dataset.html)
-and put it in the manual dir, as the archive or extracted:
+and put it in the manual dir. Accepted layouts: the archive, or extracted (in
+<manual_dir>/{_ROOT}/ or directly in <manual_dir>):
 
   <manual_dir>/{_ARCHIVE}
   or
   <manual_dir>/{_ROOT}/training/videos/01_001.avi ...
+      (or pre-extracted training frames: <manual_dir>/{_ROOT}/training/frames/01_001/000.jpg ...)
   <manual_dir>/{_ROOT}/testing/frames/01_0014/000.jpg ...
   <manual_dir>/{_ROOT}/testing/test_frame_mask/01_0014.npy ...
   <manual_dir>/{_ROOT}/testing/test_pixel_mask/01_0014.npy ...   (optional: pixel masks)
@@ -71,39 +77,56 @@ class Builder(common.FrameBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     manual_dir = dl_manager.manual_dir
-    needed = ["training/videos", "testing/frames", "testing/test_frame_mask"]
+    test = ["testing/frames", "testing/test_frame_mask"]
     layout = common.find_layout(
       manual_dir,
       {
-        "extracted folder": [f"{_ROOT}/{n}" for n in needed],
+        "extracted folder": [f"{_ROOT}/{n}" for n in ("training/videos", *test)],
+        "extracted folder with training frames": [f"{_ROOT}/{n}" for n in ("training/frames", *test)],
         "archive": [_ARCHIVE],
-        "extracted folder (the manual dir itself)": needed,
+        "extracted folder (the manual dir itself)": ["training/videos", *test],
+        "extracted folder with training frames (the manual dir itself)": ["training/frames", *test],
       },
       _INSTRUCTIONS,
     )
-    if layout == "extracted folder":
-      root = manual_dir / _ROOT
-    elif layout == "archive":
+    if layout == "archive":
       extracted = common.extract_archive(manual_dir / _ARCHIVE, dl_manager.download_dir / "extracted" / "shanghaitech")
       root = common.require_path(extracted / _ROOT, f"{_ROOT}/ inside {_ARCHIVE}", _INSTRUCTIONS)
-    else:
+    elif layout.endswith("(the manual dir itself)"):
       root = manual_dir
-    videos = {"train": _training_videos(root), "test": _test_videos(root)}
+    else:
+      root = manual_dir / _ROOT
+    if (root / "training" / "videos").is_dir():
+      train = _training_videos(root)
+    else:
+      train = _training_frame_folders(root)
+      if "training frames" not in layout:  # An archive holding frames instead of videos.
+        layout += " with training frames"
+    test_videos = _test_videos(root)
+    videos = {"train": train, "test": test_videos}
     common.empty_metadata(self.info.metadata, videos)
-    self.info.metadata["layout"] = layout
-    self.info.metadata["labels"] = "official test_frame_mask (frame labels) and test_pixel_mask"
+    pixel_masks = any(v.pixel_mask is not None for v in test_videos)
+    self.record_source(
+      layout=layout,
+      labels=(
+        "official test_frame_mask (frame labels)"
+        + (" and test_pixel_mask (pixel masks)" if pixel_masks else "; no pixel masks (test_pixel_mask/ absent)")
+      ),
+    )
     return {split: self._generate_examples(split, v) for split, v in videos.items()}
 
   def _generate_examples(self, split: str, videos: Sequence[_Video]):
     config: common.VideoConfig = self.builder_config
-    records = common.SplitRecords(self.info.metadata, split, num_videos=len(videos))
+    jobs = []
     for video in videos:
-      if split == "train":
-        load = lambda video=video: _video_file_records(video, config)
+      if split == "test":
+        load = _test_records
+      elif video.path.is_dir():
+        load = _frame_folder_records
       else:
-        load = lambda video=video: _test_records(video, config)
-      yield from records.add_video(video.name, load, skip_undecodable=self._skip_undecodable)
-    records.finish()
+        load = _video_file_records
+      jobs.append(common.VideoJob(video.name, functools.partial(load, video, config)))
+    return self.split_records(split, jobs)
 
 
 def _training_videos(root: epath.Path) -> list[_Video]:
@@ -116,6 +139,18 @@ def _training_videos(root: epath.Path) -> list[_Video]:
     videos.append(_Video(name, path))
   if not videos:
     raise common.ManualDataError(f"No .avi videos in {folder}.")
+  return videos
+
+
+def _training_frame_folders(root: epath.Path) -> list[_Video]:
+  folder = root / "training" / "frames"
+  videos = []
+  for path in common.list_visible(folder, dirs=True):
+    if not _TRAIN_NAME.fullmatch(path.name):
+      raise ValueError(f"{path}: training frame folders are named <scene>_<NNN>.")
+    videos.append(_Video(path.name, path))
+  if not videos:
+    raise common.ManualDataError(f"No <scene>_<NNN> frame folders in {folder}.")
   return videos
 
 
@@ -165,13 +200,20 @@ def _video_file_records(video: _Video, config: common.VideoConfig) -> Iterator[d
     yield {"frame": common.encode_frame(frame), "label": 0, "mask": b"", "has_mask": False}
 
 
+def _frame_folder_records(video: _Video, config: common.VideoConfig) -> Iterator[dict]:
+  files = common.numbered_files(video.path, (".jpg",), first=0)
+  for i in range(0, len(files), config.frame_stride):
+    frame, _ = common.image_file_frame(files[i], config.frame_size, video=video.name, index=i)
+    yield {"frame": frame, "label": 0, "mask": b"", "has_mask": False}
+
+
 def _test_records(video: _Video, config: common.VideoConfig) -> Iterator[dict]:
   files = common.numbered_files(video.path, (".jpg",), first=0)
   labels = read_frame_labels(video.frame_mask, len(files), video.name)
   pixel_masks = None
   if video.pixel_mask is not None:
     pixel_masks = np.load(os.fspath(video.pixel_mask), mmap_mode="r")
-    _, native_shape = common.image_file_frame(files[0], None)
+    _, native_shape = common.image_file_frame(files[0], None, video=video.name, index=0)
     expected = (len(files), *native_shape[:2])
     if pixel_masks.shape != expected:
       raise ValueError(
@@ -179,7 +221,7 @@ def _test_records(video: _Video, config: common.VideoConfig) -> Iterator[dict]:
         f"{pixel_masks.shape}, expected {expected} (frames, height, width)."
       )
   for i in range(0, len(files), config.frame_stride):
-    frame, _ = common.image_file_frame(files[i], config.frame_size)
+    frame, _ = common.image_file_frame(files[i], config.frame_size, video=video.name, index=i)
     record = {"frame": frame, "label": int(labels[i]), "mask": b"", "has_mask": False}
     if pixel_masks is not None:
       mask = common.resize_mask(np.asarray(pixel_masks[i]), config.frame_size)

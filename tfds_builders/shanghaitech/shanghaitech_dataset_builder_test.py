@@ -137,3 +137,45 @@ def test_bad_training_videos_are_named_and_can_be_skipped(tmp_path, manual):
   assert [i["name"] for i in skipped["items"]] == ["01_001", "02_001"]
   assert "container reports 12" in skipped["items"][0]["detail"]
   assert builder.info.splits["test"].num_examples == 9
+
+
+TRAINING_FRAMES = DUMMY / "training_frames"
+
+
+class TrainingFramesTest(testing.DatasetBuilderTestCase):
+  """Pre-extracted training frames (training/frames/01_001/000.jpg) instead of videos."""
+
+  DATASET_CLASS = shanghaitech.Builder
+  EXAMPLE_DIR = TRAINING_FRAMES
+  SPLITS = {"train": 7, "test": 9}
+
+
+def test_training_frames_layout_has_the_official_labels(tmp_path):
+  official = testing.prepare(shanghaitech.Builder, tmp_path / "a", DUMMY)
+  frames = testing.prepare(shanghaitech.Builder, tmp_path / "b", TRAINING_FRAMES)
+  assert _read(frames, "test") == _read(official, "test")
+  train = _read(frames, "train")
+  assert {int(r["label"]) for r in train} == {0}
+  assert train[0]["frame"] == (TRAINING_FRAMES / "shanghaitech/training/frames/01_001/000.jpg").read_bytes()
+  assert [(v["name"], v["length"]) for v in frames.info.metadata["videos"]["train"]] == [
+    (v["name"], v["length"]) for v in official.info.metadata["videos"]["train"]
+  ]
+  assert frames.info.metadata["layout"] == "extracted folder with training frames"
+  assert official.info.metadata["layout"] == "extracted folder"
+  assert official.info.metadata["labels"] == "official test_frame_mask (frame labels) and test_pixel_mask (pixel masks)"
+
+
+def test_labels_text_mentions_pixel_masks_only_when_present(tmp_path, manual):
+  shutil.rmtree(manual / "shanghaitech/testing/test_pixel_mask")
+  builder = testing.prepare(shanghaitech.Builder, tmp_path / "data", manual)
+  labels = builder.info.metadata["labels"]
+  assert labels.startswith("official test_frame_mask (frame labels); no pixel masks")
+  assert "test_pixel_mask (pixel masks)" not in labels
+
+
+def test_truncated_test_frame_names_file_video_and_frame(tmp_path, manual):
+  bad = manual / "shanghaitech/testing/frames/02_0128/002.jpg"
+  data = bad.read_bytes()
+  bad.write_bytes(data[: len(data) - 200])
+  with pytest.raises(common.FrameDecodeError, match=r"02_0128/002\.jpg \(video 02_0128, frame 2\)"):
+    testing.prepare(shanghaitech.Builder, tmp_path / "data", manual)

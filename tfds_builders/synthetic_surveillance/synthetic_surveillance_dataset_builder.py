@@ -9,6 +9,7 @@ README.md (TFDS reads it from this folder).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import tensorflow_datasets as tfds
 
@@ -119,6 +120,10 @@ class Builder(common.FrameBuilder):
       "second_kind_probability": config.second_kind_probability,
       "walkers_on_screen": config.walkers_on_screen,
     }
+    self.record_source(
+      layout=f"generated (no download): synthetic_surveillance/scene.py, seed {config.seed}",
+      labels="generator ground truth: frame labels and pixel masks of the generated anomalies",
+    )
     return {split: self._generate_examples(spec) for split, spec in specs.items()}
 
   def _generate_examples(self, spec: scene.SplitSpec):
@@ -134,9 +139,11 @@ class Builder(common.FrameBuilder):
       kept = slice(None, None, config.frame_stride)
       class_name = "+".join(sorted(set(e.kind for e in video.events))) or "normal"
       label = int(video.labels[kept].any())
-      yield from records.add_video(
-        name, lambda v=video, k=kept, c=class_name, y=label: _frame_records(v, k, config.frame_size, c, y), label=label
-      )
+      # Videos are generated one at a time (not all first, as split_records would), so
+      # memory holds one video whatever the config's size.
+      load = functools.partial(_frame_records, video, kept, config.frame_size, class_name, label)
+      yield from records.add_video(name, load, label=label)
+    records.finish()
 
 
 def _frame_records(

@@ -9,8 +9,11 @@ split lists and the temporal annotation file are found by name anywhere in the t
 Labels:
 * train: only the video label is known (the class folder), so every frame label is -1;
   `video_label` is 0 for `Normal_Videos...` and 1 otherwise.
-* test: frame labels come from the temporal annotation file (0-based inclusive
-  segments, up to two per video, `-1` for none).
+* test: frame labels come from the temporal annotation file (up to two segments per
+  video, `-1` for none), read with the config's `frame_numbering`: `zero_based`
+  (default; frame numbers are 0-based inclusive, as RTFM's evaluation reads them) or
+  `one_based` (1-based inclusive, as the dataset authors' MATLAB evaluation reads them;
+  2 frames per segment differ). See README.md for both sources.
 
 Input problems are never silent; see `plan_dataset` for what is skipped and why.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import fnmatch
+import functools
 import logging
 import os
 import re
@@ -35,7 +39,17 @@ from .. import video as video_lib
 TRAIN_LIST = "Anomaly_Train.txt"
 TEST_LIST = "Anomaly_Test.txt"
 ANNOTATION_FILE = "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"
+# The same annotations under the name of the authors' repository and of the single
+# `UCF_Crimes/` tree (`Temporal_Anomaly_Annotation_For_Testing_Videos/Txt_formate/`).
+ANNOTATION_FILES = (ANNOTATION_FILE, "Temporal_Anomaly_Annotation.txt")
 VIDEO_GLOB = "**/*_x264.mp4"
+
+ZERO_BASED = "zero_based"
+ONE_BASED = "one_based"
+FRAME_NUMBERINGS = {
+  ZERO_BASED: "0-based inclusive (as RTFM's evaluation reads them)",
+  ONE_BASED: "1-based inclusive (as the dataset authors' MATLAB evaluation reads them)",
+}
 
 CLASSES = (
   "Abuse",
@@ -60,12 +74,16 @@ _ANOMALY_RE = re.compile(r"^([A-Za-z]+?)(\d+)_x264$")
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
 Download UCF-Crime (https://www.crcv.ucf.edu/projects/real-world/) and extract into the
-manual dir (`<manual_dir>/ucf_crime/` by default), in any folder structure:
-  * the videos, `*_x264.mp4`: `Anomaly-Videos-Part-1..4.zip`,
-    `Training-Normal-Videos-Part-1/2.zip` and `Testing_Normal_Videos.zip`, or the single
-    `UCF_Crimes/Videos/<Class>/` tree;
-  * `{TRAIN_LIST}` and `{TEST_LIST}` (from `UCF_Crimes-Train-Test-Split.zip`);
-  * `{ANNOTATION_FILE}`.
+manual dir (`<manual_dir>/ucf_crime/` by default). Accepted layouts (files are found by
+name anywhere under the manual dir, in any folder structure):
+  * the videos, `*_x264.mp4`: the archives `Anomaly-Videos-Part-1..4.zip`,
+    `Training-Normal-Videos-Part-1/2.zip` and `Testing_Normal_Videos.zip` extracted side
+    by side (a part nested twice is fine), or the single `UCF_Crimes/Videos/<Class>/` tree;
+  * `{TRAIN_LIST}` (from `UCF_Crimes-Train-Test-Split.zip`, or `UCF_Crimes/Anomaly_Detection_splits/`);
+  * the temporal annotations, named `{ANNOTATION_FILES[0]}` (the download page),
+    or `{ANNOTATION_FILES[1]}` (the authors' repository, and
+    `UCF_Crimes/Temporal_Anomaly_Annotation_For_Testing_Videos/Txt_formate/`);
+  * optional: `{TEST_LIST}`; without it the test videos are the 290 the annotation file names.
 """
 
 # ----------------------------------------------------------------------- parsing
@@ -187,6 +205,10 @@ class Plan:
   splits: dict[str, list[VideoEntry]]
   skipped: list[tuple[str, str, str]]  # (split, name, reason)
   notes: dict[str, list[str]]
+  # Which files were read (relative to the manual dir; `test_list` is None when the
+  # test videos came from the annotation file), and how many inputs of each kind.
+  sources: dict[str, str | None] = dataclasses.field(default_factory=dict)
+  counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def walk_files(root: epath.PathLike) -> list[epath.Path]:
@@ -201,17 +223,27 @@ def walk_files(root: epath.PathLike) -> list[epath.Path]:
   return sorted(found, key=os.fspath)
 
 
-def _find_one(files: Sequence[epath.Path], root: epath.Path, filename: str) -> epath.Path:
-  matches = [p for p in files if p.name == filename]
+def _find_one(
+  files: Sequence[epath.Path], root: epath.Path, names: str | Sequence[str], *, required: bool = True
+) -> epath.Path | None:
+  """The file named one of ``names`` anywhere under ``root`` (copies must agree)."""
+  names = (names,) if isinstance(names, str) else tuple(names)
+  matches = [p for p in files if p.name in names]
   if not matches:
-    raise common.ManualDataError(f"Missing {filename} anywhere under {root}.\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    if not required:
+      return None
+    raise common.ManualDataError(
+      f"Missing {' or '.join(names)} anywhere under {root}.\n\n{MANUAL_DOWNLOAD_INSTRUCTIONS}"
+    )
   # Copies that differ only in line ends or blanks count as one.
   texts = {tuple(p.read_text(encoding="utf-8-sig").split()) for p in matches}
   if len(texts) > 1:
     raise common.ManualDataError(
-      f"Found {len(matches)} different copies of {filename}: " + ", ".join(map(os.fspath, matches)) + ". Keep one."
+      f"Found {len(matches)} different copies of {' / '.join(names)}: "
+      + ", ".join(map(os.fspath, matches))
+      + ". Keep one."
     )
-  return matches[0]
+  return sorted(matches, key=lambda p: (names.index(p.name), os.fspath(p)))[0]
 
 
 def index_videos(paths: Iterable[epath.Path]) -> tuple[dict[str, epath.Path], list[str]]:
@@ -228,10 +260,25 @@ def index_videos(paths: Iterable[epath.Path]) -> tuple[dict[str, epath.Path], li
   return index, duplicates
 
 
-def plan_dataset(root: epath.PathLike) -> Plan:
+def _to_zero_based(segments: tuple[tuple[int, int], ...], frame_numbering: str) -> tuple[tuple[int, int], ...]:
+  """Annotation segments as 0-based inclusive frame ranges under ``frame_numbering``.
+
+  ``one_based`` reads ``[a, b]`` as MATLAB's ``GT(max(a, 1):b) = 1``, i.e. 0-based
+  frames ``max(a, 1) - 1 .. b - 1``.
+  """
+  if frame_numbering == ZERO_BASED:
+    return segments
+  if frame_numbering == ONE_BASED:
+    return tuple((max(a, 1) - 1, b - 1) for a, b in segments)
+  raise ValueError(f"frame_numbering must be one of {sorted(FRAME_NUMBERINGS)}, got {frame_numbering!r}.")
+
+
+def plan_dataset(root: epath.PathLike, frame_numbering: str = ZERO_BASED) -> Plan:
   """Reads the split lists and annotations under `root` and matches them with videos.
 
   Decisions (also in README.md and the dataset description):
+  * the test videos are those of `Anomaly_Test.txt`; without that file, those the
+    annotation file names (it names all 290);
   * a listed video absent from disk is skipped (reason `missing_video`);
   * a test video without a temporal annotation is skipped (`unannotated_test_video`):
     its frame labels are unknown;
@@ -240,11 +287,19 @@ def plan_dataset(root: epath.PathLike) -> Plan:
     duplicate files (`duplicate_file`, first sorted path used), annotation classes that
     disagree with the name (`annotation_class_mismatch`, the name wins).
   """
+  if frame_numbering not in FRAME_NUMBERINGS:
+    raise ValueError(f"frame_numbering must be one of {sorted(FRAME_NUMBERINGS)}, got {frame_numbering!r}.")
   root = epath.Path(root)
   files = walk_files(root)
-  read = lambda name: _find_one(files, root, name).read_text(encoding="utf-8-sig")
-  lists = {"train": parse_split_list(read(TRAIN_LIST)), "test": parse_split_list(read(TEST_LIST))}
-  annotations = parse_temporal_annotations(read(ANNOTATION_FILE))
+  train_path = _find_one(files, root, TRAIN_LIST)
+  test_path = _find_one(files, root, TEST_LIST, required=False)
+  annotation_path = _find_one(files, root, ANNOTATION_FILES)
+  annotations = parse_temporal_annotations(annotation_path.read_text(encoding="utf-8-sig"))
+  lists = {"train": parse_split_list(train_path.read_text(encoding="utf-8-sig"))}
+  if test_path is not None:
+    lists["test"] = parse_split_list(test_path.read_text(encoding="utf-8-sig"))
+  else:
+    lists["test"] = list(annotations)
   # The glob `**/*_x264.mp4`, files only: DCSASS-style folders named `*_x264.mp4` are
   # not videos.
   paths = [p for p in files if fnmatch.fnmatch(p.name, VIDEO_GLOB.rsplit("/", 1)[-1])]
@@ -253,9 +308,15 @@ def plan_dataset(root: epath.PathLike) -> Plan:
   on_disk, duplicates = index_videos(paths)
   overlap = sorted(set(lists["train"]) & set(lists["test"]))
   if overlap:
-    raise ValueError(f"Videos in both {TRAIN_LIST} and {TEST_LIST}: {overlap[:10]}.")
+    raise ValueError(f"Videos in both {TRAIN_LIST} and the test list: {overlap[:10]}.")
 
+  relative = lambda p: os.path.relpath(os.fspath(p), os.fspath(root))
   plan = Plan(splits={}, skipped=[], notes=collections.defaultdict(list))
+  plan.sources = {
+    "train_list": relative(train_path),
+    "test_list": relative(test_path) if test_path is not None else None,
+    "annotations": relative(annotation_path),
+  }
   plan.notes["duplicate_file"] = duplicates
   for split, listed in lists.items():
     entries = []
@@ -271,7 +332,7 @@ def plan_dataset(root: epath.PathLike) -> Plan:
           continue
         if annotations[name].class_name != class_name:
           plan.notes["annotation_class_mismatch"].append(name)
-        segments = annotations[name].segments
+        segments = _to_zero_based(annotations[name].segments, frame_numbering)
       entries.append(
         VideoEntry(
           name=name, path=on_disk[name], class_name=class_name, video_label=int(class_name != NORMAL), segments=segments
@@ -281,6 +342,16 @@ def plan_dataset(root: epath.PathLike) -> Plan:
   plan.notes["annotated_not_in_test_list"] = sorted(set(annotations) - set(lists["test"]))
   plan.notes["unlisted_video"] = sorted(set(on_disk) - set(lists["train"]) - set(lists["test"]))
   plan.notes = {k: v for k, v in plan.notes.items() if v}
+  plan.counts = {
+    "listed_train_videos": len(lists["train"]),
+    "listed_test_videos": len(lists["test"]),
+    "annotated_videos": len(annotations),
+    "annotated_segments": sum(len(a.segments) for a in annotations.values()),
+    "video_files": len(paths),
+    "distinct_videos_on_disk": len(on_disk),
+    **{f"skipped_{reason}": n for reason, n in collections.Counter(r for _, _, r in plan.skipped).items()},
+    **{f"noted_{note}": len(names) for note, names in plan.notes.items()},
+  }
   for split, entries in plan.splits.items():
     if not entries:
       raise common.ManualDataError(
@@ -301,8 +372,30 @@ def _log(plan: Plan) -> None:
 # ------------------------------------------------------------------------- builder
 
 
-DEFAULT = common.VideoConfig(name="default", description="Native 320x240 frames, all frames (30 fps).")
-STRIDE30_112 = common.VideoConfig(
+@dataclasses.dataclass(eq=False)
+class UcfCrimeConfig(common.VideoConfig):
+  """``frame_numbering``: how the annotation's frame numbers are read: ``"zero_based"``
+  (0-based inclusive, as RTFM's evaluation; the default) or ``"one_based"`` (1-based
+  inclusive, as the dataset authors' MATLAB evaluation). frame_size / frame_stride: see
+  VideoConfig."""
+
+  frame_numbering: str = ZERO_BASED
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.frame_numbering not in FRAME_NUMBERINGS:
+      raise ValueError(f"frame_numbering must be one of {sorted(FRAME_NUMBERINGS)}, got {self.frame_numbering!r}.")
+
+
+DEFAULT = UcfCrimeConfig(
+  name="default", description="Native 320x240 frames, all frames (30 fps); annotation frames read 0-based."
+)
+DEFAULT_ONE_BASED = UcfCrimeConfig(
+  name="default_one_based",
+  frame_numbering=ONE_BASED,
+  description="Native 320x240 frames, all frames (30 fps); annotation frames read 1-based (authors' MATLAB code).",
+)
+STRIDE30_112 = UcfCrimeConfig(
   name="stride30_112",
   frame_size=(112, 112),
   frame_stride=30,
@@ -313,49 +406,77 @@ STRIDE30_112 = common.VideoConfig(
 class Builder(common.FrameBuilder):
   """UCF-Crime frames with weak (train) and temporal (test) labels."""
 
+  # Accepting more layouts and recording more metadata left the records of 1.0.0 as they
+  # were, so the version (and the folder prepared data live in) is unchanged.
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
-  BUILDER_CONFIGS = [DEFAULT, STRIDE30_112]
+  BUILDER_CONFIGS = [DEFAULT, DEFAULT_ONE_BASED, STRIDE30_112]
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
   OPTIONAL_KEYS = ("class_name", "video_label")
   HOMEPAGE = "https://www.crcv.ucf.edu/projects/real-world/"
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    plan = plan_dataset(dl_manager.manual_dir)
-    _log(plan)
+    config: UcfCrimeConfig = self.builder_config
+    numbering = getattr(config, "frame_numbering", ZERO_BASED)
+    plan = plan_dataset(dl_manager.manual_dir, numbering)
     metadata = self.info.metadata
     common.empty_metadata(metadata, plan.splits)
     for split, name, reason in plan.skipped:
       common.record_skip(metadata, split, name, reason)
     metadata["notes"] = {key: list(names) for key, names in plan.notes.items()}
-    metadata["notes"]["segment_past_end"] = []
+    metadata["notes"]["segment_past_end"] = _segments_past_end(plan.splits.get("test", []))
+    metadata["sources"] = dict(plan.sources)
+    metadata["frame_numbering"] = numbering
+    metadata["counts"]["inputs"] = dict(plan.counts, noted_segment_past_end=len(metadata["notes"]["segment_past_end"]))
+    _log(plan)
+    test_list = plan.sources["test_list"] or f"the videos named in {plan.sources['annotations']} ({TEST_LIST} absent)"
+    self.record_source(
+      layout=(
+        f"videos found by {VIDEO_GLOB}; train list {plan.sources['train_list']}; test list {test_list}; "
+        f"annotations {plan.sources['annotations']}"
+      ),
+      labels=(
+        "train: video labels only (frame label -1); test: frame labels from the temporal annotations "
+        f"({plan.sources['annotations']}), frame numbers read {FRAME_NUMBERINGS[numbering]}"
+      ),
+    )
     return {split: self._generate_examples(split, entries) for split, entries in plan.splits.items()}
 
   def _generate_examples(self, split: str, entries: Sequence[VideoEntry]):
     config: common.VideoConfig = self.builder_config
-    records = common.SplitRecords(self.info.metadata, split, num_videos=len(entries))
-    for entry in entries:
-      yield from records.add_video(
-        entry.name,
-        lambda e=entry: self._frames(e, config),
-        label=entry.video_label,
-        skip_undecodable=self._skip_undecodable,
-      )
+    jobs = [
+      common.VideoJob(entry.name, functools.partial(_frames, entry, config), label=entry.video_label)
+      for entry in entries
+    ]
+    return self.split_records(split, jobs)
 
-  def _frames(self, entry: VideoEntry, config: common.VideoConfig):
-    stride = config.frame_stride
-    if entry.segments:
+
+def _segments_past_end(entries: Sequence[VideoEntry]) -> list[str]:
+  """Test videos whose annotated segments end after their last frame (by the container's
+  count; a video that cannot be opened is left to the decoding to report)."""
+  names = []
+  for entry in entries:
+    if not entry.segments:
+      continue
+    try:
       last = video_lib.probe(entry.path).num_frames - 1
-      if any(end > last for _, end in entry.segments):
-        self.info.metadata["notes"]["segment_past_end"].append(entry.name)
-    frames = video_lib.iter_frames(entry.path, stride=stride, size=config.frame_size)
-    # Encode while decoding: a long video never sits in memory as raw pixels.
-    for i, frame in enumerate(frames):
-      label = frame_labels([i * stride], entry.segments)[0]
-      yield {
-        "frame": common.encode_frame(frame),
-        "label": int(label),
-        "class_name": entry.class_name,
-        "video_label": entry.video_label,
-      }
+    except video_lib.VideoDecodeError:
+      continue
+    if last >= 0 and any(end > last for _, end in entry.segments):
+      names.append(entry.name)
+  return names
+
+
+def _frames(entry: VideoEntry, config: common.VideoConfig):
+  stride = config.frame_stride
+  frames = video_lib.iter_frames(entry.path, stride=stride, size=config.frame_size)
+  # Encode while decoding: a long video never sits in memory as raw pixels.
+  for i, frame in enumerate(frames):
+    label = frame_labels([i * stride], entry.segments)[0]
+    yield {
+      "frame": common.encode_frame(frame),
+      "label": int(label),
+      "class_name": entry.class_name,
+      "video_label": entry.video_label,
+    }

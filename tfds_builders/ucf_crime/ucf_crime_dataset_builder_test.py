@@ -5,6 +5,7 @@ TF-free stand-in `tfds_builders.testing.DatasetBuilderTestCase` on `dummy_data/`
 (prepare, split sizes, schema, reload) and check labels and metadata on top.
 """
 
+import dataclasses
 import os
 import pathlib
 import shutil
@@ -100,9 +101,16 @@ def test_plan_duplicates_and_missing_lists(tmp_path):
   plan = ucf.plan_dataset(root)
   assert plan.notes["duplicate_file"] == ["Abuse001_x264", "Arson011_x264", "Assault002_x264"]
   assert "copy" not in os.fspath(plan.splits["train"][0].path)
+  # Anomaly_Test.txt is optional (the annotation file names every test video) ...
   (root / "UCF_Crimes-Train-Test-Split/Anomaly_Detection_splits/Anomaly_Test.txt").unlink()
-  with pytest.raises(common.ManualDataError, match="Anomaly_Test.txt"):
+  plan = ucf.plan_dataset(root)
+  assert [e.name for e in plan.splits["test"]] == ["Arson011_x264", "Assault002_x264", "Normal_Videos_003_x264"]
+  assert plan.sources["test_list"] is None
+  # ... Anomaly_Train.txt is not, and the error lists what is accepted.
+  (root / "UCF_Crimes-Train-Test-Split/Anomaly_Detection_splits/Anomaly_Train.txt").unlink()
+  with pytest.raises(common.ManualDataError, match="Missing Anomaly_Train.txt") as error:
     ucf.plan_dataset(root)
+  assert "Temporal_Anomaly_Annotation.txt" in str(error.value)
 
 
 # ------------------------------------------------------------------- builder
@@ -183,3 +191,85 @@ def test_configs_cover_native_and_strided():
   configs = {c.name: c for c in ucf.Builder.BUILDER_CONFIGS}
   assert (configs["default"].frame_size, configs["default"].frame_stride) == (None, 1)
   assert (configs["stride30_112"].frame_size, configs["stride30_112"].frame_stride) == ((112, 112), 30)
+
+
+# ------------------------------------------------- layouts, conventions, metadata
+
+TXT_FORMATE = DUMMY / "annotation_txt_formate"
+S2_16 = common.VideoConfig(name="s2_16", frame_size=(16, 16), frame_stride=2)
+
+
+class TxtFormateLayoutTest(testing.DatasetBuilderTestCase):
+  """`Temporal_Anomaly_Annotation.txt` under `.../Txt_formate/`, no `Anomaly_Test.txt`."""
+
+  DATASET_CLASS = ucf.Builder
+  EXAMPLE_DIR = TXT_FORMATE
+  BUILDER_CONFIG_NAMES_TO_TEST = [S2_16]
+  SPLITS = {"train": 6, "test": 7}
+
+
+def test_txt_formate_layout_gives_the_single_tree_records(tmp_path):
+  official = testing.prepare(ucf.Builder, tmp_path / "a", DUMMY / "single_tree", S2_16)
+  variant = testing.prepare(ucf.Builder, tmp_path / "b", TXT_FORMATE, S2_16)
+  for split in ("train", "test"):
+    assert _read(variant, split) == _read(official, split)
+    assert variant.info.metadata["videos"][split] == official.info.metadata["videos"][split]
+  sources = variant.info.metadata["sources"]
+  assert sources["annotations"].endswith("Txt_formate/Temporal_Anomaly_Annotation.txt")
+  assert sources["test_list"] is None
+  assert "Anomaly_Test.txt absent" in variant.info.metadata["layout"]
+  assert official.info.metadata["sources"]["test_list"] == "UCF_Crimes/Anomaly_Detection_splits/Anomaly_Test.txt"
+
+
+def test_two_annotation_files_that_differ_are_an_error(tmp_path):
+  root = tmp_path / "manual"
+  shutil.copytree(DUMMY / "single_tree", root)
+  (root / "Temporal_Anomaly_Annotation.txt").write_text("Shooting007_x264.mp4  Shooting  0  4  -1  -1  \n")
+  with pytest.raises(common.ManualDataError, match="different copies"):
+    ucf.plan_dataset(root)
+
+
+def test_one_based_frame_numbering_is_a_config(tmp_path):
+  config = dataclasses.replace(ucf.DEFAULT_ONE_BASED, name="one_based_test")
+  builder = testing.prepare(ucf.Builder, tmp_path / "data", DUMMY / "archives", config)
+  arson = [r for r in _read(builder, "test") if r["video"] == b"Arson011_x264"]
+  # Segments [2, 4] and [8, 11] read 1-based: 0-based frames 1-3 and 7-10.
+  assert [r["label"] for r in arson] == [0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0]
+  metadata = builder.info.metadata
+  assert metadata["frame_numbering"] == "one_based"
+  assert "1-based" in metadata["labels"] and "MATLAB" in metadata["labels"]
+  assert "1-based" in builder.info.description
+  default = testing.prepare(ucf.Builder, tmp_path / "data0", DUMMY / "archives", "default")
+  assert default.info.metadata["frame_numbering"] == "zero_based"
+  assert "0-based" in default.info.metadata["labels"] and "RTFM" in default.info.metadata["labels"]
+  with pytest.raises(ValueError, match="frame_numbering"):
+    ucf.UcfCrimeConfig(name="x", frame_numbering="two_based")
+
+
+def test_metadata_records_labels_layout_and_counts(tmp_path):
+  builder = testing.prepare(ucf.Builder, tmp_path / "data", DUMMY / "archives", "default")
+  metadata = builder.info.metadata
+  assert "**/*_x264.mp4" in metadata["layout"]
+  assert "Temporal_Anomaly_Annotation_for_Testing_Videos.txt" in metadata["layout"]
+  counts = metadata["counts"]
+  assert counts["inputs"]["listed_train_videos"] == 4 and counts["inputs"]["listed_test_videos"] == 4
+  assert counts["inputs"]["skipped_missing_video"] == 2
+  assert counts["splits"]["test"] == {
+    "videos": 3,
+    "frames": 33,
+    "anomalous_frames": 11,
+    "normal_frames": 22,
+    "unlabelled_frames": 0,
+    "skipped_undecodable": 0,
+  }
+  assert counts["splits"]["train"]["unlabelled_frames"] == 21
+
+
+def test_all_test_videos_undecodable_is_a_clear_error(tmp_path):
+  root = tmp_path / "manual"
+  shutil.copytree(DUMMY / "single_tree", root)
+  for name in ("Shooting/Shooting007_x264.mp4", "Testing_Normal_Videos_Anomaly/Normal_Videos_050_x264.mp4"):
+    (root / "UCF_Crimes/Videos" / name).write_bytes(b"\x00" * 100)
+  with pytest.raises(common.EmptySplitError, match=r"split 'test'.*Shooting007_x264 \(undecodable") as error:
+    testing.prepare(ucf.Builder, tmp_path / "data", root, S2_16, skip_undecodable=True)
+  assert "Normal_Videos_050_x264" in str(error.value) and "2 undecodable" in str(error.value)

@@ -6,19 +6,26 @@ Two on-disk layouts are read (``docs/DATASETS.md``):
   ``UCSD_Anomaly_Dataset.v1p2/`` folder): grayscale TIFF frames named from 1,
   ``TestNNN_gt`` BMP pixel masks where the archive has them, and the frame ground
   truth ``UCSDpedN.m``;
+  The manual dir may also be ``UCSD_Anomaly_Dataset.v1p2/`` itself.
 * the pre-extracted JPEG release of the frame-prediction literature,
-  ``pedN/{training,testing}/frames/NN/NNN.jpg`` (named from 0, 3-channel JPEG), with
-  the official ``UCSDpedN.m`` placed beside it. It has no pixel masks.
+  ``pedN/{training,testing}/frames/NN/NNN.jpg`` (3-channel JPEG), with the official
+  ``UCSDpedN.m`` placed beside it, or with the ``pedN.mat`` the release is distributed
+  with (``gt``: per test video a ``2 x K`` array of 1-based inclusive intervals; for
+  Ped1 these equal ``UCSDped1.m``). Video folders may be named ``NN`` or, as in the
+  distributed Ped1 release, ``ped1_train_NN`` / ``ped1_test_NN``; frame files may be
+  numbered from 0 or 1. It has no pixel masks.
 
-Both give the same videos under the official names (``Train001``, ``Test001``, ...) and
-the same frame labels (from the ``.m`` file). Frames differ in encoding: the TIFFs are
-stored as grayscale PNG, the release's JPEGs are kept as they are (RGB).
-``metadata["layout"]`` says which layout was read.
+All give the same videos under the official names (``Train001``, ``Test001``, ...) and
+the same frame labels. Frames differ in encoding: the TIFFs are stored as grayscale
+PNG, the release's JPEGs are kept as they are (RGB). ``metadata["layout"]`` says which
+layout was read, ``metadata["labels"]`` which label file (the official ``.m`` when
+both are there).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -41,13 +48,15 @@ put it in the manual dir, either as the archive itself or extracted:
   <manual_dir>/{_ROOT}/UCSDped1/{{Train,Test}}/...
   <manual_dir>/{_ROOT}/UCSDped2/{{Train,Test}}/...   (with Test/UCSDped2.m)
 
-The pre-extracted JPEG release (Frame-Pred / MNAD) is accepted too, with the official
-ground truth file copied beside it:
+  (or <manual_dir> = UCSD_Anomaly_Dataset.v1p2/ itself, holding UCSDped1/, UCSDped2/)
 
-  <manual_dir>/ped2/training/frames/01/000.jpg ...
-  <manual_dir>/ped2/testing/frames/01/000.jpg ...
-  <manual_dir>/ped2/UCSDped2.m
-  (or the same three entries directly in <manual_dir>)
+The pre-extracted JPEG release (Frame-Pred / MNAD) is accepted too, with the official
+ground truth file copied beside it, or with the release's own ped1.mat / ped2.mat:
+
+  <manual_dir>/ped2/training/frames/01/000.jpg ...   (or .../frames/ped2_train_01/...)
+  <manual_dir>/ped2/testing/frames/01/000.jpg ...    (or .../frames/ped2_test_01/...)
+  <manual_dir>/ped2/UCSDped2.m   or   <manual_dir>/ped2/ped2.mat   or   <manual_dir>/ped2.mat
+  (or the frame folders and the label file directly in <manual_dir>)
 """
 
 # ``TestVideoFile{end+1}.gt_frame = [61:180];`` and ``[5:90, 140:200]``.
@@ -125,6 +134,8 @@ class Builder(common.FrameBuilder):
     subset = config.subset
     official = f"UCSD{subset}"  # UCSDped1 / UCSDped2
     manual_dir = dl_manager.manual_dir
+    mat = f"{subset}.mat"  # ped1.mat / ped2.mat
+    frames = [f"{subset}/training/frames", f"{subset}/testing/frames"]
     layout = common.find_layout(
       manual_dir,
       {
@@ -133,17 +144,17 @@ class Builder(common.FrameBuilder):
           f"{_ROOT}/{official}/Test",
           f"{_ROOT}/{official}/Test/{official}.m",
         ],
+        f"official folders (the manual dir is {_ROOT}/)": [
+          f"{official}/Train",
+          f"{official}/Test",
+          f"{official}/Test/{official}.m",
+        ],
         "official archive": [_ARCHIVE],
-        "JPEG release": [
-          f"{subset}/training/frames",
-          f"{subset}/testing/frames",
-          f"{subset}/{official}.m",
-        ],
-        "JPEG release (in the manual dir itself)": [
-          "training/frames",
-          "testing/frames",
-          f"{official}.m",
-        ],
+        "JPEG release": [*frames, f"{subset}/{official}.m"],
+        "JPEG release (in the manual dir itself)": ["training/frames", "testing/frames", f"{official}.m"],
+        f"JPEG release with {mat}": [*frames, f"{subset}/{mat}"],
+        f"JPEG release with {mat} beside it": [*frames, mat],
+        f"JPEG release with {mat} (in the manual dir itself)": ["training/frames", "testing/frames", mat],
       },
       _INSTRUCTIONS,
     )
@@ -153,35 +164,36 @@ class Builder(common.FrameBuilder):
       )
       subset_dir = common.require_path(extracted / _ROOT / official, f"{official} inside {_ARCHIVE}", _INSTRUCTIONS)
       videos = _official_videos(subset_dir, official)
-    elif layout == "official folders":
-      videos = _official_videos(manual_dir / _ROOT / official, official)
+      labels = f"official {official}.m frame ranges"
+    elif layout.startswith("official folders"):
+      videos = _official_videos(manual_dir / (_ROOT if layout == "official folders" else "") / official, official)
+      labels = f"official {official}.m frame ranges"
     else:
-      root = manual_dir / subset if layout == "JPEG release" else manual_dir
-      videos = _release_videos(root, root / f"{official}.m")
+      root = manual_dir if "in the manual dir itself" in layout else manual_dir / subset
+      if layout.startswith(f"JPEG release with {mat}"):
+        gt_path = manual_dir / mat if layout.endswith("beside it") else root / mat
+        labels = f"{mat} gt intervals of the JPEG release (for Ped1 equal to the official {official}.m)"
+      else:
+        gt_path = root / f"{official}.m"
+        labels = f"official {official}.m frame ranges"
+      videos = _release_videos(root, gt_path, subset)
 
     common.empty_metadata(self.info.metadata, videos)
-    self.info.metadata["layout"] = layout
-    self.info.metadata["labels"] = f"official {official}.m frame ranges"
+    self.record_source(layout=layout, labels=labels)
     return {split: self._generate_examples(split, v) for split, v in videos.items()}
 
   def _generate_examples(self, split: str, videos: Sequence[_Video]):
     config: UcsdConfig = self.builder_config
-    records = common.SplitRecords(self.info.metadata, split, num_videos=len(videos))
-    for video in videos:
-      yield from records.add_video(
-        video.name,
-        lambda video=video: _frame_records(video, config),
-        skip_undecodable=self._skip_undecodable,
-      )
-    records.finish()
+    jobs = [common.VideoJob(video.name, functools.partial(_frame_records, video, config)) for video in videos]
+    return self.split_records(split, jobs)
 
 
 def _frame_records(video: _Video, config: UcsdConfig) -> Iterator[dict]:
   for i in range(0, len(video.frames), config.frame_stride):
-    frame, shape = common.image_file_frame(video.frames[i], config.frame_size)
+    frame, shape = common.image_file_frame(video.frames[i], config.frame_size, video=video.name, index=i)
     record = {"frame": frame, "label": int(video.labels[i]), "mask": b"", "has_mask": False}
     if video.masks:
-      mask = common.read_image(video.masks[i])
+      mask = common.read_image(video.masks[i], video=video.name, index=i)
       if mask.ndim == 3:
         mask = mask.max(axis=-1)
       if config.frame_size is None and mask.shape != shape[:2]:
@@ -227,25 +239,54 @@ def _official_videos(subset_dir: epath.Path, official: str) -> dict[str, list[_V
   return splits
 
 
-def _release_videos(root: epath.Path, gt_path: epath.Path) -> dict[str, list[_Video]]:
-  """``{training,testing}/frames/NN/NNN.jpg`` videos, renamed ``TrainNNN`` / ``TestNNN``."""
-  ranges = parse_ground_truth(gt_path.read_text(), os.fspath(gt_path))
+def _release_ranges(gt_path: epath.Path) -> list[list[tuple[int, int]]]:
+  """Per test video, the 1-based inclusive frame ranges of a ``UCSDpedN.m`` or ``pedN.mat``."""
+  if gt_path.name.endswith(".mat"):
+    return [[(int(a), int(b)) for a, b in cell.T] for cell in common.read_interval_mat(gt_path)]
+  return parse_ground_truth(gt_path.read_text(), os.fspath(gt_path))
+
+
+# `01`, `ped1_train_01`, `ped2_test_12`, `Train001`: the number is the video's.
+_RELEASE_VIDEO = re.compile(r"^(?:ped\d_)?(?:train|test|training|testing)?_?(\d+)$", re.IGNORECASE)
+
+
+def _release_videos(root: epath.Path, gt_path: epath.Path, subset: str = "") -> dict[str, list[_Video]]:
+  """``{training,testing}/frames/<video>/NNN.jpg`` videos, renamed ``TrainNNN`` / ``TestNNN``.
+
+  Video folders are ``NN`` or ``pedN_train_NN`` / ``pedN_test_NN``; frame files are
+  numbered from 0 (the usual release) or 1.
+  """
+  ranges = _release_ranges(gt_path)
   splits = {}
   for split, folder, prefix in (("train", "training", "Train"), ("test", "testing", "Test")):
     frames_dir = root / folder / "frames"
     video_dirs = common.list_visible(frames_dir, dirs=True)
     if not video_dirs:
       raise common.ManualDataError(f"No video folders in {frames_dir}.")
-    if split == "test" and len(ranges) != len(video_dirs):
+    numbered = []
+    for video_dir in video_dirs:
+      match = _RELEASE_VIDEO.match(video_dir.name)
+      if not match:
+        raise ValueError(
+          f"{frames_dir}: video folder {video_dir.name!r} is neither a number nor named like "
+          f"{subset or 'pedN'}_{folder[:-3] if folder == 'training' else 'test'}_NN."
+        )
+      numbered.append((int(match.group(1)), video_dir))
+    numbered.sort(key=lambda item: item[0])
+    if len({n for n, _ in numbered}) != len(numbered):
+      raise ValueError(f"{frames_dir}: two video folders have the same number: {[d.name for _, d in numbered]}.")
+    if split == "test" and len(ranges) != len(numbered):
       raise ValueError(
-        f"{gt_path} has ground truth for {len(ranges)} videos but {frames_dir} holds {len(video_dirs)} test videos."
+        f"{gt_path} has ground truth for {len(ranges)} videos but {frames_dir} holds {len(numbered)} test videos."
       )
     videos = []
-    for i, video_dir in enumerate(video_dirs):
-      if not video_dir.name.isdigit():
-        raise ValueError(f"{frames_dir}: video folder {video_dir.name!r} is not a number.")
-      name = f"{prefix}{int(video_dir.name):03d}"
-      frames = common.numbered_files(video_dir, (".jpg", ".jpeg", ".png"), first=0)
+    for i, (number, video_dir) in enumerate(numbered):
+      name = f"{prefix}{number:03d}"
+      suffixes = (".jpg", ".jpeg", ".png")
+      names = [p.name.rsplit(".", 1)[0] for p in common.list_visible(video_dir, suffixes=suffixes, dirs=False)]
+      digits = [int(n) for n in names if n.isdigit()]
+      first = 1 if digits and min(digits) == 1 else 0
+      frames = common.numbered_files(video_dir, suffixes, first=first)
       if split == "train":
         labels = np.zeros(len(frames), np.int32)
       else:

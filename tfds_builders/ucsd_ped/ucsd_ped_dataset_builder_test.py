@@ -183,3 +183,90 @@ def test_undecodable_frame_names_file_and_can_be_skipped(tmp_path):
   assert skipped["count"] == 1 and skipped["counts"] == {"undecodable": 1}
   assert skipped["items"][0]["name"] == "Train002" and str(bad) in skipped["items"][0]["detail"]
   assert [v["name"] for v in builder.info.metadata["videos"]["train"]] == ["Train001"]
+
+
+# ------------------------------------------------------------ more accepted layouts
+
+PED1_RELEASE = DUMMY / "ped1_release"
+V1P2 = OFFICIAL / "UCSD_Anomaly_Dataset.v1p2"
+PED1_TEST_LABELS = [0, 1, 1, 0, 1, 0, 1]
+
+
+class Ped1ReleaseTest(testing.DatasetBuilderTestCase):
+  """The Ped1 JPEG release as distributed: ped1_train_NN / ped1_test_NN, ped1.mat."""
+
+  DATASET_CLASS = ucsd.Builder
+  EXAMPLE_DIR = PED1_RELEASE
+  BUILDER_CONFIG_NAMES_TO_TEST = ["ped1"]
+  SPLITS = {"train": 3, "test": 7}
+
+
+class ManualDirIsV1p2Test(testing.DatasetBuilderTestCase):
+  """The manual dir is UCSD_Anomaly_Dataset.v1p2/ itself."""
+
+  DATASET_CLASS = ucsd.Builder
+  EXAMPLE_DIR = V1P2
+  BUILDER_CONFIG_NAMES_TO_TEST = ["ped2", "ped1"]
+  SPLITS = None
+
+  def _check_builder(self, builder):
+    self.SPLITS = {"ped2": {"train": 7, "test": 9}, "ped1": {"train": 3, "test": 7}}[builder.builder_config.name]
+    super()._check_builder(builder)
+
+
+def test_ped1_release_has_the_official_names_and_labels(tmp_path):
+  official = testing.prepare(ucsd.Builder, tmp_path / "a", OFFICIAL, "ped1")
+  release = testing.prepare(ucsd.Builder, tmp_path / "b", PED1_RELEASE, "ped1")
+  assert [int(r["label"]) for r in _read(release, "test")] == PED1_TEST_LABELS
+  assert [int(r["label"]) for r in _read(official, "test")] == PED1_TEST_LABELS
+  for split in ("train", "test"):
+    assert [(v["name"], v["length"], v["label"]) for v in release.info.metadata["videos"][split]] == [
+      (v["name"], v["length"], v["label"]) for v in official.info.metadata["videos"][split]
+    ]
+  metadata = release.info.metadata
+  assert metadata["layout"] == "JPEG release with ped1.mat"
+  assert metadata["labels"].startswith("ped1.mat gt intervals")
+  assert "ped1.mat gt intervals" in release.info.description
+  assert official.info.metadata["labels"] == "official UCSDped1.m frame ranges"
+
+
+def test_ped1_release_folder_names_and_mat_beside_it(tmp_path):
+  manual = tmp_path / "manual"
+  shutil.copytree(PED1_RELEASE, manual)
+  (manual / "ped1" / "ped1.mat").rename(manual / "ped1.mat")
+  builder = testing.prepare(ucsd.Builder, tmp_path / "data", manual, "ped1")
+  assert builder.info.metadata["layout"] == "JPEG release with ped1.mat beside it"
+  assert [int(r["label"]) for r in _read(builder, "test")] == PED1_TEST_LABELS
+  # The official .m, when also there, is what is read.
+  shutil.copy(V1P2 / "UCSDped1" / "Test" / "UCSDped1.m", manual / "ped1" / "UCSDped1.m")
+  builder = testing.prepare(ucsd.Builder, tmp_path / "data2", manual, "ped1")
+  assert builder.info.metadata["labels"] == "official UCSDped1.m frame ranges"
+  (manual / "ped1/testing/frames/ped1_test_02").rename(manual / "ped1/testing/frames/ped1_tset_02")
+  with pytest.raises(ValueError, match="'ped1_tset_02' is neither a number nor named like ped1_test_NN"):
+    testing.prepare(ucsd.Builder, tmp_path / "data3", manual, "ped1")
+
+
+def test_manual_dir_v1p2_gives_the_official_records(tmp_path):
+  official = testing.prepare(ucsd.Builder, tmp_path / "a", OFFICIAL, "ped2")
+  inner = testing.prepare(ucsd.Builder, tmp_path / "b", V1P2, "ped2")
+  for split in ("train", "test"):
+    assert _read(inner, split) == _read(official, split)
+  assert inner.info.metadata["layout"] == "official folders (the manual dir is UCSD_Anomaly_Dataset.v1p2/)"
+
+
+def test_rejected_layout_lists_the_accepted_ones(tmp_path):
+  manual = tmp_path / "manual"
+  (manual / "ped1" / "training" / "frames").mkdir(parents=True)
+  with pytest.raises(common.ManualDataError) as error:
+    testing.prepare(ucsd.Builder, tmp_path / "data", manual, "ped1")
+  message = str(error.value)
+  for layout in (
+    "official folders:",
+    "official folders (the manual dir is UCSD_Anomaly_Dataset.v1p2/):",
+    "official archive:",
+    "JPEG release:",
+    "JPEG release with ped1.mat:",
+    "JPEG release with ped1.mat beside it:",
+  ):
+    assert f"  {layout}" in message, layout
+  assert f"[found] {manual}/ped1/training/frames" in message

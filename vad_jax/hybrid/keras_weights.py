@@ -2,8 +2,8 @@
 
 Supported file layout: the legacy Keras HDF5 weights layout, written by Keras 2
 ``model.save_weights("x.h5")`` / ``model.save("x.h5")`` (under ``model_weights``) and by
-Keras 3's legacy-H5 path, and used by the ``keras.applications`` ImageNet files (e.g.
-``efficientnetv2-b0_notop.h5``)::
+Keras 3's legacy-H5 path (``model.save("x.h5")``), and used by the ``keras.applications``
+ImageNet files (e.g. ``efficientnetv2-b0_notop.h5``)::
 
     /                                 attrs: layer_names, backend, keras_version
     /<layer>/                         attrs: weight_names = ["<layer>/kernel:0", ...]
@@ -14,8 +14,12 @@ A weight is identified by its ``weight_names`` entry: the last path component wi
 the Keras layer. Keying on the weight name rather than the top-level group also reads
 files where the network is nested inside a bigger Keras model (e.g. ``Sequential([base,
 head])``: group ``efficientnetv2-b0`` holding ``stem_conv/kernel:0``, ...).
+Keras 3 writes the same layout with two differences, both read: names without ``":0"``
+(``block4a_dwconv2/kernel``), and a depthwise convolution's kernel named ``kernel``
+instead of Keras 2's ``depthwise_kernel`` (same ``[k, k, c, 1]`` shape).
 The Keras 3 ``.weights.h5`` format (``layers/<name>/vars/0``, no variable names) is not
-read: it is detected and rejected with an explanation.
+read: it is detected and rejected with an explanation. Reading needs ``h5py`` (the
+optional extra ``vad_jax[weights]``).
 
 Name mapping: the Keras layer name of a Flax module is ``"_".join(module_path)`` (see
 ``vad_jax.hybrid.efficientnet``); variables map as
@@ -130,6 +134,18 @@ def flax_to_keras_layers(
   return layers
 
 
+def _h5py():
+  """The ``h5py`` module, or an ``ImportError`` that says how to install it."""
+  try:
+    import h5py  # noqa: PLC0415  (optional dependency: only to read or write .h5 files)
+  except ImportError as error:
+    raise ImportError(
+      "Reading or writing Keras .h5 weights needs h5py, which is not installed: "
+      "pip install 'vad_jax[weights]' (or pip install h5py)."
+    ) from error
+  return h5py
+
+
 def _read_name_list(group, name: str) -> list[str]:
   """Keras string-list attribute, possibly split into ``name0``, ``name1``... chunks."""
 
@@ -152,19 +168,18 @@ def read_keras_h5(path: str | os.PathLike, *, group: str | None = None) -> dict[
     path: ``.h5`` file.
     group: optional top-level group (Keras layer or nested model name) to restrict to.
   """
-  import h5py  # noqa: PLC0415  (optional dependency: only to read or write .h5 files)
-
+  h5py = _h5py()
   layers: dict[str, dict[str, np.ndarray]] = {}
   with h5py.File(path, "r") as f:
     root = f["model_weights"] if "model_weights" in f else f
     if "layer_names" not in root.attrs and "layer_names0" not in root.attrs:
       if "layers" in root or "vars" in root:
         raise ValueError(
-          f"{path} looks like a Keras 3 '.weights.h5' file (unnamed 'vars' datasets); only "
-          "the legacy HDF5 layout with 'layer_names'/'weight_names' is supported. In "
-          "Keras 3, re-save with keras.src.legacy.saving.legacy_h5_format."
-          "save_weights_to_hdf5_group or load the model in Keras and call "
-          "model.save('x.h5') (legacy format)."
+          f"{path} is a Keras 3 '.weights.h5' file: its weights are unnamed ('layers/<name>/vars/0'), "
+          "so they cannot be matched to this model's layers. Convert it to the legacy HDF5 "
+          "layout, which names every weight and which this loader reads (from Keras 2 and "
+          "Keras 3 alike): in Keras 3, build the model, model.load_weights('x.weights.h5'), "
+          "then model.save('x.h5') (an .h5 name selects the legacy format)."
         )
       raise ValueError(f"{path}: no 'layer_names' attribute; not a Keras HDF5 weights file")
     groups = _read_name_list(root, "layer_names")
@@ -216,6 +231,8 @@ def keras_layers_to_flax(
       layer = "_".join(path[:-1])
       var = _keras_variable(layer, collection, path[-1], path[:-1] in is_bn)
       src = layers.get(layer, {}).get(var)
+      if src is None and var == "depthwise_kernel":  # Keras 3 names it `kernel`.
+        src = layers.get(layer, {}).get("kernel")
       if src is None:
         if strict:
           raise KeyError(f"Keras weight {layer}/{var} not found (for Flax {collection}/{'/'.join(path)})")
@@ -278,8 +295,7 @@ def save_keras_h5(
       Keras model nested inside another one); else one top-level group per layer.
     keras_version: value of the ``keras_version`` attribute.
   """
-  import h5py  # noqa: PLC0415  (optional dependency: only to read or write .h5 files)
-
+  h5py = _h5py()
   layers = flax_to_keras_layers(variables, subtree=subtree)
   with h5py.File(path, "w") as f:
     f.attrs["backend"] = b"tensorflow"

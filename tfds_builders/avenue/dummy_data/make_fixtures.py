@@ -8,8 +8,14 @@
   frames_release/    ``avenue/{training,testing}/frames/NN/XXXX.jpg`` (0-based) and
                      ``avenue/avenue.mat`` (``gt``: per video a 2 x K double array of
                      1-based inclusive intervals, one video with two intervals).
+  frames_release_label_vectors/   the frames of ``frames_release/`` with the other
+                     ``avenue.mat`` in circulation: one per-frame uint8 0/1 vector per
+                     test video (variables ``'01'``, ``'02'``), equal to the masks' labels.
+  official_mask_dir_at_top/   ``official/`` with ``testing_label_mask/`` directly in the
+                     manual dir instead of inside ``ground_truth_demo/``.
 
-Run: .venv/bin/python tfds_builders/avenue/dummy_data/make_fixtures.py
+Run: .venv/bin/python tfds_builders/avenue/dummy_data/make_fixtures.py [NAME ...]
+(all by default; the last two are copies of the first two, so write those first).
 """
 
 import pathlib
@@ -81,14 +87,37 @@ def write_release(root):
   scipy.io.savemat(release / "avenue.mat", {"gt": gt}, format="5")
 
 
-def main():
-  for name, write in (("official", write_official), ("frames_release", write_release)):
+def write_label_vectors(root):
+  shutil.copytree(HERE / "frames_release" / "avenue", root / "avenue", dirs_exist_ok=True)
+  vectors = {}
+  for name, n in TEST.items():
+    labels = np.zeros(n, np.uint8)
+    labels[MASKED[name]] = 1
+    vectors[name] = labels
+  scipy.io.savemat(root / "avenue" / "avenue.mat", vectors, format="5")
+
+
+def write_mask_dir_at_top(root):
+  shutil.copytree(HERE / "official" / "Avenue Dataset", root / "Avenue Dataset", dirs_exist_ok=True)
+  shutil.copytree(HERE / "official" / "ground_truth_demo" / "testing_label_mask", root / "testing_label_mask")
+
+
+FIXTURES = {
+  "official": write_official,
+  "frames_release": write_release,
+  "frames_release_label_vectors": write_label_vectors,
+  "official_mask_dir_at_top": write_mask_dir_at_top,
+}
+
+
+def main(names):
+  for name in names or FIXTURES:
     target = HERE / name
     if target.exists():
       shutil.rmtree(target)
     target.mkdir()
-    write(target)
+    FIXTURES[name](target)
 
 
 if __name__ == "__main__":
-  main()
+  main(sys.argv[1:])

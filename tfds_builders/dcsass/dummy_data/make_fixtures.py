@@ -1,4 +1,5 @@
-"""Writes the DCSASS fixture: a miniature `DCSASS Dataset/` with every known defect.
+"""Writes the DCSASS fixtures: `official/DCSASS Dataset/`, a miniature archive with every known
+label-file defect, and `gap_typo/DCSASS Dataset/`.
 
 Run from the repository root: `python tfds_builders/dcsass/dummy_data/make_fixtures.py`.
 
@@ -15,8 +16,22 @@ Defects reproduced:
 * a row whose mp4 is missing (`Abuse002_x264_0`, no folder at all);
 * an mp4 without a row (`Shoplifting001_x264_2`).
 
-With the default split (hash of the source video, 20 % test), Abuse018 and
+With the default split (by source video, stratified per class, 20 % test), Abuse018 and
 Shoplifting016 are test videos, Abuse001, Shoplifting001 and Shoplifting002 train ones.
+
+`gap_typo/DCSASS Dataset/` (no nested copy) holds the clip-id defects that contradict
+their place in the label file:
+* `Robbery046_x264_2` sits among Robbery047's rows and fills Robbery047's missing clip 2;
+  its file is `Robbery046_x264.mp4/Robbery046_x264_2.mp4` (read as is, a one-clip
+  phantom source video Robbery046);
+* `Stealing019_x264_1` sits among Stealing036's rows and fills its missing clip 1; the
+  file is named correctly, `Stealing036_x264.mp4/Stealing036_x264_1.mp4` (read as is,
+  a positive clip lost: a row without file and a file without row);
+* `Stealing079_x264_0` sits among Stealing058's rows, which already have a clip 0;
+* `Stealing062_x264_1.mp4` lies in Stealing058's folder.
+
+Run: `python tfds_builders/dcsass/dummy_data/make_fixtures.py [official|gap_typo]` (both by
+default).
 """
 
 import fractions
@@ -30,7 +45,7 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-ROOT = HERE / "DCSASS Dataset"
+ROOT = HERE / "official" / "DCSASS Dataset"
 
 # clip file -> (frames, with audio)
 CLIPS = {
@@ -107,7 +122,65 @@ def write_clip(path: pathlib.Path, frames: np.ndarray, audio: bool, fps: int = 3
         container.mux(packet)
 
 
-def main():
+GAP_ROOT = HERE / "gap_typo" / "DCSASS Dataset"
+GAP_CLIPS = {  # clip file -> frames
+  "Robbery/Robbery047_x264.mp4/Robbery047_x264_0.mp4": 4,
+  "Robbery/Robbery047_x264.mp4/Robbery047_x264_1.mp4": 3,
+  "Robbery/Robbery046_x264.mp4/Robbery046_x264_2.mp4": 5,
+  "Robbery/Robbery047_x264.mp4/Robbery047_x264_3.mp4": 3,
+  "Robbery/Robbery050_x264.mp4/Robbery050_x264_0.mp4": 3,
+  "Robbery/Robbery050_x264.mp4/Robbery050_x264_1.mp4": 4,
+  "Robbery/Robbery102_x264.mp4/Robbery102_x264_0.mp4": 3,
+  "Robbery/Robbery102_x264.mp4/Robbery102_x264_1.mp4": 3,
+  "Robbery/Robbery137_x264.mp4/Robbery137_x264_0.mp4": 4,
+  "Robbery/Robbery137_x264.mp4/Robbery137_x264_1.mp4": 3,
+  "Stealing/Stealing036_x264.mp4/Stealing036_x264_0.mp4": 3,
+  "Stealing/Stealing036_x264.mp4/Stealing036_x264_1.mp4": 4,
+  "Stealing/Stealing036_x264.mp4/Stealing036_x264_2.mp4": 3,
+  "Stealing/Stealing058_x264.mp4/Stealing058_x264_0.mp4": 3,
+  "Stealing/Stealing079_x264.mp4/Stealing079_x264_0.mp4": 3,
+  "Stealing/Stealing058_x264.mp4/Stealing058_x264_1.mp4": 4,
+  "Stealing/Stealing062_x264.mp4/Stealing062_x264_0.mp4": 3,
+  "Stealing/Stealing058_x264.mp4/Stealing062_x264_1.mp4": 3,
+}
+ROBBERY_CSV = [  # LF
+  "Robbery047_x264_0,Robbery,0",
+  "Robbery047_x264_1,Robbery,1",
+  "Robbery046_x264_2,Robbery,1",
+  "Robbery047_x264_3,Robbery,1",
+  "Robbery050_x264_0,Robbery,0",
+  "Robbery050_x264_1,Robbery,1",
+  "Robbery102_x264_0,Robbery,1",
+  "Robbery102_x264_1,Robbery,0",
+  "Robbery137_x264_0,Robbery,0",
+  "Robbery137_x264_1,Robbery,1",
+]
+STEALING_CSV = [  # CRLF
+  "Stealing036_x264_0,Stealing,0",
+  "Stealing019_x264_1,Stealing,1",
+  "Stealing036_x264_2,Stealing,0",
+  "Stealing058_x264_0,Stealing,1",
+  "Stealing079_x264_0,Stealing,0",
+  "Stealing058_x264_1,Stealing,0",
+  "Stealing062_x264_0,Stealing,1",
+  "Stealing062_x264_1,Stealing,0",
+]
+
+
+def write_gap_typo():
+  if GAP_ROOT.parent.exists():
+    shutil.rmtree(GAP_ROOT.parent)
+  for relative, count in GAP_CLIPS.items():
+    path = GAP_ROOT / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_clip(path, frames_for(path.stem, count), audio=False)
+  labels = GAP_ROOT / "Labels"
+  labels.mkdir()
+  (labels / "Robbery.csv").write_bytes("".join(f"{r}\n" for r in ROBBERY_CSV).encode())
+  (labels / "Stealing.csv").write_bytes("".join(f"{r}\r\n" for r in STEALING_CSV).encode())
+
+
+def write_official():
   if ROOT.exists():
     shutil.rmtree(ROOT)
   for relative, (count, audio) in CLIPS.items():
@@ -119,10 +192,16 @@ def main():
   (labels / "Abuse.csv").write_bytes("".join(f"{r}\n" for r in ABUSE_CSV).encode())
   (labels / "Shoplifting.csv").write_bytes("".join(f"{r}\r\n" for r in SHOPLIFTING_CSV).encode())
   # The archive's byte-identical nested copy.
-  staging = HERE / "_nested_copy"
+  staging = ROOT.parent / "_nested_copy"
   shutil.copytree(ROOT, staging)
   shutil.move(str(staging), str(ROOT / "DCSASS Dataset"))
 
 
+def main(names):
+  fixtures = {"official": write_official, "gap_typo": write_gap_typo}
+  for name in names or fixtures:
+    fixtures[name]()
+
+
 if __name__ == "__main__":
-  main()
+  main(sys.argv[1:])

@@ -6,7 +6,13 @@
   shanghaitech/testing/test_pixel_mask/<video>.npy    uint8 (T, H, W) {0, 1}
 
 Frames are 42x24 instead of 856x480. A ``._`` resource fork sits among the videos.
-Run: .venv/bin/python tfds_builders/shanghaitech/dummy_data/make_fixtures.py
+
+``training_frames/shanghaitech/`` is the layout of releases that ship the training
+videos as pre-extracted frames: ``training/frames/<scene>_<NNN>/NNN.jpg`` (0-based; the
+frames the videos were written from), and ``testing/`` copied from ``shanghaitech/``.
+
+Run: .venv/bin/python tfds_builders/shanghaitech/dummy_data/make_fixtures.py [NAME ...]
+(``shanghaitech`` then ``training_frames`` by default).
 """
 
 import pathlib
@@ -54,12 +60,25 @@ def write(root):
     np.save(testing / "test_pixel_mask" / f"{name}.npy", pixels)
 
 
-def main():
-  target = HERE / "shanghaitech"
-  if target.exists():
-    shutil.rmtree(target)
-  write(target)
+def write_training_frames(root):
+  for v, (name, n) in enumerate(TRAIN.items()):
+    frame_dir = root / "training" / "frames" / name
+    frame_dir.mkdir(parents=True)
+    for t, frame in enumerate(_frames(n, v)):
+      Image.fromarray(frame).save(frame_dir / f"{t:03d}.jpg", quality=90)
+  shutil.copytree(HERE / "shanghaitech" / "testing", root / "testing")
+
+
+FIXTURES = {"shanghaitech": write, "training_frames": write_training_frames}
+
+
+def main(names):
+  for name in names or FIXTURES:
+    target = HERE / name
+    if target.exists():
+      shutil.rmtree(target)
+    FIXTURES[name](target / "shanghaitech" if name == "training_frames" else target)
 
 
 if __name__ == "__main__":
-  main()
+  main(sys.argv[1:])

@@ -1,6 +1,7 @@
 """Writes the UCF-Crime fixtures: two miniature manual dirs in the real layouts.
 
-Run from the repository root: `python tfds_builders/ucf_crime/dummy_data/make_fixtures.py`.
+Run from the repository root: `python tfds_builders/ucf_crime/dummy_data/make_fixtures.py [NAME ...]`
+(all fixtures by default; a name rewrites only that one).
 
 * `archives/`: the official archives extracted side by side (`Anomaly-Videos-Part-1/`,
   a doubly nested `Anomaly-Videos-Part-3/Anomaly-Videos-Part-3/`, the normal-video
@@ -8,6 +9,10 @@ Run from the repository root: `python tfds_builders/ucf_crime/dummy_data/make_fi
   file with two-space separators, two trailing spaces and CRLF line ends, a test list
   with CRLF ends, and one train and one (annotated) test video listed but absent.
 * `single_tree/`: the `UCF_Crimes/Videos/<Class>/` distribution, LF line ends.
+* `annotation_txt_formate/`: the same videos and training list as `single_tree/`, the
+  annotations as `UCF_Crimes/Temporal_Anomaly_Annotation_For_Testing_Videos/Txt_formate/
+  Temporal_Anomaly_Annotation.txt` (the name in the authors' repository and in the single
+  tree), and no `Anomaly_Test.txt`: the test videos are those the annotations name.
 
 Videos are 32x24 H.264 mp4s of a few frames (the real ones are 320x240, 30 fps).
 """
@@ -109,7 +114,22 @@ def write_tree(
   )
 
 
-def main():
+def write_annotation_txt_formate(root: pathlib.Path) -> None:
+  """`single_tree/` with the other annotation file name and place, and no test list."""
+  if root.exists():
+    shutil.rmtree(root)
+  source = HERE / "single_tree"
+  shutil.copytree(source / "UCF_Crimes/Videos", root / "UCF_Crimes/Videos")
+  (root / "UCF_Crimes/Anomaly_Detection_splits").mkdir(parents=True)
+  shutil.copy(
+    source / "UCF_Crimes/Anomaly_Detection_splits/Anomaly_Train.txt", root / "UCF_Crimes/Anomaly_Detection_splits"
+  )
+  folder = root / "UCF_Crimes/Temporal_Anomaly_Annotation_For_Testing_Videos/Txt_formate"
+  folder.mkdir(parents=True)
+  (folder / "Temporal_Anomaly_Annotation.txt").write_bytes(annotation_text(TREE_ANNOTATIONS, "\n").encode())
+
+
+def write_archives():
   write_tree(
     HERE / "archives",
     ARCHIVE_VIDEOS,
@@ -121,6 +141,9 @@ def main():
     test_line_end="\r\n",
     annotation_line_end="\r\n",
   )
+
+
+def write_single_tree():
   write_tree(
     HERE / "single_tree",
     TREE_VIDEOS,
@@ -134,5 +157,17 @@ def main():
   )
 
 
+FIXTURES = {
+  "archives": write_archives,
+  "single_tree": write_single_tree,
+  "annotation_txt_formate": lambda: write_annotation_txt_formate(HERE / "annotation_txt_formate"),
+}
+
+
+def main(names):
+  for name in names or FIXTURES:
+    FIXTURES[name]()
+
+
 if __name__ == "__main__":
-  main()
+  main(sys.argv[1:])

@@ -6,15 +6,21 @@
                  with two ranges), and junk (._ files, .DS_Store, a backup ``.m~``).
   jpeg_release/  ped2/{training,testing}/frames/NN/NNN.jpg (0-based, 3-channel) with
                  UCSDped2.m beside them, as the frame-prediction release.
+  ped1_release/  the Ped1 JPEG release as distributed: ped1/training/frames/ped1_train_NN/
+                 and ped1/testing/frames/ped1_test_NN/ (NNN.jpg, 0-based), labels in
+                 ped1/ped1.mat (``gt``: per test video a 2 x K double array of 1-based
+                 inclusive intervals, the ranges of UCSDped1.m), no .m file.
 
-Run: .venv/bin/python tfds_builders/ucsd_ped/dummy_data/make_fixtures.py
+Run: .venv/bin/python tfds_builders/ucsd_ped/dummy_data/make_fixtures.py [NAME ...]
 The expected counts are in ucsd_ped_dataset_builder_test.py.
 """
 
 import pathlib
 import shutil
+import sys
 
 import numpy as np
+import scipy.io
 from PIL import Image
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -97,14 +103,40 @@ def write_release(root):
   (release / "UCSDped2.m").write_text(_gt_file(PED2["Test"]))
 
 
-def main():
-  for name, write in (("official", write_official), ("jpeg_release", write_release)):
+def _intervals(ranges):
+  """``"[1:1,3:3]"`` -> 2 x K float array of [first; last]."""
+  pairs = [(token.split(":") * 2)[:2] for token in ranges.strip("[]").replace(" ", "").split(",")]
+  return np.array([[float(a) for a, _ in pairs], [float(b) for _, b in pairs]])
+
+
+def write_ped1_release(root):
+  rng = np.random.default_rng(2)
+  size = SIZES["UCSDped1"]
+  release = root / "ped1"
+  for folder, kind, spec in (("training", "train", PED1["Train"]), ("testing", "test", PED1["Test"])):
+    for v, (n, _, _) in enumerate(spec.values()):
+      video_dir = release / folder / "frames" / f"ped1_{kind}_{v + 1:02d}"
+      video_dir.mkdir(parents=True)
+      for i in range(n):
+        gray = _frame(rng, size, 40 * v + 20 * i)
+        Image.fromarray(np.repeat(gray[..., None], 3, axis=-1), mode="RGB").save(video_dir / f"{i:03d}.jpg", quality=90)
+  gt = np.empty((1, len(PED1["Test"])), dtype=object)
+  for v, (_, ranges, _) in enumerate(PED1["Test"].values()):
+    gt[0, v] = _intervals(ranges)
+  scipy.io.savemat(release / "ped1.mat", {"gt": gt}, format="5")
+
+
+FIXTURES = {"official": write_official, "jpeg_release": write_release, "ped1_release": write_ped1_release}
+
+
+def main(names):
+  for name in names or FIXTURES:
     target = HERE / name
     if target.exists():
       shutil.rmtree(target)
     target.mkdir()
-    write(target)
+    FIXTURES[name](target)
 
 
 if __name__ == "__main__":
-  main()
+  main(sys.argv[1:])
