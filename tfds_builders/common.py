@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import io
+import itertools
 import os
 import resource
 import shutil
@@ -502,6 +503,7 @@ class SplitRecords:
   decode half-way can be skipped whole: with ``skip_undecodable``, any ``DecodeError``
   (``video.VideoDecodeError``, ``FrameDecodeError``) is recorded in
   ``metadata["skipped"]`` and the video gets no index; otherwise it propagates.
+  ``buffer=False`` streams the records of a long video instead (see ``add_video``).
 
   Keys: TFDS writes records sorted by key when shuffling is disabled, so the key of
   frame f of video v is ``v * spacing + f`` with ``spacing = 2**128 // num_videos``
@@ -548,6 +550,7 @@ class SplitRecords:
     *,
     label: int | None = None,
     skip_undecodable: bool = False,
+    buffer: bool = True,
   ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yields ``(key, record)`` for every frame ``load()`` gives; see the class doc.
 
@@ -557,7 +560,14 @@ class SplitRecords:
       label: the video label for the metadata; by default derived from the frame
         labels with ``video_label``.
       skip_undecodable: skip (and record) a video whose frames cannot be decoded.
+      buffer: hold the video's records until its last frame decoded (so that a video
+        failing half-way can be skipped whole). False streams them instead, for videos
+        too long to hold in memory (hours of camera footage); then only a video that
+        fails before its first frame can be skipped, a later ``DecodeError`` propagates.
     """
+    if not buffer:
+      yield from self._stream_video(name, load, label=label, skip_undecodable=skip_undecodable)
+      return
     try:
       frames = list(load())
     except DecodeError as error:
@@ -584,6 +594,41 @@ class SplitRecords:
       record = {"video": name, "video_index": video_index, "frame_index": frame_index}
       record.update(frame)
       yield video_index * self._spacing + frame_index, record
+
+  def _stream_video(
+    self,
+    name: str,
+    load: Callable[[], Iterable[dict[str, Any]]],
+    *,
+    label: int | None,
+    skip_undecodable: bool,
+  ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``add_video(..., buffer=False)``: records leave as they are decoded; the video's
+    metadata entry is completed after its last frame."""
+    try:
+      frames = iter(load())
+      first = next(frames, None)
+    except DecodeError as error:
+      if not skip_undecodable:
+        raise
+      self.skip(name, SKIP_REASON_UNDECODABLE, str(error))
+      return
+    if first is None:
+      raise ValueError(f"Video {name!r} has no frames.")
+    video_index = len(self._videos)
+    if video_index >= self._num_videos:
+      raise ValueError(f"More videos than the {self._num_videos} announced for {self._split!r}.")
+    entry = {"name": name, "start": self._num_records, "length": 0, "label": -1}
+    self._videos.append(entry)
+    labels = []
+    for frame_index, frame in enumerate(itertools.chain([first], frames)):
+      labels.append(int(frame["label"]))
+      record = {"video": name, "video_index": video_index, "frame_index": frame_index}
+      record.update(frame)
+      yield video_index * self._spacing + frame_index, record
+    entry["length"] = len(labels)
+    entry["label"] = video_label(labels) if label is None else int(label)
+    self._num_records += len(labels)
 
 
 # --------------------------------------------------------- TF-free spill to disk
@@ -674,6 +719,15 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._skip_undecodable = skip_undecodable
     kwargs["file_format"] = kwargs.get("file_format") or FILE_FORMAT
     super().__init__(**kwargs)
+
+  def check_prepared_source(self, manual_dir: epath.PathLike) -> None:
+    """Called on an already prepared dataset with the manual dir of the current run.
+
+    A builder whose manual dir is the user's own (``own_videos``) raises here when the
+    prepared data came from another folder; the published datasets never change, so
+    the default does nothing.
+    """
+    del manual_dir
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
