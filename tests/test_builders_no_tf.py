@@ -3,7 +3,7 @@
 A child interpreter gets a stub ``tensorflow`` package first on ``sys.path`` whose
 ``__init__`` records the attempt (with the importing stack) and raises ``ImportError``,
 so ``import tensorflow`` fails even where TF is installed. The child prepares the UCSD,
-Avenue and ShanghaiTech builders from their dummy data with ``download_and_prepare``
+Avenue, ShanghaiTech and own-footage builders from their dummy data with ``download_and_prepare``
 (UCSD also in two worker processes, which inherit the stub and its log) and reads every
 record back with ``as_data_source()``. ``TFDS_DISABLE_TF`` is removed
 from the child's environment so that TFDS is not told to avoid TF: it must simply
@@ -36,6 +36,7 @@ _CHILD = textwrap.dedent(
     from tensorflow_datasets.core import shuffle
     from vad_jax.tfds_builders import common, testing
     from vad_jax.tfds_builders.avenue import avenue_dataset_builder as avenue
+    from vad_jax.tfds_builders.own_videos import own_videos_dataset_builder as own_videos
     from vad_jax.tfds_builders.shanghaitech import shanghaitech_dataset_builder as shanghaitech
     from vad_jax.tfds_builders.ucsd_ped import ucsd_ped_dataset_builder as ucsd
 
@@ -47,6 +48,7 @@ _CHILD = textwrap.dedent(
         "ucsd_ped/ped2 (2 workers)": (ucsd.Builder, root / "ucsd_ped/dummy_data/official", "ped2"),
         "avenue/official": (avenue.Builder, root / "avenue/dummy_data/official", "official"),
         "shanghaitech": (shanghaitech.Builder, root / "shanghaitech/dummy_data", None),
+        "own_videos": (own_videos.Builder, root / "own_videos/dummy_data", "default"),
     }
     report = {}
     for name, (builder_cls, manual_dir, config) in cases.items():
@@ -105,4 +107,5 @@ def test_prepare_and_read_without_tensorflow(tmp_path):
     "ucsd_ped/ped2 (2 workers)": {"train": 7, "test": 9},
     "avenue/official": {"train": 9, "test": 9},
     "shanghaitech": {"train": 7, "test": 9},
+    "own_videos": {"train": 15, "test": 15},
   }

@@ -35,6 +35,8 @@ FAMILIES = {
     "ucsd_ped1:cpu",
     "avenue",
     "shanghaitech",
+    "own_videos",
+    "own_videos:cpu",
   ),
   "classifier:hybrid,synthetic,test": (
     "hybrid_synthetic",

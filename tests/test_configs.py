@@ -22,6 +22,9 @@ CONFIGS = [
   ("avenue", "cpu"),
   ("shanghaitech", ""),
   ("shanghaitech", "cpu"),
+  ("own_videos", ""),
+  ("own_videos", "cpu"),
+  ("own_videos", "test"),
 ]
 
 
@@ -37,7 +40,7 @@ def test_config_builds_and_traces(name, variant):
   assert config.batch_size % 8 == 0 or config.batch_size < 8
 
 
-@pytest.mark.parametrize("name", ["default", "synthetic", "ucsd_ped2", "avenue", "shanghaitech"])
+@pytest.mark.parametrize("name", ["default", "synthetic", "ucsd_ped2", "avenue", "shanghaitech", "own_videos"])
 def test_unknown_variant_is_an_error(name):
   with pytest.raises(ValueError, match="unknown variant"):
     importlib.import_module(f"vad_jax.configs.{name}").get_config("nope")
@@ -91,3 +94,13 @@ def test_train_cli_names_the_shipped_configs_for_an_unknown_one(tmp_path):
   assert result.returncode != 0
   assert "no shipped config of that name" in result.stderr and "ucsd_ped2" in result.stderr
   assert not (tmp_path / "w").exists()
+
+
+def test_own_videos_configs_prepare_frames_at_the_network_input_size():
+  from vad_jax.configs import own_videos
+  from vad_jax.tfds_builders.own_videos import own_videos_dataset_builder
+
+  for variant in ("", "cpu", "test"):
+    config = own_videos.get_config(variant)
+    prepared = own_videos_dataset_builder.Builder.builder_configs[config.data.builder_config]
+    assert prepared.frame_size in (None, tuple(config.data.image_size)), variant

@@ -44,6 +44,8 @@ def test_the_wheel_claims_only_its_own_name(wheel):
   assert "vad_jax/configs/ucsd_ped2.py" in names
   assert "vad_jax/tfds_builders/ucsd_ped/ucsd_ped_dataset_builder.py" in names
   assert "vad_jax/tfds_builders/ucsd_ped/README.md" in names and "vad_jax/tfds_builders/ucsd_ped/CITATIONS.bib" in names
+  assert "vad_jax/tfds_builders/own_videos/own_videos_dataset_builder.py" in names
+  assert "vad_jax/tfds_builders/own_videos/labels.py" in names and "vad_jax/configs/own_videos.py" in names
   assert not [n for n in names if n.endswith("_test.py") or "/dummy_data/" in n]
 
 

@@ -1133,6 +1133,15 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     kwargs["file_format"] = kwargs.get("file_format") or FILE_FORMAT
     super().__init__(**kwargs)
 
+  def check_prepared_source(self, manual_dir: epath.PathLike) -> None:
+    """Called on an already prepared dataset with the manual dir of the current run.
+
+    A builder whose manual dir is the user's own (``own_videos``) raises here when the
+    prepared data came from another folder; the published datasets never change, so
+    the default does nothing.
+    """
+    del manual_dir
+
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
       features=frame_features(*self.OPTIONAL_KEYS),

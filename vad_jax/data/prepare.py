@@ -17,6 +17,8 @@ import tensorflow_datasets as tfds
 from absl import logging
 from jax.experimental import multihost_utils
 
+from vad_jax.tfds_builders import common
+
 BUILDERS_DIR = pathlib.Path(str(importlib.resources.files("vad_jax.tfds_builders")))
 
 
@@ -66,6 +68,10 @@ def remove_stale_preparations(builder: tfds.core.DatasetBuilder) -> list[pathlib
 def ensure_prepared(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """Prepares the dataset if needed (``data.prepare``) and returns its builder.
 
+  A dataset prepared already is checked against ``data.manual_dir`` by its builder
+  (``FrameBuilder.check_prepared_source``): the ``own_videos`` builder refuses data
+  prepared from another footage folder.
+
   With several hosts, process 0 prepares first and the others wait, then prepare too if
   their data directory is not shared.
   """
@@ -73,6 +79,8 @@ def ensure_prepared(data_config: ml_collections.ConfigDict) -> tfds.core.Dataset
 
   def prepare():
     if builder.is_prepared():
+      if data_config.manual_dir and isinstance(builder, common.FrameBuilder):
+        builder.check_prepared_source(data_config.manual_dir)  # own footage: the same folder?
       return
     if not data_config.prepare:
       raise FileNotFoundError(
