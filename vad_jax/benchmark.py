@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from vad_jax import config_flags, sharding, tasks, video_sources
+from vad_jax import config_flags, metric_writers, sharding, tasks, video_sources
 from vad_jax import state as state_lib
 from vad_jax.detector import Detector
 
@@ -161,6 +161,7 @@ def detector_throughput(config, num_frames: int, size: tuple[int, int], batch: i
 
 def main(argv):
   del argv
+  metric_writers.quiet_library_logs()
   f = flags.FLAGS
   config = f.config
   if f.detector_frames:
