@@ -104,7 +104,7 @@ def dispatch_in_order(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[An
   threads with each device waiting in the rendezvous of a different program; XLA aborts
   the process after 40 s (``rendezvous.cc: Termination timeout``). Training steps do not
   need this: each depends on the state the previous one returns.
-  ``tests/test_sharding.py`` reproduces the abort and checks this path. On accelerators
+  ``docs/RESULTS.md`` records the reproduction; ``tests/test_sharding.py`` checks this path. On accelerators
   the calls are dispatched asynchronously as usual.
   """
   serialize = jax.default_backend() == "cpu" and jax.device_count() > 1
