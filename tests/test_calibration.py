@@ -16,13 +16,16 @@ from vad_jax.dual_stream import calibration
 
 
 def normal_stats(rng, n):
-  return {
+  stats = {
     "psnr": rng.normal(30, 2, n),
     "spatial_psnr": rng.normal(29, 2, n),
     "temporal_psnr": rng.normal(31, 1, n),
     "spatial_distance": rng.gamma(2.0, 0.1, n),
     "temporal_distance": rng.gamma(3.0, 0.1, n),
   }
+  for prefix in ("", "spatial_", "temporal_"):  # the worst block is 3-8 dB worse than the frame
+    stats[f"{prefix}block_psnr"] = stats[f"{prefix}psnr"] - rng.gamma(4.0, 1.2, n)
+  return stats
 
 
 def test_the_threshold_gives_the_target_false_alarm_rate_on_unseen_normal_frames():
@@ -33,8 +36,14 @@ def test_the_threshold_gives_the_target_false_alarm_rate_on_unseen_normal_frames
     assert 0.0 <= scores.min() and scores.max() <= 1.0
     assert np.mean(scores > fitted["threshold"]) == pytest.approx(0.01, abs=0.004), stream
   anomalous = normal_stats(rng, 1000)
-  anomalous["psnr"] -= 8  # a worse prediction
+  anomalous["block_psnr"] -= 15  # one region predicted much worse (6 std of the normal concentration)
   assert np.mean(calibration.calibrated_scores(anomalous, fitted)["fused"] > fitted["threshold"]) > 0.9
+  darker = normal_stats(rng, 20000)  # another scene: every error 5 dB larger, nothing anomalous
+  for key in ("psnr", "block_psnr"):
+    darker[key] -= 5
+  assert np.mean(calibration.calibrated_scores(darker, fitted)["fused"] > fitted["threshold"]) == pytest.approx(
+    0.01, abs=0.004
+  )
   with pytest.raises(ValueError, match="at least 20 normal frames"):
     calibration.fit(normal_stats(rng, 5), 0.8, 0.01, ["tiny"])
 
@@ -200,18 +209,75 @@ def test_detect_on_a_folder_of_videos_writes_one_result_per_video_and_a_summary(
   ]
 
 
-def test_the_annotated_video_keeps_the_source_frame_rate(calibrated_run, tmp_path):
-  from vad_jax import detect
+def _flags(**kw):
+  import types
+
+  return types.SimpleNamespace(**{"batch": 4, "threshold": None, "normalisation": None, "min_frames": 1, **kw})
+
+
+def test_the_annotated_video_keeps_the_source_frame_rate_and_draws_the_error(calibrated_run, tmp_path):
+  from vad_jax import detect, detection
   from vad_jax.tfds_builders import video as video_lib
 
   workdir, _, _ = calibrated_run
   source = tmp_path / "slow.avi"
   video_lib.write_video(source, np.stack(_frames(16)), fps=10)
   detector = Detector.load(workdir)
-  result = detector.score(source)
-  detect.write_output(tmp_path / "annotated.mp4", str(source), result.frames, result.level, result.alarm)
+  detect.run_stream(detector, str(source), tmp_path / "annotated.mp4", _flags())
   info = video_lib.probe(tmp_path / "annotated.mp4")
   assert info.fps == pytest.approx(10.0) and info.num_frames == 16
+  assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+  # The whole-video normalisation reads the source twice and draws the same way.
+  result = detector.score(source, normalisation="video")
+  detect.write_output(tmp_path / "strip.png", detector, str(source), result, batch_size=4)
+  from PIL import Image
+
+  assert Image.open(tmp_path / "strip.png").size[1] == 32
+  # The heat map: drawn where the error is, nothing where there is none.
+  results = [r for r in detector.stream(source, keep_frames=True, error_maps=True) if r.score is not None]
+  assert results[0].error_map.shape == (16, 16) and (results[0].error_map >= 0).all()
+  frame = np.full((32, 32, 3), 100, np.uint8)
+  error = np.zeros((16, 16), np.float32)
+  error[:8] = 1.0
+  drawn = detection.heat_map(frame, error, scale=0.5)
+  assert (drawn[20:] == frame[20:]).all() and (drawn[:6, :, 0] > 150).all() and (drawn[:6, :, 2] < 60).all()
+
+
+def test_a_failed_output_video_leaves_nothing_behind(tmp_path):
+  from vad_jax import video_sources
+
+  with pytest.raises(RuntimeError), video_sources.VideoWriter(tmp_path / "out.mp4", 25.0) as writer:
+    writer.write(np.zeros((32, 32, 3), np.uint8))
+    raise RuntimeError("the source failed")
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_the_stream_gives_the_offline_scores_frame_by_frame_with_alarm_events(calibrated_run):
+  workdir, _, _ = calibrated_run
+  detector = Detector.load(workdir)
+  frames = _frames(40, seed=3)
+  for normalisation in ("calibrated", "causal"):
+    offline = detector.score(frames, normalisation=normalisation, threshold=0.5)
+    streamed = list(detector.stream(iter(frames), batch_size=3, normalisation=normalisation, threshold=0.5))
+    assert [r.index for r in streamed] == list(range(40))  # every frame, in order
+    assert all(r.score is None and not r.alarm for r in streamed[:4])
+    np.testing.assert_allclose([r.score for r in streamed[4:]], offline.scores, atol=1e-5)
+    assert [r.alarm for r in streamed[4:]] == offline.alarm.tolist()
+  kept = list(detector.stream(iter(frames), keep_frames=True))
+  assert all(r.frame is frames[r.index] for r in kept)
+  with pytest.raises(ValueError, match="needs the whole video"):
+    next(detector.stream(iter(frames), normalisation="video"))
+
+
+def test_alarm_events_open_at_min_frames_and_close_after_the_run():
+  from vad_jax import detection
+
+  alarms = [0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 1]
+  results = [detection.FrameResult(i, float(a), float(a) + i / 100, bool(a)) for i, a in enumerate(alarms)]
+  marked = list(detection.with_alarm_events(iter(results), min_frames=2))
+  events = {r.index: (r.event.first, r.event.last) for r in marked if r.event is not None}
+  assert events == {2: (1, None), 4: (1, 3), 8: (7, None), 10: (7, 10)}  # the single frame 5 is no event
+  assert marked[4].event.peak == pytest.approx(1.03)
 
 
 _MEMORY = """
@@ -222,8 +288,8 @@ detector = Detector.load(sys.argv[1])
 rng = np.random.default_rng(0)
 base = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
 frames = (np.roll(base, i, axis=1) for i in range(int(sys.argv[2])))
-result = detector.score(frames, batch_size=8)
-print(result.frames.size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+scored = sum(r.score is not None for r in detector.stream(frames, batch_size=8, error_maps=True))
+print(scored, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 

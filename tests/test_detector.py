@@ -128,3 +128,22 @@ def test_exported_scoring_runs_with_jax_alone_and_matches(model, trained, tmp_pa
   assert sorted(reloaded.files) == sorted(expected) == sorted(description["outputs"])
   for key in expected:
     np.testing.assert_allclose(reloaded[key], expected[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_a_classifier_streams_its_offline_probabilities_and_moving_average_alarms():
+  config = classifier.get_config("hybrid,synthetic,test")
+  config.alarm.window = 3
+  task = __import__("vad_jax.tasks").tasks.for_config(config)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  state, _ = state_lib.initial_state(task, task.build_model(config), config, state_lib.make_optimizer(config, 1), mesh)
+  detector = Detector(config, state)
+  rng = np.random.default_rng(0)
+  frames = [rng.integers(0, 255, (24, 24, 3), dtype=np.uint8) for _ in range(2 * config.data.clip_frames + 3)]
+  offline = detector.score(frames, batch_size=2)
+  threshold = float(np.median(offline.level))  # some frames alarmed, some not
+  offline = detector.score(frames, batch_size=2, threshold=threshold)
+  streamed = list(detector.stream(iter(frames), batch_size=1, threshold=threshold, error_maps=True))
+  assert [r.index for r in streamed] == offline.frames.tolist() == list(range(len(frames)))
+  np.testing.assert_allclose([r.score for r in streamed], offline.scores, atol=1e-6)
+  np.testing.assert_allclose([r.level for r in streamed], offline.level, atol=1e-12)
+  assert [r.alarm for r in streamed] == offline.alarm.tolist() and all(r.error_map is None for r in streamed)

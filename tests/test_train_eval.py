@@ -140,6 +140,9 @@ def test_evaluation_aggregation_hand_computed():
       "temporal_psnr": -brightness,
       "spatial_distance": zeros + 1.0,
       "temporal_distance": zeros + 2.0,
+      "block_psnr": -brightness,
+      "spatial_block_psnr": -brightness,
+      "temporal_block_psnr": -brightness,
     }
 
   mesh = sharding.make_mesh()

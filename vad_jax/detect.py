@@ -4,9 +4,12 @@
   python -m vad_jax.detect VIDEO --checkpoint RUN[/checkpoints/300] [--threshold T]
       [--normalisation calibrated|video|causal] [--output annotated.mp4 | strip.png]
 
-``VIDEO`` is a video file (anything PyAV decodes: mp4, avi, ...) or a folder of frames
-(jpg/png/tif/bmp, sorted by name). Frames are decoded and scored in batches as they are
-read. The prediction network scores each frame with ``T - 1`` predecessors:
+``VIDEO`` is a video file (anything PyAV decodes: mp4, avi, ...), a folder of frames
+(jpg/png/tif/bmp, sorted by name), a folder of videos (``--output_dir``: one CSV each and
+a summary), or a URL or device PyAV opens (``rtsp://``, ``udp://``, ``/dev/video0``).
+Frames are decoded once and scored in batches as they are read, results printed as they
+come (Ctrl-C ends a live stream). The prediction network scores each frame with ``T - 1``
+predecessors:
 
 * ``calibrated`` (the default when the checkpoint has a calibration, see
   ``python -m vad_jax.calibrate``): the deployment score, comparable between videos,
@@ -20,25 +23,24 @@ model's anomaly probability over consecutive windows of ``data.clip_frames`` fra
 alarm on the moving average of the last ``alarm.window`` probabilities, as in the
 authors' code.
 
-Prints one line per scored frame and the alarm intervals (at least ``--min_frames``
-consecutive alarmed frames), and optionally writes an annotated video (score bar, red
-border while alarmed) or an image strip. The input and ``--output`` are checked before
-the model is loaded.
+Prints one line per scored frame, each alarm interval (at least ``--min_frames``
+consecutive alarmed frames) as it starts and ends, and optionally writes an annotated
+video at the source's frame rate (the prediction error as a heat map over the frame,
+frame number, time, score, score bar, red border while alarmed) or an image strip. The
+input and ``--output`` are checked before the model is loaded.
 """
 
+import contextlib
 import pathlib
 import sys
 
-import numpy as np
 from absl import app, flags
-from PIL import Image, ImageDraw
 
-from vad_jax import checkpointing, detection, metric_writers, video_sources
+from vad_jax import annotation, checkpointing, detection, metric_writers, video_sources
 from vad_jax.detector import Detector
 from vad_jax.tfds_builders import video as video_lib
 
-VIDEO_OUTPUTS = (".mp4", ".avi")
-IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg")
+VIDEO_OUTPUTS, IMAGE_OUTPUTS = annotation.VIDEO_OUTPUTS, annotation.IMAGE_OUTPUTS
 
 
 def check_output(output: pathlib.Path) -> None:
@@ -67,46 +69,64 @@ def detect(
   )
 
 
-def annotate(frame: np.ndarray, index: int, fps: float, score: float | None, alarmed: bool) -> np.ndarray:
-  """The frame with its number, time, score (``n/a`` before the first scored frame),
-  a score bar and a red border while alarmed."""
-  image = Image.fromarray(frame).convert("RGB")
-  draw = ImageDraw.Draw(image)
-  w, h = image.size
-  bar = max(4, h // 30)
-  level = 0.0 if score is None else float(np.clip(score, 0, 1))
-  draw.rectangle([0, h - bar, int(w * level), h], fill=(230, 40, 40) if alarmed else (40, 160, 230))
-  if alarmed:
-    draw.rectangle([0, 0, w - 1, h - 1], outline=(230, 40, 40), width=max(2, w // 100))
-  seconds = index / fps
-  text = f"#{index}  {int(seconds // 60):02d}:{seconds % 60:06.3f}  " + ("n/a" if score is None else f"{score:.3f}")
-  draw.text((4, 4), text, fill=(255, 255, 0))
-  return np.asarray(image)
-
-
-def write_output(output: pathlib.Path, source: str, frames: np.ndarray, levels: np.ndarray, alarms: np.ndarray) -> None:
-  """An annotated video at the source's frame rate, written frame by frame as the
-  source is read a second time (memory does not grow with the video), or an image
-  strip of a few frames (the highest-scored one among them)."""
-  level_of = dict(zip(frames.tolist(), levels.tolist()))
-  alarm_of = dict(zip(frames.tolist(), alarms.tolist()))
+def run_stream(detector: Detector, source: str, output: pathlib.Path | None, f) -> list[tuple[int, int]]:
+  """Scores ``source`` frame by frame as it is read (decoded once), printing each scored
+  frame and each alarm as it starts and ends, and drawing the annotated video or strip
+  as the frames go by (``annotation.AnnotatedOutput``). Ctrl-C ends a live stream
+  cleanly."""
   fps = video_sources.frame_rate(source)
-  if output.suffix.lower() in VIDEO_OUTPUTS:
-    with video_sources.VideoWriter(output, fps) as writer:
-      for i, f in enumerate(video_sources.read_video(source)):
-        writer.write(annotate(detection.to_rgb(f), i, fps, level_of.get(i), alarm_of.get(i, False)))
-    return
-  picks = set(np.linspace(0, len(frames) - 1, num=min(8, len(frames))).astype(int).tolist())
-  picks |= {int(np.argmax(levels))}
-  wanted = {int(frames[i]) for i in picks}
-  tiles = [
-    annotate(detection.to_rgb(f), i, fps, level_of[i], alarm_of[i])
-    for i, f in enumerate(video_sources.read_video(source))
-    if i in wanted
-  ]
-  h = min(t.shape[0] for t in tiles)
-  strip = np.concatenate([t[:h] for t in tiles], axis=1)
-  Image.fromarray(strip).save(output)
+  results = detector.stream(
+    source,
+    batch_size=f.batch,
+    threshold=f.threshold,
+    normalisation=f.normalisation,
+    min_frames=f.min_frames,
+    keep_frames=output is not None,
+    error_maps=output is not None,
+  )
+  intervals, header = [], False
+  with contextlib.ExitStack() as stack:
+    drawn = None
+    if output is not None:
+      drawn = stack.enter_context(annotation.AnnotatedOutput(output, fps, detector.heat_scale()))
+    try:
+      for r in results:
+        if drawn is not None:
+          drawn.add(r)
+        if r.score is not None:
+          if not header:
+            print("frame,score,alarm")
+            header = True
+          print(f"{r.index},{r.score:.4f},{int(r.alarm)}", flush=True)
+        if r.event is not None:
+          if r.event.last is None:
+            print(f"alarm from frame {r.event.first} ({r.event.first / fps:.2f} s)", file=sys.stderr)
+          else:
+            intervals.append((r.event.first, r.event.last))
+            print(f"alarm ended: frames {r.event.first}-{r.event.last}", file=sys.stderr)
+    except KeyboardInterrupt:
+      print("stopped", file=sys.stderr)  # what was drawn so far is kept
+  print(
+    f"alarm intervals (>= {f.min_frames} frames): " + (", ".join(f"{a}-{b}" for a, b in intervals) or "none"),
+    file=sys.stderr,
+  )
+  if output is not None:
+    print(f"wrote {output}", file=sys.stderr)
+  return intervals
+
+
+def write_output(
+  output: pathlib.Path, detector: Detector, source: str, result: detection.Detection, batch_size: int
+) -> None:
+  """The annotated video or strip of a whole-video (``video``-normalised) result: the
+  source is read a second time for the frames and the prediction errors, and drawn with
+  the result's scores (memory does not grow with the video beyond the scores)."""
+  level_of = dict(zip(result.frames.tolist(), result.level.tolist()))
+  alarm_of = dict(zip(result.frames.tolist(), result.alarm.tolist()))
+  frames = detector.stream(source, batch_size=batch_size, normalisation="causal", keep_frames=True, error_maps=True)
+  with annotation.AnnotatedOutput(output, video_sources.frame_rate(source), detector.heat_scale()) as drawn:
+    for r in frames:
+      drawn.add(r, level=level_of.get(r.index), alarm=alarm_of.get(r.index, False))
 
 
 def define_flags() -> None:
@@ -183,10 +203,13 @@ def main(argv):
     video_sources.check_source(source)
     batch_of_videos = not video_sources.is_stream(source) and pathlib.Path(source).is_dir()
     batch_of_videos = batch_of_videos and bool(video_sources.video_files(pathlib.Path(source)))
-    if f.output:
-      if video_sources.is_stream(source) or batch_of_videos:
-        raise ValueError("--output needs a single video file or frame folder (it reads the source twice)")
-      check_output(pathlib.Path(f.output))
+    output = pathlib.Path(f.output) if f.output else None
+    if output is not None:
+      if batch_of_videos:
+        raise ValueError("--output needs a single source; for a folder of videos use --output_dir")
+      check_output(output)
+    if f.normalisation == "video" and video_sources.is_stream(source):
+      raise ValueError(f"{source}: --normalisation=video needs the whole video; a stream takes calibrated or causal")
     output_dir = pathlib.Path(f.output_dir) if f.output_dir else None
     if output_dir is not None:
       output_dir.mkdir(parents=True, exist_ok=True)
@@ -194,13 +217,16 @@ def main(argv):
     if batch_of_videos:
       detect_folder(detector, pathlib.Path(source), output_dir, f)
       return
+    if f.normalisation != "video":
+      run_stream(detector, source, output, f)
+      return
     result = detector.score(source, batch_size=f.batch, threshold=f.threshold, normalisation=f.normalisation)
+    _print_result(result, f.min_frames)
+    if output is not None:
+      write_output(output, detector, source, result, f.batch)
+      print(f"wrote {output}", file=sys.stderr)
   except (checkpointing.CheckpointError, FileNotFoundError, ValueError, video_lib.VideoDecodeError) as error:
     raise SystemExit(f"error: {error}") from None
-  _print_result(result, f.min_frames)
-  if f.output:
-    write_output(pathlib.Path(f.output), source, result.frames, result.level, result.alarm)
-    print(f"wrote {f.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -153,3 +153,104 @@ def alarm_intervals(frames: np.ndarray, alarm: np.ndarray, min_frames: int = 1) 
   ``min_frames`` consecutive scored frames."""
   edges = np.flatnonzero(np.diff(np.concatenate([[0], alarm.astype(int), [0]])))
   return [(int(frames[a]), int(frames[b - 1])) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_frames]
+
+
+# --------------------------------------------------------------------------------------
+# Frame-by-frame results, as frames arrive.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class AlarmEvent:
+  """An alarm interval: ``first`` alarmed frame and, once it has ended, its ``last``
+  (``None`` while it lasts) and its highest ``level``."""
+
+  first: int
+  last: int | None
+  peak: float
+
+
+@dataclasses.dataclass
+class FrameResult:
+  """One frame of a source, in order, as soon as it is scored.
+
+  ``score`` and ``level`` are ``None`` for frames the model cannot score (the first
+  ``T - 1`` of a prediction model); ``frame`` is the source's frame (decoded or still
+  encoded: ``to_rgb``) when asked for; ``error_map`` the prediction model's per-pixel
+  squared error ``[h, w]`` at the model's resolution (frame scale ``[0, 1]``) when asked
+  for; ``event`` an alarm interval that started (``last`` is ``None``) or ended at this
+  frame.
+  """
+
+  index: int
+  score: float | None
+  level: float | None
+  alarm: bool
+  frame: Frame | None = None
+  error_map: np.ndarray | None = None
+  event: AlarmEvent | None = None
+
+
+class FrameKeeper:
+  """Passes frames through to the model's windows and keeps each one until its result
+  is out, so that a result can carry its frame (at most a batch and a window of frames
+  are held)."""
+
+  def __init__(self, frames: Iterator[Frame], keep: bool):
+    self._frames, self._keep = frames, keep
+    self._held: collections.deque = collections.deque()
+    self.next_index = 0  # the first frame not yet handed out as a result
+
+  def __iter__(self) -> Iterator[Frame]:
+    for frame in self._frames:
+      self._held.append(frame if self._keep else None)
+      yield frame
+
+  def release(self, upto: int) -> Iterator[tuple[int, Frame | None]]:
+    """``(index, frame)`` of every held frame up to index ``upto`` inclusive."""
+    while self.next_index <= upto and self._held:
+      yield self.next_index, self._held.popleft()
+      self.next_index += 1
+
+  def release_all(self) -> Iterator[tuple[int, Frame | None]]:
+    """Every frame still held."""
+    return self.release(self.next_index + len(self._held))
+
+
+def with_alarm_events(results: Iterator[FrameResult], min_frames: int = 1) -> Iterator[FrameResult]:
+  """Marks alarm intervals of at least ``min_frames`` consecutive alarmed frames on the
+  results: ``event`` (``last = None``) on the frame where an interval reaches
+  ``min_frames``, and the completed interval on the first frame after it (or on the
+  source's last frame when the alarm lasts to the end)."""
+  if min_frames < 1:
+    raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+  first, run, peak, previous = None, 0, -np.inf, None
+  for result in results:
+    if previous is not None:
+      yield previous
+    if result.alarm:
+      first = result.index if run == 0 else first
+      run, peak = run + 1, max(peak, result.level)
+      if run == min_frames:
+        result.event = AlarmEvent(first, None, peak)
+    elif run:
+      if run >= min_frames:
+        result.event = AlarmEvent(first, result.index - 1, peak)
+      first, run, peak = None, 0, -np.inf
+    previous = result
+  if previous is not None:
+    if run >= min_frames and previous.event is None:
+      previous.event = AlarmEvent(first, previous.index, peak)
+    yield previous
+
+
+def heat_map(frame: np.ndarray, error_map: np.ndarray, scale: float, opacity: float = 0.5) -> np.ndarray:
+  """``frame`` (uint8 RGB ``[H, W, 3]``) with the prediction error drawn over it:
+  ``error_map`` (``[h, w]``, any resolution) divided by ``scale`` and clipped to [0, 1],
+  from transparent (no error) through yellow to red (``scale`` or more)."""
+  h, w = frame.shape[:2]
+  level = np.clip(np.asarray(error_map, np.float32) / max(float(scale), 1e-12), 0.0, 1.0)
+  level = np.asarray(Image.fromarray(level).resize((w, h), Image.BILINEAR))[..., None]
+  colour = np.concatenate([np.ones_like(level), 1.0 - level, np.zeros_like(level)], axis=-1) * 255.0
+  alpha = opacity * level
+  return (frame.astype(np.float32) * (1.0 - alpha) + colour * alpha).round().clip(0, 255).astype(np.uint8)

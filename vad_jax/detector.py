@@ -5,6 +5,8 @@
   detector = Detector.load("runs/ped2")        # a training workdir (latest step) or a step folder
   result = detector.score("walkway.mp4")       # a video file, a frame folder, or frames
   result.frames, result.scores, result.alarm   # per scored frame
+  for r in detector.stream("rtsp://cam/live", min_frames=5):  # frame by frame, endless sources
+    r.index, r.score, r.alarm, r.event          # event: an alarm interval started or ended
   detector.alarm_intervals(result, min_frames=5)
   detector.export("ped2.jaxexport")            # runs with JAX alone (vad_jax.export)
 
@@ -20,7 +22,7 @@ line over this class.
 import dataclasses
 import os
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Optional
 
 import jax
@@ -81,6 +83,56 @@ class Detector:
       calibration=self.calibration,
       name=name or "frames",
     )
+
+  def stream(
+    self,
+    source: str | os.PathLike | np.ndarray | Iterable[detection.Frame],
+    *,
+    batch_size: int = 8,
+    threshold: Optional[float] = None,
+    normalisation: Optional[str] = None,
+    min_frames: int = 1,
+    keep_frames: bool = False,
+    error_maps: bool = False,
+  ) -> Iterator[detection.FrameResult]:
+    """Every frame of a source (a file, frame folder, URL, device, array or iterable of
+    frames) with its score and alarm as soon as its batch is scored, for sources that
+    never end: memory stays flat. Alarm intervals of at least ``min_frames`` frames are
+    announced on the results (``result.event``: when one reaches ``min_frames`` and
+    when it ends). ``keep_frames`` hands each source frame back with its result and
+    ``error_maps`` adds the prediction error per pixel (prediction network), both for
+    drawing (``detection.heat_map``). The scores equal ``score``'s frame for frame; the
+    prediction network's ``video`` normalisation needs the whole video and is refused.
+
+      for result in detector.stream("rtsp://camera.local/stream", min_frames=5):
+        if result.event is not None and result.event.last is None:
+          print("alarm from frame", result.event.first)
+    """
+    if isinstance(source, (str, os.PathLike)):
+      frames, name = video_sources.read_video(source), os.fspath(source)
+    else:
+      frames, name = iter(source), "frames"
+    results = self.task.stream(
+      self.config,
+      self.state,
+      frames,
+      batch_size=batch_size,
+      threshold=threshold,
+      normalisation=normalisation,
+      calibration=self.calibration,
+      keep_frames=keep_frames,
+      error_maps=error_maps,
+      name=name,
+    )
+    return detection.with_alarm_events(results, min_frames)
+
+  def heat_scale(self) -> Optional[float]:
+    """The per-pixel squared error drawn at full strength by ``detection.heat_map``: ten
+    times the mean error of the calibration's normal frames (``None`` without a
+    calibration)."""
+    if self.calibration is None or "pixel_error" not in self.calibration:
+      return None
+    return 10.0 * self.calibration["pixel_error"]
 
   @staticmethod
   def alarm_intervals(result: detection.Detection, min_frames: int = 1) -> list[tuple[int, int]]:

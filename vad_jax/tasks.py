@@ -120,6 +120,23 @@ class Task(Protocol):
     """Per-frame anomaly scores and alarms for the uint8 ``[H, W, 3]`` frames of one
     video (``detect``)."""
 
+  def stream(
+    self,
+    config: Config,
+    state: Any,
+    frames: Iterator[np.ndarray],
+    *,
+    batch_size: int,
+    threshold: Optional[float],
+    normalisation: Optional[str],
+    calibration: Optional[Mapping[str, Any]],
+    keep_frames: bool,
+    error_maps: bool,
+    name: str,
+  ) -> Iterator[detection.FrameResult]:
+    """``score_video``'s results frame by frame as the frames arrive, for sources that
+    may never end (causal scores only)."""
+
 
 TASKS: dict[str, Task] = {
   "dual_stream": dual_stream_task,

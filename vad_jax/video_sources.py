@@ -66,7 +66,9 @@ class VideoWriter:
   def __init__(self, path: str | os.PathLike, fps: float):
     self.path = pathlib.Path(path)
     self.fps = fps
-    self._container = av.open(os.fspath(path), mode="w")
+    # Written under a hidden name and renamed when complete: a failed run leaves nothing.
+    self._partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+    self._container = av.open(os.fspath(self._partial), mode="w")
     self._stream = None
 
   def write(self, frame: np.ndarray) -> None:
@@ -83,16 +85,28 @@ class VideoWriter:
       self._container.mux(packet)
 
   def close(self) -> None:
+    """Finishes the file and gives it its name."""
     if self._stream is not None:
       for packet in self._stream.encode():
         self._container.mux(packet)
     self._container.close()
+    os.replace(self._partial, self.path)
+
+  def discard(self) -> None:
+    """Drops what was written."""
+    try:
+      self._container.close()
+    finally:
+      self._partial.unlink(missing_ok=True)
 
   def __enter__(self) -> "VideoWriter":
     return self
 
-  def __exit__(self, *exc) -> None:
-    self.close()
+  def __exit__(self, exc_type, exc, traceback) -> None:
+    if exc_type is None:
+      self.close()
+    else:
+      self.discard()
 
 
 def frame_files(folder: pathlib.Path) -> list[pathlib.Path]:

@@ -28,7 +28,16 @@ from vad_jax import metric_writers, metrics, plots, sharding
 from vad_jax.data import input_pipeline, loaders, preprocessing
 from vad_jax.dual_stream import scoring
 
-STAT_KEYS = ("psnr", "spatial_psnr", "temporal_psnr", "spatial_distance", "temporal_distance")
+STAT_KEYS = (
+  "psnr",
+  "spatial_psnr",
+  "temporal_psnr",
+  "spatial_distance",
+  "temporal_distance",
+  "block_psnr",
+  "spatial_block_psnr",
+  "temporal_block_psnr",
+)
 STREAMS = ("fused", "spatial", "temporal")
 
 

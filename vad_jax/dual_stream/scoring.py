@@ -29,15 +29,29 @@ def psnr(prediction: Array, target: Array) -> Array:
   return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
 
 
+def block_psnr(prediction: Array, target: Array, grid: int = 8) -> Array:
+  """Per example, the PSNR (as in ``psnr``) of the worst-predicted block of a ``grid x
+  grid`` tiling of the frame (height and width divisible by ``grid``): how badly the
+  worst region is predicted, where ``psnr`` averages the error over the whole frame."""
+  a = (prediction.astype(jnp.float32) + 1.0) / 2.0
+  b = (target.astype(jnp.float32) + 1.0) / 2.0
+  error = jnp.mean(jnp.square(a - b), axis=-1)  # [batch, h, w]
+  n, h, w = error.shape
+  blocks = error.reshape(n, grid, h // grid, grid, w // grid).mean(axis=(2, 4)).reshape(n, -1)
+  return 10.0 * jnp.log10(1.0 / jnp.maximum(blocks.max(axis=1), 1e-10))
+
+
 def frame_statistics(aux: Mapping[str, Any], fused: Array, level: int = -1) -> dict[str, Array]:
   """Per-frame score inputs from a model output: PSNR of the fused frame and of each
-  stream's own frame, and the memory distance (Eq. 15) of each stream at memory
+  stream's own frame, the same for their worst 1/64 block (``block_psnr``, for the
+  deployment score of ``calibration.py``), and the memory distance (Eq. 15) of each stream at memory
   ``level`` (-1 = bottleneck; ``None`` = mean over all memories)."""
   target = aux["target"]
-  stats = {"psnr": psnr(fused, target)}
+  stats = {"psnr": psnr(fused, target), "block_psnr": block_psnr(fused, target)}
   for name in ("spatial", "temporal"):
     stream = aux[name]
     stats[f"{name}_psnr"] = psnr(stream["frame"], target)
+    stats[f"{name}_block_psnr"] = block_psnr(stream["frame"], target)
     d = stream["distance"]
     if d.shape[1] == 0:
       stats[f"{name}_distance"] = jnp.zeros(d.shape[:1], jnp.float32)

@@ -130,15 +130,24 @@ def train_step(
   return state, {**terms, "grad_norm": optax.global_norm(grads)}
 
 
-def eval_step(state, batch: Mapping[str, Array], *, model, config: ml_collections.ConfigDict) -> dict[str, Array]:
-  """Per-frame score inputs (PSNR of fused and per-stream frames, memory distances)."""
+def eval_step(
+  state, batch: Mapping[str, Array], *, model, config: ml_collections.ConfigDict, error_maps: bool = False
+) -> dict[str, Array]:
+  """Per-frame score inputs (PSNR of fused and per-stream frames, memory distances);
+  with ``error_maps`` also ``error_map [batch, h, w]``: the fused prediction's squared
+  error per pixel (mean over channels, frames scaled to [0, 1] as for the PSNR)."""
   fused, aux = model.apply(state.variables, batch["frames"], train=False)
-  return scoring.frame_statistics(aux, fused, config.score.memory_level)
+  stats = scoring.frame_statistics(aux, fused, config.score.memory_level)
+  if error_maps:
+    stats["error_map"] = jnp.mean(jnp.square((fused - aux["target"]) / 2.0), axis=-1)
+  return stats
 
 
-def model_statistics(config: ml_collections.ConfigDict, state) -> Callable[[Array], Mapping[str, Array]]:
+def model_statistics(
+  config: ml_collections.ConfigDict, state, error_maps: bool = False
+) -> Callable[[Array], Mapping[str, Array]]:
   """The jitted ``eval_step`` of ``state``'s model as a function of clips."""
-  step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config))
+  step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config, error_maps=error_maps))
   return lambda frames: step(state, {"frames": frames})
 
 
@@ -233,6 +242,24 @@ def video_statistics(
 NORMALISATIONS = ("calibrated", "video", "causal")
 
 
+def _normalisation(normalisation: Optional[str], calibration: Optional[Mapping[str, Any]], name: str) -> str:
+  """The normalisation asked for, checked; ``None`` means ``calibrated`` when a
+  calibration is given and is an error otherwise."""
+  if normalisation is None:
+    if calibration is None:
+      raise ValueError(
+        f"{name}: this model has no calibration, so its scores cannot be compared with a fixed threshold; fit one "
+        f"(python -m vad_jax.calibrate --workdir RUN [--videos NORMAL_VIDEOS]) or ask for the per-video normalised "
+        f"score (normalisation 'video', or 'causal' for a stream)"
+      )
+    return "calibrated"
+  if normalisation not in NORMALISATIONS:
+    raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+  if normalisation == "calibrated" and calibration is None:
+    raise ValueError(f"{name}: normalisation 'calibrated' needs a calibration (python -m vad_jax.calibrate)")
+  return normalisation
+
+
 def score_video(
   config: ml_collections.ConfigDict,
   state,
@@ -253,18 +280,7 @@ def score_video(
   when a calibration is given and is an error otherwise: an uncalibrated score is used
   only when asked for. ``details`` holds the raw statistics.
   """
-  if normalisation is None:
-    if calibration is None:
-      raise ValueError(
-        f"{name}: this model has no calibration, so its scores cannot be compared with a fixed threshold; fit one "
-        f"(python -m vad_jax.calibrate --workdir RUN [--videos NORMAL_VIDEOS]) or ask for the per-video normalised "
-        f"score (normalisation 'video', or 'causal' for a stream)"
-      )
-    normalisation = "calibrated"
-  if normalisation not in NORMALISATIONS:
-    raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
-  if normalisation == "calibrated" and calibration is None:
-    raise ValueError(f"{name}: normalisation 'calibrated' needs a calibration (python -m vad_jax.calibrate)")
+  normalisation = _normalisation(normalisation, calibration, name)
   frame_indices, stats = video_statistics(config, state, frames, batch_size, name)
   if normalisation == "calibrated":
     scores = calibration_lib.calibrated_scores(stats, calibration)["fused"]
@@ -283,6 +299,87 @@ def score_video(
     rule=rule,
     details=stats,
   )
+
+
+class _RunningMinMax:
+  """``detection.causal_minmax`` one value at a time."""
+
+  def __init__(self):
+    self.lo, self.hi = np.inf, -np.inf
+
+  def __call__(self, value: float) -> float:
+    self.lo, self.hi = min(self.lo, value), max(self.hi, value)
+    span = self.hi - self.lo
+    return (value - self.lo) / span if span > 0 else 0.0
+
+
+def stream(
+  config: ml_collections.ConfigDict,
+  state,
+  frames: Iterator[detection.Frame],
+  *,
+  batch_size: int = 8,
+  threshold: Optional[float] = None,
+  normalisation: Optional[str] = None,
+  calibration: Optional[Mapping[str, Any]] = None,
+  keep_frames: bool = False,
+  error_maps: bool = False,
+  name: str = "video",
+) -> Iterator[detection.FrameResult]:
+  """Every frame's result as soon as its batch is scored (``detection.FrameResult``; the
+  first ``T - 1`` frames have no score), for a source that may never end. The scores are
+  ``score_video``'s, frame for frame, for the causal normalisations (``calibrated``, the
+  default with a calibration, and ``causal``); ``video`` needs the whole video and is
+  refused. ``keep_frames`` hands each source frame back with its result; ``error_maps``
+  adds the fused prediction's per-pixel error."""
+  normalisation = _normalisation(normalisation, calibration, name)
+  if normalisation == "video":
+    raise ValueError(
+      f"{name}: the 'video' normalisation needs the whole video (use score_video), not a stream; use "
+      f"'calibrated' or 'causal'"
+    )
+  stats_fn = model_statistics(config, state, error_maps)
+  if normalisation == "calibrated":
+    threshold = calibration["threshold"] if threshold is None else threshold
+    norms = None
+  else:
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    norms = {k: _RunningMinMax() for k in ("psnr", "spatial_distance", "temporal_distance")}
+  lam = config.score.lam
+  keeper = detection.FrameKeeper(frames, keep_frames)
+  windows = detection.sliding_windows(
+    iter(keeper),
+    config.model.sequence_length,
+    tuple(config.data.image_size),
+    config.data.channels,
+    batch_size,
+    config.data.jpeg_draft,
+  )
+  for clips, index, count in windows:
+    out = jax.device_get(stats_fn(preprocessing.to_signed_unit(clips)))  # results are wanted now: one transfer
+    stats = {k: np.asarray(out[k][:count], np.float64) for k in evaluation.STAT_KEYS}
+    if norms is None:
+      scores = calibration_lib.calibrated_scores(stats, calibration)["fused"]
+    else:
+      scores = np.array(
+        [
+          lam * (1.0 - norms["psnr"](p))
+          + 0.5 * (1.0 - lam) * norms["spatial_distance"](s)
+          + 0.5 * (1.0 - lam) * norms["temporal_distance"](t)
+          for p, s, t in zip(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"])
+        ]
+      )
+    position = {int(i): row for row, i in enumerate(index[:count])}
+    for i, frame in keeper.release(int(index[count - 1])):
+      row = position.get(i)
+      if row is None:
+        yield detection.FrameResult(i, None, None, False, frame)
+        continue
+      score = float(scores[row])
+      error_map = np.asarray(out["error_map"][row]) if error_maps else None
+      yield detection.FrameResult(i, score, score, score > threshold, frame, error_map)
+  for i, frame in keeper.release_all():  # a source shorter than T
+    yield detection.FrameResult(i, None, None, False, frame)
 
 
 def calibrate(

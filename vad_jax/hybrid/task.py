@@ -24,6 +24,7 @@ What differs lives here:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import pathlib
@@ -404,6 +405,63 @@ def ablations(config: ml_collections.ConfigDict) -> dict[str, Callable[[ml_colle
   }
 
 
+def _window_probabilities(
+  config: ml_collections.ConfigDict, state, frames: Iterator[detection.Frame], batch_size: int, name: str
+) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+  """``(frame probabilities [B, n] on the device, first frames, lengths)`` of each batch
+  of consecutive windows of ``data.clip_frames`` frames (padding windows dropped)."""
+  step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config))
+  add_boxes = None
+  if needs_boxes(config):
+    add_boxes = AddBoxes(make_box_source(config), config.boxes.max_boxes, (name,))
+  n = config.data.clip_frames
+  windows = detection.consecutive_windows(
+    frames, n, tuple(config.data.image_size), config.data.channels, batch_size, config.data.jpeg_draft
+  )
+  for clips, firsts, lengths, count in windows:
+    batch = {
+      "frames": clips,
+      "valid": lengths > 0,
+      "video_index": np.zeros(len(clips), np.int32),
+      "frame_index": firsts[:, None] + np.arange(n),
+    }
+    if add_boxes is not None:
+      batch = add_boxes(batch)  # on the uint8 frames, as in the input pipeline
+    batch["frames"] = preprocessing.to_unit(clips)
+    yield step(state, batch)["frame_probs"], firsts[:count], lengths[:count]
+
+
+def stream(
+  config: ml_collections.ConfigDict,
+  state,
+  frames: Iterator[detection.Frame],
+  *,
+  batch_size: int = 8,
+  threshold: Optional[float] = None,
+  normalisation: Optional[str] = None,
+  calibration: Optional[Mapping[str, Any]] = None,
+  keep_frames: bool = False,
+  error_maps: bool = False,
+  name: str = "video",
+) -> Iterator[detection.FrameResult]:
+  """Every frame's result as soon as its batch of windows is scored: ``score_video``'s
+  probabilities and moving-average alarms, frame for frame. A classifier has no
+  prediction error, so ``error_maps`` gives none."""
+  del normalisation, calibration, error_maps
+  threshold = config.alarm.threshold if threshold is None else threshold
+  recent = collections.deque(maxlen=config.alarm.window)
+  keeper = detection.FrameKeeper(frames, keep_frames)
+  for probs, firsts, lengths in _window_probabilities(config, state, iter(keeper), batch_size, name):
+    probs = np.asarray(jax.device_get(probs), np.float64)  # results are wanted now: one transfer
+    for row, (first, length) in enumerate(zip(firsts, lengths)):
+      for (i, frame), p in zip(keeper.release(int(first + length - 1)), probs[row, :length]):
+        recent.append(float(p))
+        level = float(np.sum(recent) / len(recent))
+        yield detection.FrameResult(i, float(p), level, level > threshold, frame)
+  for i, frame in keeper.release_all():  # nothing left unscored unless the source was empty
+    yield detection.FrameResult(i, None, None, False, frame)
+
+
 def score_video(
   config: ml_collections.ConfigDict,
   state,
@@ -422,26 +480,7 @@ def score_video(
   code. A probability needs no normalisation or calibration: both arguments are
   ignored, and the result is causal up to one window."""
   del normalisation, calibration
-  step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config))
-  add_boxes = None
-  if needs_boxes(config):
-    add_boxes = AddBoxes(make_box_source(config), config.boxes.max_boxes, (name,))
-  n = config.data.clip_frames
-  parts = []
-  windows = detection.consecutive_windows(
-    frames, n, tuple(config.data.image_size), config.data.channels, batch_size, config.data.jpeg_draft
-  )
-  for clips, firsts, lengths, count in windows:
-    batch = {
-      "frames": clips,
-      "valid": lengths > 0,
-      "video_index": np.zeros(len(clips), np.int32),
-      "frame_index": firsts[:, None] + np.arange(n),
-    }
-    if add_boxes is not None:
-      batch = add_boxes(batch)  # on the uint8 frames, as in the input pipeline
-    batch["frames"] = preprocessing.to_unit(clips)
-    parts.append((step(state, batch)["frame_probs"], firsts[:count], lengths[:count]))  # on the device
+  parts = list(_window_probabilities(config, state, frames, batch_size, name))  # results stay on the device
   if not parts:
     raise ValueError(f"{name} has no frame to score")
   host = jax.device_get([p for p, _, _ in parts])
