@@ -7,7 +7,7 @@ BASE := $(VENV)/.installed
 STAMP := $(VENV)/.installed-test
 WORKDIR ?= workdirs/demo
 
-.PHONY: demo test lint format benchmark clean
+.PHONY: demo test lint format benchmark device-check clean
 
 # The demo needs the package only; the tests add pytest, scikit-image and h5py.
 $(BASE): pyproject.toml
@@ -40,6 +40,19 @@ format: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) -m vad_jax.benchmark --config default:cpu --batch 8
+
+# On a machine with a GPU: install the CUDA extra, benchmark the paper-scale network
+# (float32/bfloat16, batch 8/32), train and evaluate UCSD Ped2 for a fixed time, and write
+# $(CHECK_DIR)/device_check.{json,md}; about 10 minutes in all (vad_jax/device_check.py).
+PED2 ?= ../shared/data/ucsd_ped2
+CHECK_DIR ?= workdirs/device_check
+device-check:
+	mkdir -p $(CHECK_DIR) && date +%s > $(CHECK_DIR)/started_at
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import vad_jax, jax; assert jax.default_backend() == 'gpu'" 2>/dev/null \
+	  || $(PY) -m pip install -q -e ".[cuda]"
+	$(PY) -m vad_jax.device_check --workdir $(CHECK_DIR) --started_at $$(cat $(CHECK_DIR)/started_at) \
+	  --train_config.data.manual_dir=$(PED2)
 
 clean:
 	rm -rf $(VENV) .jax_cache workdirs

@@ -1,8 +1,11 @@
 """Paper-scale defaults for the dual-stream memory-augmented network.
 
 Every field carries a one-line comment. Dataset configs import ``get_config`` and override
-only what differs. Variants: ``configs/default.py:cpu`` (a model that trains on a laptop
-CPU) and ``configs/default.py:test`` (tiny, for the test suite).
+only what differs. The paper-scale widths (32, 64, 128, 256) are the widest that run at the
+paper's reported 34 fps on its GPU (docs/model.md, "Default size"). Variants:
+``configs/default.py:mnad`` (the MNAD / Frame-Pred widths 64-512, 4x the work per frame),
+``configs/default.py:cpu`` (a model that trains on a laptop CPU) and
+``configs/default.py:test`` (tiny, for the test suite).
 """
 
 import ml_collections
@@ -13,7 +16,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
   config.model = model = ml_collections.ConfigDict()
   model.name = "dual_stream"  # the network to build (dual_stream)
-  model.widths = (64, 128, 256, 512)  # encoder channels per resolution level (stride 8)
+  model.widths = (32, 64, 128, 256)  # encoder channels per resolution level (stride 8); see docs/model.md
   model.num_items = 20  # M: memory items per memory module
   model.sequence_length = 5  # t: frames per clip (t-1 inputs, the last is predicted)
   model.spatial_inputs = 0  # frames the spatial stream sees (0 = all t-1)
@@ -28,6 +31,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   model.attention_reduction = 16  # r: channel reduction of the attention block
   model.negative_slope = 0.2  # LeakyReLU slope
   model.dtype = "float32"  # compute dtype (bfloat16 for mixed precision; params stay float32)
+  model.conv_impl = "auto"  # convolutions: native (XLA), matmul, or auto (per backend, see docs/model.md)
 
   config.loss = loss = ml_collections.ConfigDict()
   loss.alpha = 0.1  # alpha_s: spatial discretization weight (Eq. 11)
@@ -82,7 +86,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.eval_at_end = True  # evaluate on data.eval_split when training finishes
   config.eval_plots = True  # write score curves, ROC curves and frame panels
 
-  if variant == "cpu":
+  if variant == "mnad":
+    model.widths = (64, 128, 256, 512)
+  elif variant == "cpu":
     model.widths = (16, 32, 64, 128)
     data.image_size = (128, 128)
   elif variant == "test":
@@ -96,17 +102,18 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.checkpoint_every_steps = 2
     config.eval_plots = False
   elif variant:
-    raise ValueError(f"unknown variant {variant!r} of configs/default.py; expected '', 'cpu' or 'test'")
+    raise ValueError(f"unknown variant {variant!r} of configs/default.py; expected '', 'mnad', 'cpu' or 'test'")
   return config
 
 
 def video_dataset_config(
   name: str, num_epochs: int, checkpoint_every_steps: int, variant: str
 ) -> ml_collections.ConfigDict:
-  """The paper's settings on TFDS dataset ``name``; variant ``cpu``: the CPU-sized
-  network at 128x128 with a higher learning rate and a fixed number of steps."""
-  if variant not in ("", "cpu"):
-    raise ValueError(f"unknown variant {variant!r}; expected '' or 'cpu'")
+  """The paper's settings on TFDS dataset ``name``; variant ``mnad``: the MNAD widths;
+  variant ``cpu``: the CPU-sized network at 128x128 with a higher learning rate and a
+  fixed number of steps."""
+  if variant not in ("", "mnad", "cpu"):
+    raise ValueError(f"unknown variant {variant!r}; expected '', 'mnad' or 'cpu'")
   config = get_config(variant)
   config.data.name = name
   config.num_epochs = num_epochs

@@ -4,6 +4,7 @@ The paper does not train on Ped2; its settings (Adam 0.9/0.999, lr 2e-5 cosine, 
 t = 5, 256x256, M = 20) are kept and the length follows MNAD's 60 epochs. Frames are
 grayscale (the JPEG release replicates one channel), so one channel is fed.
 
+Variant ``mnad``: the MNAD widths (64-512) for a like-for-like comparison with MNAD.
 Variant ``cpu``: the CPU-sized network on 64x64 frames, about an hour of training on 2
 cores (docs/RESULTS.md).
 
@@ -22,9 +23,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
 def dataset_config(builder_config: str, variant: str) -> ml_collections.ConfigDict:
   """Shared by the Ped1 and Ped2 configs."""
-  if variant not in ("", "cpu"):
-    raise ValueError(f"unknown variant {variant!r}; expected '' or 'cpu'")
-  config = default.get_config()
+  if variant not in ("", "mnad", "cpu"):
+    raise ValueError(f"unknown variant {variant!r}; expected '', 'mnad' or 'cpu'")
+  config = default.get_config("mnad" if variant == "mnad" else "")
   config.data.name = "ucsd_ped"
   config.data.builder_config = builder_config
   config.data.channels = 1

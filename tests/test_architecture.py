@@ -19,6 +19,7 @@ ENTRY_POINTS = {
   "vad_jax.evaluate",
   "vad_jax.detect",
   "vad_jax.benchmark",
+  "vad_jax.device_check",
   "vad_jax.ablations",
   "vad_jax.calibrate",
   "vad_jax.data.benchmark",

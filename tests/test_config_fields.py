@@ -28,6 +28,7 @@ CONDITIONAL = {
 FAMILIES = {
   "synthetic:test": (
     "default",
+    "default:mnad",
     "default:cpu",
     "synthetic",
     "ucsd_ped2",

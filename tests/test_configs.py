@@ -10,12 +10,14 @@ from vad_jax import tasks
 
 CONFIGS = [
   ("default", ""),
+  ("default", "mnad"),
   ("default", "cpu"),
   ("default", "test"),
   ("synthetic", ""),
   ("synthetic", "test"),
   ("synthetic", "paper"),
   ("ucsd_ped2", ""),
+  ("ucsd_ped2", "mnad"),
   ("ucsd_ped2", "cpu"),
   ("ucsd_ped1", "cpu"),
   ("avenue", ""),

@@ -6,7 +6,10 @@ GFLOP/s and the machine's measured matmul peak, printed as one table.
 
   python -m vad_jax.benchmark --config hybrid_dcsass --batch 2   # classifiers too
 
-FLOPs come from XLA's cost analysis of the compiled programs (multiply-adds count 2).
+FLOPs come from XLA's cost analysis of the compiled programs (multiply-adds count 2). For
+a model with a ``model.conv_impl`` setting they are counted on the program with XLA's
+native convolutions whatever implementation is timed, so every implementation is
+credited with the same work (patches @ kernel would also count the zero padding).
 "Frames" are predicted frames for the prediction network (one per clip of
 ``sequence_length`` input frames) and classified frames for the classifiers (``batch x
 clip_frames`` per call; the ConvLSTM scores a clip, so its frames/s is clip frames read).
@@ -27,6 +30,8 @@ from absl import app, flags
 from vad_jax import annotation, config_flags, metric_writers, sharding, tasks, video_sources
 from vad_jax import state as state_lib
 from vad_jax.detector import Detector
+
+PEAK_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def define_flags() -> None:
@@ -55,15 +60,18 @@ def time_call(fn, *args, steps: int) -> float:
   return float(np.median(times))
 
 
-def flops_of(jitted, *args) -> float:
-  analysis = jitted.lower(*args).compile().cost_analysis()
+def flops_of(program) -> float:
+  """XLA's FLOP count of a compiled program (``jax.jit(f).lower(...).compile()``)."""
+  analysis = program.cost_analysis()
   if isinstance(analysis, (list, tuple)):
     analysis = analysis[0]
   return float(analysis.get("flops", float("nan"))) if analysis else float("nan")
 
 
-def matmul_peak(dtype=jnp.float32, n: int = 2048, steps: int = 5) -> float:
-  """Measured GFLOP/s of a square matmul on the default device."""
+def matmul_peak(dtype=jnp.float32, n: int | None = None, steps: int = 5) -> float:
+  """Measured GFLOP/s of a square ``n x n`` matmul on the default device (``n``: 2048 on a
+  CPU, 8192 on an accelerator, which a 2048 matmul leaves mostly idle)."""
+  n = n or (2048 if jax.default_backend() == "cpu" else 8192)
   a = jax.random.normal(jax.random.key(0), (n, n), dtype)
   b = jax.random.normal(jax.random.key(1), (n, n), dtype)
   seconds = time_call(jax.jit(jnp.dot), a, b, steps=steps)
@@ -86,32 +94,60 @@ def random_inputs(task: tasks.Task, config, batch: int) -> tuple[dict[str, jax.A
   return {k: jnp.asarray(v) for k, v in inputs.items()}, frames_per_call
 
 
-def run(config, batch: int, steps: int, skip_train: bool = False) -> dict[str, float]:
+def counting_config(config):
+  """The config whose programs' FLOPs are reported: native convolutions if the model has a
+  choice (the same work for every implementation)."""
+  if config.model.get("conv_impl", "native") == "native":
+    return config
+  counting = config.copy_and_resolve_references()
+  counting.model.conv_impl = "native"
+  return counting
+
+
+def run(config, batch: int, steps: int, skip_train: bool = False, time_eval: bool = True) -> dict[str, float]:
+  """The benchmark's figures for ``config``'s model at ``batch`` (see the module docstring).
+
+  The peak is a matmul in the model's compute dtype (``model.dtype``, float32 if unset),
+  so a bfloat16 model is compared with the bfloat16 peak.
+  """
   task = tasks.for_config(config)
   model = task.build_model(config)
+  counted = counting_config(config)
+  counting_model = task.build_model(counted) if counted is not config else None
   inputs, frames_per_call = random_inputs(task, config, batch)
   tx = state_lib.make_optimizer(config, 1000)
   state = jax.jit(lambda rng: state_lib.create(model, task.init_variables(model, config, rng, inputs), tx))(
     jax.random.key(1)
   )
-  eval_step = functools.partial(task.eval_step, model=model, config=config)
-  train_step = functools.partial(task.train_step, model=model, config=config)
+
   # The forward pass alone: the model's output without the task's statistics.
-  forward = jax.jit(
-    lambda s, x: jax.tree.leaves(model.apply(s.variables, *task.model_inputs(config, x), train=False)[0])
-  )
+  def forward_of(model):
+    return jax.jit(
+      lambda s, x: jax.tree.leaves(model.apply(s.variables, *task.model_inputs(config, x), train=False)[0])
+    ).lower(state, inputs)
+
+  # Each timed program is compiled once; the FLOPs come from it unless another
+  # implementation is counted (counting_config).
+  forward = forward_of(model).compile()
+  forward_flops = flops_of(forward_of(counting_model).compile() if counting_model else forward)
   result = {
     "params (M)": sum(x.size for x in jax.tree.leaves(state.params)) / 1e6,
-    "forward GFLOP/frame": flops_of(forward, state, inputs) / frames_per_call / 1e9,
+    "forward GFLOP/frame": forward_flops / frames_per_call / 1e9,
   }
   seconds = time_call(forward, state, inputs, steps=steps)
   result["forward frames/s"] = frames_per_call / seconds
   result["forward GFLOP/s"] = result["forward GFLOP/frame"] * frames_per_call / seconds
-  eval_fn = jax.jit(eval_step)
-  result["eval step frames/s"] = frames_per_call / time_call(eval_fn, state, inputs, steps=steps)
+  if time_eval:
+    eval_fn = jax.jit(functools.partial(task.eval_step, model=model, config=config))
+    result["eval step frames/s"] = frames_per_call / time_call(eval_fn, state, inputs, steps=steps)
   if not skip_train:
-    step = jax.jit(train_step, donate_argnums=0)
-    result["train GFLOP/step"] = flops_of(step, state, inputs) / 1e9
+
+    def step_of(model, config):
+      train_step = functools.partial(task.train_step, model=model, config=config)
+      return jax.jit(train_step, donate_argnums=0).lower(state, inputs)
+
+    step = step_of(model, config).compile()
+    result["train GFLOP/step"] = flops_of(step_of(counting_model, counted).compile() if counting_model else step) / 1e9
     state_copy = jax.tree.map(jnp.copy, state)
     # Donated state: thread it through the timed calls.
     state_copy, _ = step(state_copy, inputs)
@@ -122,10 +158,14 @@ def run(config, batch: int, steps: int, skip_train: bool = False) -> dict[str, f
       jax.block_until_ready(metrics)
       times.append(time.perf_counter() - start)
     result["train step (s)"] = float(np.median(times))
+    result["train frames/s"] = frames_per_call / result["train step (s)"]
     result["train GFLOP/s"] = result["train GFLOP/step"] / result["train step (s)"]
-  peak = matmul_peak(steps=steps)
-  result["matmul peak fp32 GFLOP/s"] = peak
+  dtype = jnp.dtype(config.model.get("dtype", "float32"))
+  peak = matmul_peak(dtype, steps=steps)
+  result[f"matmul peak {PEAK_NAMES.get(dtype.name, dtype.name)} GFLOP/s"] = peak
   result["forward % of peak"] = 100 * result["forward GFLOP/s"] / peak
+  if not skip_train:
+    result["train % of peak"] = 100 * result["train GFLOP/s"] / peak
   return result
 
 
@@ -195,7 +235,8 @@ def main(argv):
   batch = f.batch or config.batch_size
   result = run(config, batch, f.steps, f.skip_train)
   h, w = config.data.image_size
-  shape = ", ".join(f"{k}={config.model[k]}" for k in ("widths", "sequence_length", "backbone") if k in config.model)
+  keys = ("widths", "sequence_length", "backbone", "conv_impl")
+  shape = ", ".join(f"{k}={config.model[k]}" for k in keys if k in config.model)
   shape += f", {h}x{w}" + (f", N={config.data.clip_frames}" if "clip_frames" in config.data else "")
   print(
     f"device: {jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()}); "

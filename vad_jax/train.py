@@ -43,6 +43,8 @@ class NonFiniteLossError(FloatingPointError):
 
 # Settings a checkpoint's model depends on: resuming with other values is refused.
 MODEL_FIELDS = ("model.", "data.image_size", "data.channels", "data.clip_frames", "boxes.max_boxes")
+# Model fields that change how the model is computed, not its parameters: a run may resume with another value.
+COMPUTE_FIELDS = ("model.conv_impl",)
 
 
 def check_training_config(config: ml_collections.ConfigDict) -> None:
@@ -79,7 +81,7 @@ def check_best_metric(config: ml_collections.ConfigDict, task: tasks.Task) -> st
 def check_saved_config(saved: dict[str, Any], current: dict[str, Any], directory: pathlib.Path) -> None:
   """Refuses checkpoints of another model; reports other changed settings."""
   differences = checkpointing.config_differences(saved, current)
-  model = [d for d in differences if d[0].startswith(MODEL_FIELDS)]
+  model = [d for d in differences if d[0].startswith(MODEL_FIELDS) and d[0] not in COMPUTE_FIELDS]
   if model:
     raise checkpointing.ConfigMismatchError(
       f"the checkpoints in {directory} belong to another model than the config: "

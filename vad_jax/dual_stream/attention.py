@@ -5,6 +5,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vad_jax.dual_stream import conv as conv_lib
+
 Array = Any
 
 
@@ -18,14 +20,17 @@ class ChannelAttention(nn.Module):
   reduction: int = 16
   negative_slope: float = 0.2
   dtype: Any = jnp.float32
+  conv_impl: str = "native"
 
   @nn.compact
   def __call__(self, u: Array) -> Array:
     c = u.shape[-1]
     z = jnp.mean(u, axis=(1, 2), keepdims=True)  # GAP: [b, 1, 1, c]
-    z = nn.Conv(max(c // self.reduction, 1), (1, 1), dtype=self.dtype, name="reduce")(z)  # W3
+    z = conv_lib.Conv(max(c // self.reduction, 1), (1, 1), dtype=self.dtype, impl=self.conv_impl, name="reduce")(
+      z
+    )  # W3
     z = nn.leaky_relu(z, self.negative_slope)
-    z = nn.Conv(c, (1, 1), dtype=self.dtype, name="expand")(z)  # W4
+    z = conv_lib.Conv(c, (1, 1), dtype=self.dtype, impl=self.conv_impl, name="expand")(z)  # W4
     return nn.sigmoid(z)
 
 
@@ -39,13 +44,14 @@ class ResidualChannelAttention(nn.Module):
   reduction: int = 16
   negative_slope: float = 0.2
   dtype: Any = jnp.float32
+  conv_impl: str = "native"
 
   @nn.compact
   def __call__(self, q: Array, *, train: bool) -> tuple[Array, Array]:
     c = q.shape[-1]
-    u = nn.Conv(c, (3, 3), dtype=self.dtype, name="conv1")(q)  # W1
+    u = conv_lib.Conv(c, (3, 3), dtype=self.dtype, impl=self.conv_impl, name="conv1")(q)  # W1
     u = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype, name="bn")(u)
     u = nn.leaky_relu(u, self.negative_slope)
-    u = nn.Conv(c, (3, 3), dtype=self.dtype, name="conv2")(u)  # W2
-    s = ChannelAttention(self.reduction, self.negative_slope, self.dtype, name="cab")(u)
+    u = conv_lib.Conv(c, (3, 3), dtype=self.dtype, impl=self.conv_impl, name="conv2")(u)  # W2
+    s = ChannelAttention(self.reduction, self.negative_slope, self.dtype, self.conv_impl, name="cab")(u)
     return q + u * s, s

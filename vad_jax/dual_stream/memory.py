@@ -61,11 +61,25 @@ def update_memory(queries: Array, items: Array) -> Array:
     The updated items ``[items, channels]``.
   """
   q = queries.reshape(-1, queries.shape[-1])
-  similarity = q @ items.T  # [K, M]
-  v = jax.nn.softmax(similarity, axis=0)  # Eq. (7): over the K queries
-  nearest = jax.nn.one_hot(jnp.argmax(similarity, axis=1), items.shape[0], dtype=q.dtype)  # U_m
-  v_norm = v * nearest / jnp.max(v, axis=0, keepdims=True)
-  return l2_normalize(items + v_norm.T @ q)  # Eq. (8)
+  # Item-major [M, K]: the reductions over queries run along the contiguous axis.
+  similarity = items @ q.T
+  v = jax.nn.softmax(similarity, axis=1)  # Eq. (7): over the K queries
+  nearest = jax.nn.one_hot(jnp.argmax(similarity, axis=0), items.shape[0], dtype=q.dtype, axis=0)  # U_m
+  v_norm = v * nearest / jnp.max(v, axis=1, keepdims=True)
+  return l2_normalize(items + v_norm @ q)  # Eq. (8)
+
+
+def nearest_items(similarity: Array, k: int) -> list[Array]:
+  """Indices of the ``k`` most similar items, nearest first: ``k`` arrays of shape
+  ``similarity.shape[:-1]``. The same indices as ``jax.lax.top_k`` (ties go to the lower
+  index), found by ``k`` arg-maxima over the items, which XLA:CPU runs much faster than
+  the sort it uses for ``top_k``."""
+  nearest = []
+  for _ in range(k):
+    index = jnp.argmax(similarity, axis=-1)
+    nearest.append(index)
+    similarity = jnp.where(jax.nn.one_hot(index, similarity.shape[-1], dtype=bool), -jnp.inf, similarity)
+  return nearest
 
 
 def memory_losses(
@@ -84,8 +98,7 @@ def memory_losses(
     ``discretization``: ``[batch]`` mean over queries of Eq. (10)'s summand;
     ``distance``: ``[batch]`` Eq. (15), mean over queries of ``||q - p_nearest||``.
   """
-  _, nearest3 = jax.lax.top_k(similarity, 3)  # nearest, second and third nearest item
-  p, n1, n2 = (jnp.take(items, nearest3[..., i], axis=0) for i in range(3))
+  p, n1, n2 = (jnp.take(items, i, axis=0) for i in nearest_items(similarity, 3))
   sq = lambda x: jnp.sum(x * x, axis=-1)
   d_p, d_n1 = sq(queries - p), sq(queries - n1)
   pull = d_p - d_n1 + margin_a

@@ -14,6 +14,10 @@ Each stream is an encoder-decoder with skip connections at every resolution:
 The spatial stream predicts the target frame from the ``T - 1`` frames before it; the
 temporal stream predicts the last frame difference from the differences before it; the
 fused prediction combines both (``fusion``).
+
+Every convolution and pooling layer is computed as ``conv_impl`` says (``conv.py``:
+XLA's convolutions, matmuls, or both mixed); the parameters and the values do not
+depend on it.
 """
 
 import functools
@@ -23,6 +27,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vad_jax.dual_stream import conv as conv_lib
 from vad_jax.dual_stream.attention import ResidualChannelAttention
 from vad_jax.dual_stream.memory import Memory
 from vad_jax.dual_stream.temporal_shift import ResidualTemporalShift
@@ -44,11 +49,14 @@ class ConvBlock(nn.Module):
   num_convs: int = 1
   negative_slope: float = 0.2
   dtype: Any = jnp.float32
+  conv_impl: str = "native"
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
     for i in range(self.num_convs):
-      x = nn.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype, name=f"conv{i}")(x)
+      x = conv_lib.Conv(self.features, (3, 3), use_bias=False, dtype=self.dtype, impl=self.conv_impl, name=f"conv{i}")(
+        x
+      )
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype, name=f"bn{i}")(x)
       x = nn.leaky_relu(x, self.negative_slope)
     return x
@@ -67,6 +75,7 @@ class Encoder(nn.Module):
   circular_shift: bool = False
   negative_slope: float = 0.2
   dtype: Any = jnp.float32
+  conv_impl: str = "native"
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> list[Array]:
@@ -75,12 +84,12 @@ class Encoder(nn.Module):
     levels = []
     for i, width in enumerate(self.widths):
       if i > 0:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
-      x = ConvBlock(width, 1, self.negative_slope, self.dtype, name=f"block{i}")(x, train=train)
+        x = conv_lib.max_pool2x2(x, self.conv_impl)
+      x = ConvBlock(width, 1, self.negative_slope, self.dtype, self.conv_impl, name=f"block{i}")(x, train=train)
       x = x.reshape(b, t, *x.shape[1:])
       if self.use_rtsm:
         x = ResidualTemporalShift(
-          self.fold_fraction, self.circular_shift, self.negative_slope, self.dtype, name=f"rtsm{i}"
+          self.fold_fraction, self.circular_shift, self.negative_slope, self.dtype, self.conv_impl, name=f"rtsm{i}"
         )(x)
       levels.append(x)
       x = x.reshape(b * t, *x.shape[2:])
@@ -101,25 +110,29 @@ class Decoder(nn.Module):
   reduction: int = 16
   negative_slope: float = 0.2
   dtype: Any = jnp.float32
+  conv_impl: str = "native"
 
   @nn.compact
   def __call__(self, skips: Sequence[Array], *, train: bool) -> tuple[Array, Array]:
-    x = ConvBlock(self.widths[-1], 2, self.negative_slope, self.dtype, name="bottleneck")(skips[-1], train=train)
+    block = functools.partial(
+      ConvBlock, num_convs=2, negative_slope=self.negative_slope, dtype=self.dtype, conv_impl=self.conv_impl
+    )
+    x = block(self.widths[-1], name="bottleneck")(skips[-1], train=train)
     attention_map = None
     for i in reversed(range(len(self.widths) - 1)):
-      x = nn.ConvTranspose(self.widths[i], (2, 2), strides=(2, 2), dtype=self.dtype, name=f"up{i}")(x)
+      x = conv_lib.Upsample(self.widths[i], self.dtype, self.conv_impl, name=f"up{i}")(x)
       x = nn.leaky_relu(x, self.negative_slope)
       if self.use_rcam:
-        corrected, _ = ResidualChannelAttention(self.reduction, self.negative_slope, self.dtype, name=f"rcam{i}")(
-          x, train=train
-        )
+        corrected, _ = ResidualChannelAttention(
+          self.reduction, self.negative_slope, self.dtype, self.conv_impl, name=f"rcam{i}"
+        )(x, train=train)
         attention_map = jnp.mean(jnp.abs(corrected - x), axis=-1).astype(jnp.float32)
         x = corrected
       x = jnp.concatenate([x, skips[i].astype(x.dtype)], axis=-1)
-      x = ConvBlock(self.widths[i], 2, self.negative_slope, self.dtype, name=f"block{i}")(x, train=train)
+      x = block(self.widths[i], name=f"block{i}")(x, train=train)
     if attention_map is None:
       attention_map = jnp.zeros(x.shape[:3], jnp.float32)
-    out = nn.Conv(self.out_channels, (3, 3), dtype=self.dtype, name="out")(x)
+    out = conv_lib.Conv(self.out_channels, (3, 3), dtype=self.dtype, impl=self.conv_impl, name="out")(x)
     return out.astype(jnp.float32), attention_map
 
 
@@ -131,7 +144,7 @@ class PredictionStream(nn.Module):
   column per memory, fine to coarse) and ``aux["attention_map"]`` ``[batch, h, w]``.
   """
 
-  widths: Sequence[int] = (64, 128, 256, 512)
+  widths: Sequence[int] = (32, 64, 128, 256)
   num_items: int = 20
   output_scale: float = 1.0
   use_rtsm: bool = True
@@ -146,6 +159,7 @@ class PredictionStream(nn.Module):
   hinge: bool = True
   negative_slope: float = 0.2
   dtype: Any = jnp.float32
+  conv_impl: str = "native"
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool, update_memory: bool) -> tuple[Array, dict[str, Array]]:
@@ -157,13 +171,12 @@ class PredictionStream(nn.Module):
       self.circular_shift,
       self.negative_slope,
       self.dtype,
+      self.conv_impl,
       name="encoder",
     )(x.astype(self.dtype), train=train)
     skips, distances, discretization = [], [], []
     for i, level in enumerate(levels):
-      _, _, hi, wi, ci = level.shape
-      stacked = jnp.moveaxis(level, 1, 3).reshape(b, hi, wi, t * ci)
-      fused = nn.Conv(ci, (1, 1), dtype=self.dtype, name=f"time_fusion{i}")(stacked)
+      fused = conv_lib.TimeFusion(level.shape[-1], self.dtype, self.conv_impl, name=f"time_fusion{i}")(level)
       if self.use_memory:
         # The bottleneck always passes query and read (MNAD); skips may pass the read only.
         concat = self.skip_query or i == len(levels) - 1
@@ -174,7 +187,14 @@ class PredictionStream(nn.Module):
         discretization.append(mem_aux["discretization"])
       skips.append(fused)
     out, attention_map = Decoder(
-      self.widths, c, self.use_rcam, self.attention_reduction, self.negative_slope, self.dtype, name="decoder"
+      self.widths,
+      c,
+      self.use_rcam,
+      self.attention_reduction,
+      self.negative_slope,
+      self.dtype,
+      self.conv_impl,
+      name="decoder",
     )(skips, train=train)
     zeros = jnp.zeros((b, 0), jnp.float32)
     aux = {
@@ -197,9 +217,12 @@ class DualStreamNet(nn.Module):
   Returns ``(fused [batch, h, w, c], aux)``; ``aux["spatial"]`` and ``aux["temporal"]``
   hold each stream's ``frame`` (its own estimate of the target frame), ``prediction``,
   ``target``, ``distance``, ``discretization`` and ``attention_map``.
+
+  ``conv_impl`` (``auto``, ``native``, ``matmul`` or ``mixed``, see ``conv.resolve``)
+  chooses how convolutions are computed; ``auto`` picks per backend and pass.
   """
 
-  widths: Sequence[int] = (64, 128, 256, 512)
+  widths: Sequence[int] = (32, 64, 128, 256)
   num_items: int = 20
   spatial_inputs: Optional[int] = None
   fusion: str = "average"
@@ -216,6 +239,7 @@ class DualStreamNet(nn.Module):
   hinge: bool = True
   negative_slope: float = 0.2
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   def check_input(self, frames: Array) -> None:
     if frames.ndim != 5:
@@ -254,6 +278,7 @@ class DualStreamNet(nn.Module):
       hinge=self.hinge,
       negative_slope=self.negative_slope,
       dtype=self.dtype,
+      conv_impl=conv_lib.resolve(self.conv_impl, train=train),
     )
     update = train or self.update_memory_at_test
     n_spatial = self.spatial_inputs or frames.shape[1] - 1

@@ -72,6 +72,7 @@ def build_model(config: ml_collections.ConfigDict) -> DualStreamNet:
     hinge=config.loss.hinge,
     negative_slope=m.negative_slope,
     dtype=jnp.dtype(m.dtype),
+    conv_impl=m.get("conv_impl", "auto"),  # configs saved before the field existed compute as auto
   )
 
 

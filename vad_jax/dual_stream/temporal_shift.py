@@ -8,6 +8,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vad_jax.dual_stream import conv as conv_lib
+
 Array = Any
 
 
@@ -50,12 +52,13 @@ class ResidualTemporalShift(nn.Module):
   circular: bool = False
   negative_slope: float = 0.2
   dtype: Any = jnp.float32
+  conv_impl: str = "native"
 
   @nn.compact
   def __call__(self, q: Array) -> Array:
     b, t, h, w, c = q.shape
     shifted = temporal_shift(q, self.fold_fraction, self.circular).reshape(b * t, h, w, c)
-    conv = lambda name: nn.Conv(c, (3, 3), dtype=self.dtype, name=name)
+    conv = lambda name: conv_lib.Conv(c, (3, 3), dtype=self.dtype, impl=self.conv_impl, name=name)
     branch = conv("conv1")(shifted)  # W1
     branch = nn.leaky_relu(branch, self.negative_slope)
     branch = conv("conv2")(branch)  # W2
