@@ -19,6 +19,7 @@ CONFIGS = [
   ("ucsd_ped2", ""),
   ("ucsd_ped2", "mnad"),
   ("ucsd_ped2", "cpu"),
+  ("ucsd_ped2", "cpu128"),
   ("ucsd_ped1", "cpu"),
   ("avenue", ""),
   ("avenue", "cpu"),
