@@ -57,6 +57,9 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
     }
   )
   config.decision_threshold = 0.5  # probability above which a clip/frame is called anomalous
+  # Folder with <split>/scores.csv of the prediction network evaluated on this dataset's
+  # training and evaluation splits: adds the prediction_score control ("" = none).
+  config.prediction_scores = ""
   config.best_metric = ""
   config.eval_plots = True
   _dataset(config, model_name, dataset)
@@ -132,6 +135,8 @@ def _boxes() -> ml_collections.ConfigDict:
   boxes.normalized = False  # file boxes in [0, 1] of the frame instead of pixels of the loaded frames
   boxes.threshold = 0.08  # motion: foreground threshold on |frame - background| in [0, 1]
   boxes.min_area = 16  # motion: smallest component kept, in pixels
+  boxes.opening = 1  # motion: binary opening iterations (removes blobs under 3 pixels across)
+  boxes.dilation = 2  # motion: binary dilation iterations (joins fragments, adds a margin)
   return boxes
 
 
@@ -179,7 +184,9 @@ def _dataset(config, model_name: str, dataset: str) -> None:
     data.name = "synthetic_surveillance"
     data.builder_config = "supervised"
     data.channels = 1 if model_name == "convlstm" else 3
-    data.clip_window = 30
+    # Windows as long as the clips: with windows of 30 and 16 frames sampled at stride
+    # max(30 // 16, 1) = 1, frames 16-29 of every window were never seen (docs/hybrid.md).
+    data.clip_window = 30 if model_name == "convlstm" else 16
     data.image_size = (64, 64)
   del model
 
@@ -197,7 +204,11 @@ def _size(config, model_name: str, dataset: str, size: str) -> None:
       if dataset == "synthetic":
         data.clip_window = 8
     if model_name == "hybrid":
+      # At 32x32 a walker is about 2 pixels wide: an opening would erase every object
+      # (docs/hybrid.md, Diagnosis), so none and a smaller margin.
       config.boxes.min_area = 4
+      config.boxes.opening = 0
+      config.boxes.dilation = 1
       model.spatial_size = 0
       model.temporal_size = 0
       model.feature_dim = 32
@@ -227,6 +238,8 @@ def _size(config, model_name: str, dataset: str, size: str) -> None:
       model.affm_hidden = 8
       model.temporal_filters = (4,)
       config.boxes.min_area = 4
+      config.boxes.opening = 0
+      config.boxes.dilation = 1
     if model_name == "effnet_hog":
       model.image_size = 0
       model.hog_size = 32

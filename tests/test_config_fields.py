@@ -23,6 +23,7 @@ CONDITIONAL = {
   "data.manual_dir": "the dataset is not prepared yet",
   "boxes.path": "boxes.source is 'file' or 'onnx'",
   "boxes.normalized": "boxes.source is 'file'",
+  "prediction_scores": "the controls run (python -m vad_jax.ablations)",
 }
 
 FAMILIES = {
@@ -86,3 +87,6 @@ def test_conditional_fields_are_read_under_their_setting(tmp_path):
   with recording(config) as reads, pytest.raises(Exception, match="boxes.json"):
     hybrid_task.make_box_source(config)
   assert {"boxes.path", "boxes.normalized"} <= reads
+  with recording(config) as reads:
+    hybrid_task.controls(config)
+  assert "prediction_scores" in reads

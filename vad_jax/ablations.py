@@ -1,15 +1,17 @@
-"""Runs a model and its ablations and writes a comparison table.
+"""Runs a model, its ablations and its controls and writes a comparison table.
 
   python -m vad_jax.ablations --config hybrid_synthetic:cpu --workdir DIR \\
-      [--only no_affm,bce] [--config.num_train_steps=600 ...]
+      [--only no_affm,bce,motion_energy] [--config.num_train_steps=600 ...]
 
 The variants are ``full`` plus the task's ablations (``Task.ablations``): for
 HybridModel-1 no AFFM, BCE instead of TCR, spatial branch only, temporal branch only, no
 object features; for the dual-stream network no RTSM, no RCAM, no memory. Each is
 trained and evaluated by ``vad_jax.train`` in ``DIR/<variant>`` with everything else
 equal (same data, seed and steps). A rerun resumes unfinished variants and re-evaluates
-finished ones. The table (``DIR/ablations.md`` and ``DIR/ablations.csv``) lists the
-task's scalar metrics.
+finished ones. The task's controls (``Task.controls``: for the classifiers the
+motion-energy logistic regression) are simple baselines fitted without training a
+network, on the same clips and evaluated by the same code (``DIR/<control>/eval``). The
+table (``DIR/ablations.md`` and ``DIR/ablations.csv``) lists the task's scalar metrics.
 """
 
 import copy
@@ -25,33 +27,40 @@ from vad_jax import config_flags, metric_writers, sharding, tasks, train
 
 
 def variants(config) -> tuple[str, ...]:
-  """``full`` and the names of the config's ablations."""
-  return ("full", *tasks.for_config(config).ablations(config))
+  """``full``, the names of the config's ablations and those of its controls."""
+  task = tasks.for_config(config)
+  return ("full", *task.ablations(config), *task.controls(config))
 
 
 def variant_config(base, variant: str):
-  """A copy of ``base`` switched to ``variant``."""
+  """A copy of ``base`` switched to ``variant`` (a control keeps the base config)."""
   config = copy.deepcopy(base)
-  if variant != "full":
+  if variant != "full" and variant not in tasks.for_config(base).controls(base):
     with config.unlocked():
       tasks.for_config(base).ablations(base)[variant](config)
   return config
 
 
 def run_all(base, workdir: pathlib.Path, only: Sequence[str] = ()) -> dict[str, dict[str, float]]:
-  """Trains and evaluates every variant (or those in ``only``); returns
-  ``{variant: scalar metrics}``."""
+  """Trains and evaluates every variant, and fits and evaluates every control (or those
+  in ``only``); returns ``{variant: scalar metrics}``."""
   known = variants(base)
   if len(known) == 1:
-    raise ValueError(f"model.name={base.model.name!r} has no ablations")
+    raise ValueError(f"model.name={base.model.name!r} has no ablations or controls")
   unknown = [v for v in only if v not in known]
   if unknown:
     raise ValueError(f"unknown variant(s) {unknown}; expected some of {known}")
   task = tasks.for_config(base)
+  controls = task.controls(base)
   rows = {}
   for variant in only or known:
     logging.info("ablation %s", variant)
-    results = train.train_and_evaluate(variant_config(base, variant), str(workdir / variant))
+    if variant in controls:
+      task.prepare(base)
+      mesh = sharding.make_mesh()
+      results = controls[variant](base, mesh, workdir / variant / "eval")
+    else:
+      results = train.train_and_evaluate(variant_config(base, variant), str(workdir / variant))
     rows[variant] = task.scalar_metrics(results)
   return rows
 

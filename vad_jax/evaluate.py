@@ -2,6 +2,7 @@
 
   python -m vad_jax.evaluate --workdir DIR            # latest checkpoint of a run
   python -m vad_jax.evaluate --checkpoint DIR/checkpoints/1000
+  python -m vad_jax.evaluate --workdir DIR --builder_config supervised --split train --output OUT
 
 The state and the config saved with it are restored on the current devices (any count)
 and evaluated by the config's task (``vad_jax.tasks``): the frame-prediction
@@ -26,6 +27,9 @@ def define_flags() -> None:
   flags.DEFINE_string("checkpoint", None, "A checkpoint step directory (<workdir>/checkpoints/<step>).")
   flags.DEFINE_string("split", None, "Split to evaluate (default: the config's data.eval_split).")
   flags.DEFINE_string("data_dir", None, "Override the TFDS data directory saved in the config.")
+  flags.DEFINE_string(
+    "builder_config", None, "Override the TFDS builder config saved in the config (another set of the same dataset)."
+  )
   flags.DEFINE_string("output", None, "Output directory (default: <workdir>/eval).")
 
 
@@ -52,6 +56,8 @@ def main(argv):
     raise SystemExit(f"error: {error}") from None
   if f.data_dir:
     config.data.data_dir = f.data_dir
+  if f.builder_config:
+    config.data.builder_config = f.builder_config
   task = tasks.for_config(config)
   output = pathlib.Path(f.output or workdir / "eval")
   try:

@@ -105,6 +105,11 @@ class Task(Protocol):
   def ablations(self, config: Config) -> Mapping[str, Callable[[Config], None]]:
     """Named switches that turn ``config`` into an ablation variant (in place)."""
 
+  def controls(self, config: Config) -> Mapping[str, Callable[..., dict[str, Any]]]:
+    """Named simple baselines without training (``control(config, mesh, eval_dir=None)``
+    -> results shaped like ``evaluate``'s), scored on the same clips and metrics as the
+    model, for ``vad_jax.ablations``; empty when the task has none."""
+
   def score_video(
     self,
     config: Config,

@@ -204,6 +204,12 @@ def ablations(config: ml_collections.ConfigDict) -> dict[str, Callable[[ml_colle
   return {"no_rtsm": switch("use_rtsm"), "no_rcam": switch("use_rcam"), "no_memory": switch("use_memory")}
 
 
+def controls(config: ml_collections.ConfigDict) -> dict[str, Callable[..., dict[str, Any]]]:
+  """None: the prediction network is compared with its published figures instead."""
+  del config
+  return {}
+
+
 def fused_scores(stats: Mapping[str, np.ndarray], lam: float, streaming: bool) -> np.ndarray:
   """Eq. (16) over one video: whole-video min-max, or causal running min/max."""
   if not streaming:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import json
 import pathlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Optional
@@ -44,6 +45,7 @@ from vad_jax.configs import classifier as classifier_configs
 from vad_jax.data import input_pipeline, preprocessing, sources
 from vad_jax.data import prepare as data_prep
 from vad_jax.hybrid import boxes as boxes_lib
+from vad_jax.hybrid import controls as controls_lib
 from vad_jax.hybrid import evaluation, keras_weights
 from vad_jax.hybrid import tcr as tcr_lib
 from vad_jax.hybrid.convlstm import ConvLSTMBaseline, hard_sigmoid_keras2
@@ -143,7 +145,13 @@ def make_box_source(config: ml_collections.ConfigDict):
   """The configured box source (``config.boxes``)."""
   b = config.boxes
   if b.source == "motion":
-    return boxes_lib.MotionBoxSource(b.max_boxes, threshold=b.threshold, min_area=b.min_area)
+    return boxes_lib.MotionBoxSource(
+      b.max_boxes,
+      threshold=b.threshold,
+      min_area=b.min_area,
+      opening=b.get("opening", 1),
+      dilation=b.get("dilation", 2),
+    )
   if b.source == "file":
     return boxes_lib.FileBoxSource(b.path, max_boxes=b.max_boxes, normalized=b.normalized)
   if b.source == "onnx":
@@ -336,19 +344,40 @@ def eval_step(state, batch: dict[str, Array], *, model, config: ml_collections.C
 # --------------------------------------------------------------------------------------
 
 
-def collect(config, state, mesh, split: sources.VideoSplit) -> dict[str, np.ndarray]:
-  """Probabilities of every clip of ``split`` with labels and indices (padding dropped)."""
+def score_clips(
+  config, mesh, split: sources.VideoSplit, step: Callable[[dict[str, Array]], Mapping[str, Array]]
+) -> dict[str, np.ndarray]:
+  """``step``'s outputs on every clip of ``split`` with labels and indices (padding
+  dropped): the evaluation iterator of the classifiers, shared by their controls."""
   iterator, table = create_iterator(config, mesh, train=False, split=split)
   batch_size = config.data.eval_batch_size or config.batch_size
   iterator = metric_writers.counting(iterator, "evaluation", -(-len(table) // batch_size))
-  step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config))
   keys = ("label", "frame_labels", "video_index", "frame_index", "valid")
-  outputs = sharding.dispatch_in_order(lambda batch: {**step(state, batch), **{k: batch[k] for k in keys}}, iterator)
+  outputs = sharding.dispatch_in_order(lambda batch: {**step(batch), **{k: batch[k] for k in keys}}, iterator)
   if not outputs:
     raise ValueError(
       f"the evaluation split of {config.data.name} has no clip of at least {config.data.clip_frames} frames"
     )
   return sharding.fetch(outputs)
+
+
+def collect(config, state, mesh, split: sources.VideoSplit) -> dict[str, np.ndarray]:
+  """Probabilities of every clip of ``split`` with labels and indices (padding dropped)."""
+  step = jax.jit(functools.partial(eval_step, model=build_model(config), config=config))
+  return score_clips(config, mesh, split, functools.partial(step, state))
+
+
+def report(
+  config, arrays: Mapping[str, np.ndarray], split: sources.VideoSplit, eval_dir: Optional[pathlib.Path] = None
+) -> dict[str, Any]:
+  """Clip, frame and alarm metrics of ``frame_probs``/``clip_probs`` (``arrays`` as
+  ``score_clips`` returns them); writes the outputs to ``eval_dir`` (process 0)."""
+  results = evaluation.classification_metrics(arrays, config)
+  if eval_dir is not None and jax.process_index() == 0:
+    evaluation.write_outputs(
+      pathlib.Path(eval_dir), arrays, results, [str(v["name"]) for v in split.videos], plot=config.eval_plots
+    )
+  return results
 
 
 def evaluate(
@@ -369,13 +398,7 @@ def evaluate(
     split = sources.select_videos(
       input_pipeline.open_split(config.data, split_name), config.data.get("eval_videos", "")
     )
-  arrays = collect(config, state, mesh, split)
-  results = evaluation.classification_metrics(arrays, config)
-  if eval_dir is not None and jax.process_index() == 0:
-    evaluation.write_outputs(
-      pathlib.Path(eval_dir), arrays, results, [str(v["name"]) for v in split.videos], plot=config.eval_plots
-    )
-  return results
+  return report(config, collect(config, state, mesh, split), split, eval_dir)
 
 
 def calibrate(config, state, mesh, videos=None) -> None:
@@ -403,6 +426,55 @@ def ablations(config: ml_collections.ConfigDict) -> dict[str, Callable[[ml_colle
   return {
     name: functools.partial(classifier_configs.apply_ablation, ablation=name) for name in classifier_configs.ABLATIONS
   }
+
+
+def controls(config: ml_collections.ConfigDict) -> dict[str, Callable[..., dict[str, Any]]]:
+  """Simple controls on the config's clips and frames (``controls.py``), each called as
+  ``control(config, mesh, eval_dir=None)`` and evaluated like a classifier: always the
+  motion-energy regression; the regression on the prediction network's scores when
+  ``prediction_scores`` names their folder."""
+  found = {"motion_energy": motion_energy_control}
+  if config.get("prediction_scores"):
+    found["prediction_score"] = prediction_score_control
+  return found
+
+
+def _control(config, mesh, eval_dir, name: str, feature_names, step_for_split) -> dict[str, Any]:
+  """Fits the logistic regression ``name`` on the features that ``step_for_split(split,
+  split_name)`` gives for the training split's clips, evaluates it on the evaluation
+  split by ``report`` (as ``evaluate`` does a classifier) and adds the fit under
+  ``control``. The features are computed on the host: one process only."""
+  train_split = open_split(config, train=True)
+  train = score_clips(config, mesh, train_split, step_for_split(train_split, config.data.train_split))
+  split = open_split(config, train=False)
+  test = score_clips(config, mesh, split, step_for_split(split, config.data.eval_split))
+  arrays, fit = controls_lib.logistic_control(name, train, test, feature_names)
+  results = report(config, arrays, split, eval_dir)
+  if eval_dir is not None and jax.process_index() == 0:
+    (pathlib.Path(eval_dir) / "control.json").write_text(json.dumps(fit, indent=2) + "\n")
+  return {**results, "control": fit}
+
+
+def motion_energy_control(config, mesh, eval_dir: Optional[pathlib.Path] = None) -> dict[str, Any]:
+  """Logistic regression on per-frame motion statistics and motion boxes (the config's
+  box settings, or the defaults for a model without boxes)."""
+  source = make_box_source(config) if "boxes" in config else boxes_lib.MotionBoxSource()
+  step = controls_lib.feature_step(source)
+  return _control(config, mesh, eval_dir, "motion_energy", controls_lib.FEATURE_NAMES, lambda split, name: step)
+
+
+def prediction_score_control(config, mesh, eval_dir: Optional[pathlib.Path] = None) -> dict[str, Any]:
+  """Logistic regression on the prediction network's per-frame statistics, read from
+  ``<prediction_scores>/<split>/scores.csv`` for ``data.train_split`` and
+  ``data.eval_split`` (its evaluation of the two splits: ``python -m vad_jax.evaluate
+  --split SPLIT --output <prediction_scores>/SPLIT``)."""
+  folder = pathlib.Path(config.prediction_scores)
+
+  def step_for_split(split: sources.VideoSplit, name: str):
+    table = controls_lib.read_prediction_scores(folder / name / "scores.csv")
+    return controls_lib.lookup_step(table, [str(v["name"]) for v in split.videos])
+
+  return _control(config, mesh, eval_dir, "prediction_score", controls_lib.PREDICTION_FEATURES, step_for_split)
 
 
 def _window_probabilities(
