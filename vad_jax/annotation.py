@@ -74,7 +74,7 @@ class StripTiles:
         self.stride *= 2
         self.tiles = {i: t for i, t in self.tiles.items() if i % self.stride == 0}
     if level is not None and (self.best is None or level > self.best[0]):
-      self.best = (level, index, self.tiles.get(index, None) if index in self.tiles else draw())
+      self.best = (level, index, self.tiles[index] if index in self.tiles else draw())
 
   def save(self, output: pathlib.Path) -> None:
     tiles = dict(self.tiles)

@@ -141,11 +141,26 @@ def consecutive_windows(
     yield flush()
 
 
+class CausalMinMax:
+  """Normalisation by the running min/max of the values so far (0 while constant), over
+  a series given whole or in consecutive parts (the running min/max carry over)."""
+
+  def __init__(self):
+    self.lo, self.hi = np.inf, -np.inf
+
+  def __call__(self, values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, np.float64)
+    lo = np.minimum.accumulate(np.concatenate([[self.lo], values]))[1:]
+    hi = np.maximum.accumulate(np.concatenate([[self.hi], values]))[1:]
+    if values.size:
+      self.lo, self.hi = lo[-1], hi[-1]
+    span = hi - lo
+    return np.where(span > 0, (values - lo) / np.where(span > 0, span, 1.0), 0.0)
+
+
 def causal_minmax(values: np.ndarray) -> np.ndarray:
-  """Normalisation by the running min/max of the values so far (0 while constant)."""
-  lo, hi = np.minimum.accumulate(values), np.maximum.accumulate(values)
-  span = hi - lo
-  return np.where(span > 0, (values - lo) / np.where(span > 0, span, 1.0), 0.0)
+  """``CausalMinMax`` over one whole series."""
+  return CausalMinMax()(values)
 
 
 def alarm_intervals(frames: np.ndarray, alarm: np.ndarray, min_frames: int = 1) -> list[tuple[int, int]]:

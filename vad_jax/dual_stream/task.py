@@ -210,16 +210,33 @@ def controls(config: ml_collections.ConfigDict) -> dict[str, Callable[..., dict[
   return {}
 
 
-def fused_scores(stats: Mapping[str, np.ndarray], lam: float, streaming: bool) -> np.ndarray:
-  """Eq. (16) over one video: whole-video min-max, or causal running min/max."""
-  if not streaming:
-    return scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], lam)
-  norm = detection.causal_minmax
-  return (
-    lam * (1.0 - norm(stats["psnr"]))
-    + 0.5 * (1.0 - lam) * norm(stats["spatial_distance"])
-    + 0.5 * (1.0 - lam) * norm(stats["temporal_distance"])
+def fused_scorer(
+  normalisation: str, lam: float, calibration: Optional[Mapping[str, Any]] = None
+) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
+  """Statistics of consecutive frames -> fused scores: ``calibrated`` (``calibration.py``),
+  ``video`` (Eq. 16, min-max over what it is given: a whole video) or ``causal`` (Eq. 16
+  with running min/max). Called on a whole video, or batch after batch (the causal
+  state carries over), it gives the same scores."""
+  if normalisation == "calibrated":
+    return lambda stats: calibration_lib.calibrated_scores(stats, calibration)["fused"]
+  if normalisation == "video":
+    return lambda stats: scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], lam)
+  norms = {k: detection.CausalMinMax() for k in ("psnr", "spatial_distance", "temporal_distance")}
+  return lambda stats: (
+    lam * (1.0 - norms["psnr"](stats["psnr"]))
+    + 0.5 * (1.0 - lam) * norms["spatial_distance"](stats["spatial_distance"])
+    + 0.5 * (1.0 - lam) * norms["temporal_distance"](stats["temporal_distance"])
   )
+
+
+def _threshold_and_rule(
+  normalisation: str, threshold: Optional[float], calibration: Optional[Mapping[str, Any]]
+) -> tuple[float, str]:
+  if normalisation == "calibrated":
+    threshold = calibration["threshold"] if threshold is None else threshold
+    return threshold, f"calibrated score > {threshold:g} (target false-alarm rate {calibration['false_alarm_rate']:g})"
+  threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+  return threshold, f"{normalisation}-normalised score > {threshold:g}"
 
 
 def video_statistics(
@@ -289,14 +306,8 @@ def score_video(
   """
   normalisation = _normalisation(normalisation, calibration, name)
   frame_indices, stats = video_statistics(config, state, frames, batch_size, name)
-  if normalisation == "calibrated":
-    scores = calibration_lib.calibrated_scores(stats, calibration)["fused"]
-    threshold = calibration["threshold"] if threshold is None else threshold
-    rule = f"calibrated score > {threshold:g} (target false-alarm rate {calibration['false_alarm_rate']:g})"
-  else:
-    scores = fused_scores(stats, config.score.lam, normalisation == "causal")
-    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-    rule = f"{normalisation}-normalised score > {threshold:g}"
+  scores = fused_scorer(normalisation, config.score.lam, calibration)(stats)
+  threshold, rule = _threshold_and_rule(normalisation, threshold, calibration)
   return detection.Detection(
     frames=frame_indices,
     scores=scores,
@@ -306,18 +317,6 @@ def score_video(
     rule=rule,
     details=stats,
   )
-
-
-class _RunningMinMax:
-  """``detection.causal_minmax`` one value at a time."""
-
-  def __init__(self):
-    self.lo, self.hi = np.inf, -np.inf
-
-  def __call__(self, value: float) -> float:
-    self.lo, self.hi = min(self.lo, value), max(self.hi, value)
-    span = self.hi - self.lo
-    return (value - self.lo) / span if span > 0 else 0.0
 
 
 def stream(
@@ -346,13 +345,8 @@ def stream(
       f"'calibrated' or 'causal'"
     )
   stats_fn = model_statistics(config, state, error_maps)
-  if normalisation == "calibrated":
-    threshold = calibration["threshold"] if threshold is None else threshold
-    norms = None
-  else:
-    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-    norms = {k: _RunningMinMax() for k in ("psnr", "spatial_distance", "temporal_distance")}
-  lam = config.score.lam
+  scorer = fused_scorer(normalisation, config.score.lam, calibration)
+  threshold, _ = _threshold_and_rule(normalisation, threshold, calibration)
   keeper = detection.FrameKeeper(frames, keep_frames)
   windows = detection.sliding_windows(
     iter(keeper),
@@ -365,17 +359,7 @@ def stream(
   for clips, index, count in windows:
     out = jax.device_get(stats_fn(preprocessing.to_signed_unit(clips)))  # results are wanted now: one transfer
     stats = {k: np.asarray(out[k][:count], np.float64) for k in evaluation.STAT_KEYS}
-    if norms is None:
-      scores = calibration_lib.calibrated_scores(stats, calibration)["fused"]
-    else:
-      scores = np.array(
-        [
-          lam * (1.0 - norms["psnr"](p))
-          + 0.5 * (1.0 - lam) * norms["spatial_distance"](s)
-          + 0.5 * (1.0 - lam) * norms["temporal_distance"](t)
-          for p, s, t in zip(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"])
-        ]
-      )
+    scores = scorer(stats)
     position = {int(i): row for row, i in enumerate(index[:count])}
     for i, frame in keeper.release(int(index[count - 1])):
       row = position.get(i)

@@ -24,7 +24,6 @@ What differs lives here:
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import json
@@ -521,15 +520,19 @@ def stream(
   prediction error, so ``error_maps`` gives none."""
   del normalisation, calibration, error_maps
   threshold = config.alarm.threshold if threshold is None else threshold
-  recent = collections.deque(maxlen=config.alarm.window)
+  window = config.alarm.window
+  history = np.zeros(0)  # the last window - 1 probabilities: the moving average continues over batches
   keeper = detection.FrameKeeper(frames, keep_frames)
   for probs, firsts, lengths in _window_probabilities(config, state, iter(keeper), batch_size, name):
     probs = np.asarray(jax.device_get(probs), np.float64)  # results are wanted now: one transfer
-    for row, (first, length) in enumerate(zip(firsts, lengths)):
-      for (i, frame), p in zip(keeper.release(int(first + length - 1)), probs[row, :length]):
-        recent.append(float(p))
-        level = float(np.sum(recent) / len(recent))
-        yield detection.FrameResult(i, float(p), level, level > threshold, frame)
+    new = np.concatenate([probs[row, :length] for row, length in enumerate(lengths)])
+    series = np.concatenate([history, new])
+    levels, alarms = metrics_lib.moving_average_alarm(series, window, threshold)
+    history = series[len(series) - (window - 1) :] if window > 1 else np.zeros(0)
+    last = int(firsts[-1] + lengths[-1] - 1)
+    results = zip(keeper.release(last), new, levels[-len(new) :], alarms[-len(new) :])
+    for (i, frame), p, level, alarm in results:
+      yield detection.FrameResult(i, float(p), float(level), bool(alarm), frame)
   for i, frame in keeper.release_all():  # nothing left unscored unless the source was empty
     yield detection.FrameResult(i, None, None, False, frame)
 
