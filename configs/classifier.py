@@ -1,17 +1,23 @@
 """Supervised anomaly classifiers: HybridModel-1 and its two baselines (docs/hybrid.md).
 
-``configs/classifier.py:MODEL,DATASET[,SIZE][,ABLATION]``, e.g.
+``configs/classifier.py:MODEL,DATASET[,SIZE][,ABLATION][,CHANGE]``, e.g.
 ``configs/classifier.py:hybrid,dcsass`` or ``configs/classifier.py:hybrid,synthetic,cpu,bce``.
 The named files (``configs/hybrid_dcsass.py``, ...) are this with fixed choices.
 
 * MODEL: ``hybrid`` (HybridModel-1), ``convlstm`` (baseline 1), ``effnet_hog`` (baseline 2).
 * DATASET: ``dcsass`` (video-level split; ``dcsass_as_published`` for the authors' random
   clip-level split), ``ucf_crime``, ``shanghaitech``, ``synthetic`` (the built-in
-  ``synthetic_surveillance/supervised``).
+  ``synthetic_surveillance/supervised``), ``ucsd_ped2`` (the supervised fold protocol
+  on UCSD Ped2: ``data.fold = "i/k"`` holds out part ``i`` of ``k`` of the 12 labelled
+  test videos for evaluation and trains on the 16 normal training videos plus the other
+  test videos; ``python -m vad_jax.folds`` runs every fold).
 * SIZE: ``cpu`` (tiny backbone, small inputs: minutes on a laptop) or ``test`` (the
   test suite); none = the published sizes.
 * ABLATION (HybridModel-1 only): ``no_affm`` (concatenation), ``bce`` (weighted BCE
   instead of TCR), ``spatial_only``, ``temporal_only``, ``no_objects``.
+* CHANGE (not published, labelled): ``differences`` (HybridModel-1, ConvLSTM: the
+  ConvLSTM reads each frame beside its difference to the previous frame), ``balanced``
+  (ConvLSTM: class-weighted softmax loss).
 """
 
 import ml_collections
@@ -19,9 +25,13 @@ import ml_collections
 from vad_jax.configs import default
 
 MODELS = ("hybrid", "convlstm", "effnet_hog")
-DATASETS = ("dcsass", "dcsass_as_published", "ucf_crime", "shanghaitech", "synthetic")
+DATASETS = ("dcsass", "dcsass_as_published", "ucf_crime", "shanghaitech", "synthetic", "ucsd_ped2")
 SIZES = ("cpu", "test")
 ABLATIONS = ("no_affm", "bce", "spatial_only", "temporal_only", "no_objects")
+# Labelled changes that are not published (docs/hybrid.md, Diagnosis): ``differences``
+# (HybridModel-1 and ConvLSTM: the ConvLSTM reads each frame beside its change since the
+# previous frame), ``balanced`` (ConvLSTM: class-weighted softmax loss).
+CHANGES = ("differences", "balanced")
 
 
 def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDict:
@@ -31,7 +41,8 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
   model_name, dataset, options = parts[0], parts[1], parts[2:]
   size = next((o for o in options if o in SIZES), "")
   ablations = [o for o in options if o in ABLATIONS]
-  unknown = [o for o in options if o not in SIZES + ABLATIONS]
+  changes = [o for o in options if o in CHANGES]
+  unknown = [o for o in options if o not in SIZES + ABLATIONS + CHANGES]
   if model_name not in MODELS:
     raise ValueError(f"unknown model {model_name!r}; expected one of {MODELS}")
   if dataset not in DATASETS:
@@ -40,6 +51,10 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
     raise ValueError(f"unknown option(s) {unknown}; sizes {SIZES}, ablations {ABLATIONS}")
   if ablations and model_name != "hybrid":
     raise ValueError(f"ablations {ablations} apply to the hybrid model only")
+  if "balanced" in changes and model_name != "convlstm":
+    raise ValueError("'balanced' is a change of the convlstm baseline only")
+  if "differences" in changes and model_name == "effnet_hog":
+    raise ValueError("'differences' changes a ConvLSTM: hybrid or convlstm only")
 
   config = default.get_config()
   # The prediction network's score and frame stride mean nothing to a clip classifier.
@@ -67,6 +82,10 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
     _size(config, model_name, dataset, size)
   for ablation in ablations:
     apply_ablation(config, ablation)
+  if "balanced" in changes:
+    config.loss.class_weights = "batch"
+  if "differences" in changes:
+    config.model.temporal_input = "differences"
   return config
 
 
@@ -93,11 +112,16 @@ def _model(name: str) -> ml_collections.ConfigDict:
     m.recurrent_dropout = 0.2  # ConvLSTM recurrent dropout
     m.temporal_dropout = 0.2  # dropout between ConvLSTM layers
     m.head_dropout = 0.3  # dropout before the per-frame logit
+    # Not published (docs/hybrid.md, Diagnosis): "differences" gives the ConvLSTM each
+    # frame's change since the previous frame too; "max" pools space by the maximum.
+    m.temporal_input = "frames"
+    m.pooling = "mean"
   elif name == "convlstm":
     m.filters = (4, 8, 16, 32)  # ConvLSTM2D filters per layer (published)
     m.recurrent_activation = "sigmoid"  # sigmoid (Keras 3) or hard_sigmoid_keras2
     m.recurrent_dropout = 0.2  # recurrent dropout (published)
     m.dropout = 0.2  # time-distributed dropout after the first three layers (published)
+    m.temporal_input = "frames"  # frames (published) or differences (each frame and its change)
   else:
     m.backbone = "efficientnetv2_b0"  # deep feature backbone (efficientnetv2_b0 or tiny)
     m.image_size = 224  # backbone input size (0 = the frame size)
@@ -118,8 +142,11 @@ def _loss(name: str) -> ml_collections.ConfigDict:
   # tcr: Temporal Confidence Reweighting; bce: class-weighted BCE per frame;
   # softmax: 2-way cross-entropy per clip (the ConvLSTM baseline's Keras loss).
   loss.name = {"hybrid": "tcr", "convlstm": "softmax", "effnet_hog": "bce"}[name]
-  if name != "convlstm":
-    loss.class_weights = "batch"  # batch: n / (2 n_y) over the batch; none: unweighted
+  # batch: n / (2 n_y) over the batch; none: unweighted (the ConvLSTM's published loss).
+  loss.class_weights = "none" if name == "convlstm" else "batch"
+  # Permute the labels among the clips of each training batch: a control that shows
+  # what a model scores when its labels carry no information (tests, docs/hybrid.md).
+  loss.shuffle_labels = False
   if name == "hybrid":
     loss.gamma = 1.0  # TCR confidence exponent
     loss.lam = 0.1  # TCR smoothness weight
@@ -147,8 +174,13 @@ def _dataset(config, model_name: str, dataset: str) -> None:
   data.clip_sampling = "uniform"  # stride max(len // N, 1) over the clip
   data.clip_source = "window"
   data.clip_window = 0
-  data.train_videos = ""  # video subset of the training split ("" = all; "fold:i/k")
+  # Video subset of the training split: "" = all; "fold:i/k" (name hash), "part:i/k"
+  # (every k-th in name order), "~..." = all but those (sources.select_videos).
+  data.train_videos = ""
   data.eval_videos = ""  # video subset of the evaluation split
+  # "i/k": evaluate on part i of k of the evaluation split's videos (name order) and
+  # train on data.train_split plus the other parts ("" = no folds; sources.select_videos).
+  data.fold = ""
   if model_name == "convlstm":
     data.image_size = (64, 64)
     data.clip_frames = 30
@@ -180,6 +212,14 @@ def _dataset(config, model_name: str, dataset: str) -> None:
     data.train_videos = "fold:0/2"
     data.eval_videos = "fold:1/2"
     data.clip_window = 64
+  elif dataset == "ucsd_ped2":
+    # Supervised folds over the 12 labelled test videos (cyclists, skaters, carts, people
+    # on the lawn); the 16 training videos (normal only) are always trained on.
+    data.name = "ucsd_ped"
+    data.builder_config = "ped2"
+    data.fold = "0/4"
+    data.channels = 1 if model_name == "convlstm" else 3  # grayscale frames, replicated for the backbones
+    data.clip_window = data.clip_frames  # consecutive windows: every frame scored once
   else:
     data.name = "synthetic_surveillance"
     data.builder_config = "supervised"
@@ -201,8 +241,10 @@ def _size(config, model_name: str, dataset: str, size: str) -> None:
       model.backbone = "tiny"
       data.image_size = (32, 32)
       data.clip_frames = 8
-      if dataset == "synthetic":
+      if dataset in ("synthetic", "ucsd_ped2"):
         data.clip_window = 8
+      if dataset == "ucsd_ped2":
+        data.image_size = (64, 96)  # 240x360 frames: a pedestrian is about 4x9 pixels
     if model_name == "hybrid":
       # At 32x32 a walker is about 2 pixels wide: an opening would erase every object
       # (docs/hybrid.md, Diagnosis), so none and a smaller margin.
@@ -249,7 +291,7 @@ def _size(config, model_name: str, dataset: str, size: str) -> None:
       model.filters = (2, 4)
     data.image_size = (32, 32)
     data.clip_frames = 8
-    data.clip_window = 8 if dataset == "synthetic" else data.clip_window
+    data.clip_window = 8 if dataset in ("synthetic", "ucsd_ped2") else data.clip_window
     config.batch_size = 8
     config.num_epochs = 0
     config.num_train_steps = 4

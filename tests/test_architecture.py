@@ -21,6 +21,7 @@ ENTRY_POINTS = {
   "vad_jax.benchmark",
   "vad_jax.device_check",
   "vad_jax.ablations",
+  "vad_jax.folds",
   "vad_jax.calibrate",
   "vad_jax.data.benchmark",
 }

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vad_jax import ablations, detect, metrics, train
+from vad_jax import ablations, detect, metrics, sharding, train
 from vad_jax import state as state_lib
 from vad_jax.configs import classifier
 from vad_jax.data import prepare, sources
@@ -152,6 +152,41 @@ def test_losses_by_name():
   np.testing.assert_allclose(ce, expected, rtol=1e-5)
 
 
+def test_balanced_softmax_weights_the_rare_class_up():
+  """The ConvLSTM's ``balanced`` change: class weights n / (2 n_y) over the batch's
+  valid clips, a weighted mean of the cross-entropies (published: unweighted)."""
+  loss_config = classifier.get_config("convlstm,synthetic,balanced").loss
+  assert loss_config.class_weights == "batch"
+  assert classifier.get_config("convlstm,synthetic").loss.class_weights == "none"
+  logits = jnp.array([[0.0, 2.0], [1.0, -1.0], [0.5, 0.0], [5.0, -5.0]])
+  batch = {"label": jnp.array([1, 0, 0, 1]), "valid": jnp.array([True, True, True, False])}
+  ce = -np.log(
+    np.exp(np.take_along_axis(np.asarray(logits), np.array([[1], [0], [0], [1]]), 1)[:, 0])
+    / np.exp(np.asarray(logits)).sum(1)
+  )
+  w = np.array([3 / 2, 3 / 4, 3 / 4])  # one anomalous and two normal valid clips
+  expected = np.sum(w * ce[:3]) / np.sum(w)
+  loss, _ = classification.classification_loss(loss_config, logits, batch)
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  with pytest.raises(ValueError, match="convlstm baseline only"):
+    classifier.get_config("hybrid,synthetic,balanced")
+  with pytest.raises(ValueError, match="hybrid or convlstm"):
+    classifier.get_config("effnet_hog,synthetic,differences")
+
+
+def test_shuffled_labels_permute_whole_clips_among_the_batch():
+  batch = {
+    "label": jnp.arange(8) % 2,
+    "frame_labels": jnp.stack([jnp.full(3, i % 2) + 10 * i for i in range(8)]),
+    "frames": jnp.arange(8),
+  }
+  out = classification.shuffled_labels(batch, jax.random.key(0))
+  perm = np.asarray(out["frame_labels"][:, 0]) // 10  # the clip each row's labels came from
+  assert sorted(perm.tolist()) == list(range(8)) and perm.tolist() != list(range(8))
+  np.testing.assert_array_equal(out["label"], np.asarray(batch["label"])[perm])
+  np.testing.assert_array_equal(out["frames"], batch["frames"])  # the inputs stay where they were
+
+
 def test_metrics_from_fixed_probabilities():
   # Two clips of 4 frames in one video (frames 0-3 and 4-7) and one clip of another.
   arrays = {
@@ -282,23 +317,56 @@ def test_baselines_train_and_evaluate(variant, data_dir, tmp_path):
   assert (tmp_path / "run" / "eval" / "metrics.json").exists()
 
 
-def test_hybrid_separates_synthetic_anomalies_on_the_held_out_split(data_dir, tmp_path):
-  """HybridModel-1 at the CPU size (configs/hybrid_synthetic.py:cpu, 400 steps) trained
-  on the supervised synthetic training videos ranks the frames and clips of the unseen
-  test videos better than chance.
+SEPARATION_VARIANT = "hybrid,synthetic,cpu,differences"
+# Measured (8 virtual CPU devices, this test): frame AUC on the 16 training videos
+# trained 0.904, label-shuffled 0.510, untrained 0.590. The trained model must clear
+# 0.80; the two controls must stay 0.15 below it.
+SEPARATION_THRESHOLD = 0.80
+SEPARATION_MARGIN = 0.15
 
-  Measured (docs/RESULTS.md): frame AUC about 0.63 after 400 steps (0.607, clip 0.583,
-  with the 32x32 box settings of issue 11, on one device), against 0.497 (clip) and
-  0.505 (frame) after 4 steps of the test size; the margin below is what the test
-  asserts.
+
+def test_hybrid_learns_the_synthetic_labels_far_above_shuffled_and_untrained_models(data_dir, tmp_path):
+  """HybridModel-1 at the CPU size with frame differences into its temporal branch
+  (``configs/classifier.py:hybrid,synthetic,cpu,differences``, 400 steps) separates the
+  anomalous frames of the supervised synthetic training videos far better than the same
+  model untrained, or trained as long with its labels permuted among the clips of each
+  batch (``loss.shuffle_labels``: labels that carry no information, the class balance
+  kept). A model that cannot learn from its labels (a broken loss, labels not reaching
+  the step, frames misaligned with their labels) cannot pass.
+
+  On the held-out test videos the same three score too close to tell apart (docs/hybrid.md,
+  "Does it learn?"): that is a measured limit of the model, not asserted here.
   """
-  config = make_config(
-    "hybrid,synthetic,cpu", data_dir, log_every_steps=200, checkpoint_every_steps=400, eval_plots=False
+  overrides = {
+    "log_every_steps": 200,
+    "checkpoint_every_steps": 400,
+    "eval_plots": False,
+    "data.eval_split": "train",  # the question here is whether the labels are learnt
+  }
+  config = make_config(SEPARATION_VARIANT, data_dir, **overrides)
+  trained = train.train_and_evaluate(config, str(tmp_path / "trained"))
+  shuffled = train.train_and_evaluate(
+    make_config(SEPARATION_VARIANT, data_dir, **overrides, **{"loss.shuffle_labels": True}), str(tmp_path / "shuffled")
   )
-  results = train.train_and_evaluate(config, str(tmp_path / "run"))
-  assert results["frame"]["count"] == 960
-  assert results["frame"]["roc_auc"] > 0.58, results["frame"]
-  assert results["clip"]["roc_auc"] > 0.55, results["clip"]  # 120 clips: measured 0.578
+  mesh = sharding.make_mesh()
+  state, _ = state_lib.initial_state(
+    classification, build_model(config), config, state_lib.make_optimizer(config, 1), mesh
+  )
+  untrained = classification.evaluate(config, state, mesh)
+  runs = {"trained": trained, "shuffled": shuffled, "untrained": untrained}
+  frame = {name: r["frame"]["roc_auc"] for name, r in runs.items()}
+  print("frame AUC on the training videos", frame)
+  # The held-out figures of docs/hybrid.md ("Does it learn?"), printed, not asserted.
+  states = {name: state_lib.restore(tmp_path / name / "checkpoints", None, mesh)[1] for name in ("trained", "shuffled")}
+  held_out = {
+    name: classification.evaluate(config, s, mesh, split_name="test")["frame"]["roc_auc"]
+    for name, s in {**states, "untrained": state}.items()
+  }
+  print("frame AUC on the held-out test videos", held_out)
+  assert {r["frame"]["count"] for r in runs.values()} == {16 * 120}
+  assert frame["trained"] > SEPARATION_THRESHOLD, frame
+  assert frame["untrained"] < SEPARATION_THRESHOLD - SEPARATION_MARGIN, frame
+  assert frame["shuffled"] < SEPARATION_THRESHOLD - SEPARATION_MARGIN, frame
 
 
 def test_hybrid_trains_and_evaluates_on_the_dcsass_fixture(tmp_path):

@@ -305,6 +305,37 @@ def test_hybrid_ablation_configs(overrides, has_gate, dim):
     assert params["spatial_proj"]["kernel"].shape == (n_in, 32)
 
 
+def test_temporal_differences_and_max_pooling_options():
+  """``temporal_input="differences"`` gives the ConvLSTM each frame beside its change
+  since the previous frame; ``pooling="max"`` projects the ConvLSTM map per location (a
+  kernel independent of the map size) and keeps the strongest location."""
+  frames, _, boxes, scores, valid = _synthetic_clips(b=2, t=3)
+  args = (frames, boxes, scores, valid)
+  shapes = {}
+  for name, options in (("plain", {}), ("diff", dict(temporal_input="differences")), ("max", dict(pooling="max"))):
+    model = TinyHybridModel1(branches="temporal", **options)
+    variables = jax.eval_shape(lambda *a, m=model: m.init(jax.random.key(0), *a, train=False), *args)
+    shapes[name] = jax.tree.map(lambda x: x.shape, variables["params"])
+  assert shapes["diff"]["conv_lstm_0"]["cell"]["kernel"][2] == 2 * shapes["plain"]["conv_lstm_0"]["cell"]["kernel"][2]
+  filters = TinyHybridModel1().temporal_filters[-1]
+  assert shapes["max"]["temporal_proj"]["kernel"][0] == filters < shapes["plain"]["temporal_proj"]["kernel"][0]
+
+  # With the weights of the frame channels zeroed the model sees only the differences:
+  # a still clip then scores as a black one, a moving clip does not.
+  model = TinyHybridModel1(branches="temporal", temporal_input="differences")
+  variables = model.init(jax.random.key(0), frames, train=False)
+  kernel = variables["params"]["conv_lstm_0"]["cell"]["kernel"]
+  variables["params"]["conv_lstm_0"]["cell"]["kernel"] = kernel.at[:, :, :3].set(0.0)
+  still = np.repeat(frames[:, 1:2], 3, axis=1)
+  apply = jax.jit(lambda x: model.apply(variables, x, train=False)[0])
+  np.testing.assert_allclose(apply(still), apply(np.zeros_like(still)), atol=1e-6)
+  assert np.abs(np.asarray(apply(frames)) - np.asarray(apply(still))).max() > 1e-4
+  with pytest.raises(ValueError, match="pooling"):
+    TinyHybridModel1(pooling="median").init(jax.random.key(0), *args, train=False)
+  with pytest.raises(ValueError, match="temporal_input"):
+    TinyHybridModel1(temporal_input="flow").init(jax.random.key(0), *args, train=False)
+
+
 def test_full_size_models_shapes():
   model = HybridModel1()
   frames = jax.ShapeDtypeStruct((1, 16, 112, 112, 3), jnp.float32)

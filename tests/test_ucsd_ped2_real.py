@@ -10,6 +10,8 @@ import pathlib
 import numpy as np
 import pytest
 
+from vad_jax.configs import classifier
+from vad_jax.hybrid import task as classification
 from vad_jax.tfds_builders import testing
 from vad_jax.tfds_builders.ucsd_ped import ucsd_ped_dataset_builder as ucsd
 
@@ -22,8 +24,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_real_ped2_counts(tmp_path):
-  builder = testing.prepare(ucsd.Builder, tmp_path / "data", PED2, "ped2")
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  path = tmp_path_factory.mktemp("ped2")
+  return path / "data", testing.prepare(ucsd.Builder, path / "data", PED2, "ped2")
+
+
+def test_real_ped2_counts(prepared):
+  _, builder = prepared
   metadata = builder.info.metadata
   assert metadata["layout"] == "JPEG release (in the manual dir itself)"
   train, test = metadata["videos"]["train"], metadata["videos"]["test"]
@@ -42,3 +50,25 @@ def test_real_ped2_counts(tmp_path):
   np.testing.assert_array_equal(labels[:180], (np.arange(180) >= 60).astype(int))
   assert all(v["label"] == 1 for v in test)
   assert testing.decode(source[0]).shape == (240, 360, 3)
+
+
+@pytest.mark.parametrize("model", ["hybrid", "convlstm"])
+def test_supervised_ped2_folds_hold_out_whole_test_videos(prepared, model):
+  """``configs/classifier.py:MODEL,ucsd_ped2``: each of the 4 folds evaluates 3 of the
+  12 test videos and trains on the 16 training videos and the other 9; over the folds
+  every test video is evaluated once and never trained on in the same fold."""
+  data_dir, _ = prepared
+  config = classifier.get_config(f"{model},ucsd_ped2,cpu")
+  config.data.data_dir = str(data_dir)
+  evaluated = []
+  for fold in range(4):
+    config.data.fold = f"{fold}/4"
+    train = classification.open_split(config, train=True)
+    test = classification.open_split(config, train=False)
+    names = [v["name"] for v in test.videos]
+    trained = {v["name"] for v in train.videos}
+    assert len(names) == 3 and not trained & set(names)
+    assert trained == {f"Train{i:03d}" for i in range(1, 17)} | ({f"Test{i:03d}" for i in range(1, 13)} - set(names))
+    assert sum(v["length"] for v in train.videos) == 2550 + 2010 - sum(v["length"] for v in test.videos)
+    evaluated += names
+  assert sorted(evaluated) == [f"Test{i:03d}" for i in range(1, 13)]

@@ -89,6 +89,19 @@ SUPERVISED = SyntheticConfig(
   ),
 )
 
+SUPERVISED_LARGE = SyntheticConfig(
+  name="supervised_large",
+  train_videos=64,
+  test_videos=32,
+  train_anomalous_every=1,
+  seed=2,
+  description=(
+    "supervised with 4x the videos: 64 training videos, all with labelled anomalies, "
+    "and 32 test videos (the first 16 / 8 are not those of supervised: every training "
+    "video is anomalous here)."
+  ),
+)
+
 
 class Builder(common.FrameBuilder):
   """Procedural surveillance videos (no download)."""
@@ -98,7 +111,7 @@ class Builder(common.FrameBuilder):
     "1.0.0": "Initial release.",
     "2.0.0": ("default: one motion anomaly per test video (no loiterer, no second kind)."),
   }
-  BUILDER_CONFIGS = [DEFAULT, LARGE, SUPERVISED]
+  BUILDER_CONFIGS = [DEFAULT, LARGE, SUPERVISED, SUPERVISED_LARGE]
 
   OPTIONAL_KEYS = ("mask", "has_mask", "class_name", "video_label")
 

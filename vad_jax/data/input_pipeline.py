@@ -302,13 +302,18 @@ def clip_dataset(
 
 
 def open_split(data_config: ml_collections.ConfigDict, split: str) -> sources.VideoSplit:
-  """Opens ``split`` of the dataset named in ``config.data``."""
-  return sources.open_split(
-    data_config.name,
-    split,
-    builder_config=data_config.get("builder_config") or None,
-    data_dir=data_config.get("data_dir") or None,
-  )
+  """Opens ``split`` of the dataset named in ``config.data``; ``"train+test"`` joins the
+  videos of several splits (``sources.concat_splits``)."""
+  parts = [
+    sources.open_split(
+      data_config.name,
+      name.strip(),
+      builder_config=data_config.get("builder_config") or None,
+      data_dir=data_config.get("data_dir") or None,
+    )
+    for name in split.split("+")
+  ]
+  return sources.concat_splits(parts)
 
 
 def frame_settings(data_config: ml_collections.ConfigDict, scaling: str) -> FrameSettings:

@@ -45,10 +45,15 @@ def builder_for(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
 
 def check_splits(data_config: ml_collections.ConfigDict, splits: dict[str, str]) -> None:
   """``ValueError`` naming the dataset's splits if a ``{field: split}`` names none of them
-  (empty values are skipped). The dataset must be prepared."""
+  (empty values are skipped; ``"train+test"`` must name existing splits on both sides).
+  The dataset must be prepared."""
   builder = builder_for(data_config)
   available = sorted(builder.info.splits.keys())
-  wrong = [f"{field}={split!r}" for field, split in splits.items() if split and split not in available]
+  wrong = [
+    f"{field}={split!r}"
+    for field, split in splits.items()
+    if split and any(part.strip() not in available for part in split.split("+"))
+  ]
   if wrong:
     raise ValueError(f"{', '.join(wrong)}: no such split in {builder.info.full_name}; its splits are {available}")
 

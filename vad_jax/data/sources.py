@@ -15,6 +15,7 @@ records ``start .. start + length - 1``. Prepared builders store it in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import zlib
 from collections.abc import Sequence
@@ -93,23 +94,79 @@ def select_videos(split: VideoSplit, spec: str, exclude: bool = False) -> VideoS
   """A subset of the videos of ``split`` (records are shared, not copied).
 
   ``spec``: ``""`` keeps all videos; ``"fold:i/k"`` keeps the videos whose name hashes
-  (CRC-32) to ``i`` modulo ``k``, a split by video that does not depend on video order.
-  ``exclude``: keep the other videos instead. Clip metadata is dropped (clips refer to
-  the full video list).
+  (CRC-32) to ``i`` modulo ``k``, a split by video that does not depend on video order;
+  ``"part:i/k"`` keeps every ``k``-th video from the ``i``-th in name order (parts of
+  equal size, differing by at most one video: the folds of a cross-validation over a
+  few videos). ``exclude`` or a leading ``~`` (``"~part:0/3"``): keep the other videos
+  instead. Clip metadata is dropped (clips refer to the full video list).
   """
   if not spec:
     return split
+  if spec.startswith("~"):
+    spec, exclude = spec[1:], not exclude
   kind, _, arg = spec.partition(":")
   fold, _, count = arg.partition("/")
-  if kind != "fold" or not fold.isdigit() or not count.isdigit() or not int(fold) < int(count):
-    raise ValueError(f"video subset must be '' or 'fold:i/k' with 0 <= i < k, got {spec!r}")
-  keep = tuple(
-    v for v in split.videos if (zlib.crc32(str(v["name"]).encode("utf-8")) % int(count) == int(fold)) != exclude
-  )
+  if kind not in ("fold", "part") or not fold.isdigit() or not count.isdigit() or not int(fold) < int(count):
+    raise ValueError(f"video subset must be '', 'fold:i/k' or 'part:i/k' with 0 <= i < k, got {spec!r}")
+  fold, count = int(fold), int(count)
+  if kind == "fold":
+    chosen = {i for i, v in enumerate(split.videos) if zlib.crc32(str(v["name"]).encode("utf-8")) % count == fold}
+  else:
+    if count > len(split.videos):
+      raise ValueError(f"video subset {spec!r}: {count} parts of only {len(split.videos)} videos")
+    by_name = sorted(range(len(split.videos)), key=lambda i: str(split.videos[i]["name"]))
+    chosen = set(by_name[fold::count])
+  keep = tuple(v for i, v in enumerate(split.videos) if (i in chosen) != exclude)
   if not keep:
     what = "leaves" if exclude else "selects"
     raise ValueError(f"video subset {spec!r} {what} none of the {len(split.videos)} videos")
   return VideoSplit(source=split.source, videos=keep, clips=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConcatSource:
+  """The records of several sources one after the other (picklable when they are)."""
+
+  parts: tuple[Any, ...]
+
+  @functools.cached_property
+  def offsets(self) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum([len(p) for p in self.parts])]).astype(np.int64)
+
+  def __len__(self) -> int:
+    return int(sum(len(p) for p in self.parts))
+
+  def __getitem__(self, index: int) -> Record:
+    return self.__getitems__([index])[0]
+
+  def __getitems__(self, indices: Sequence[int]) -> list[Record]:
+    offsets = self.offsets
+    indices = np.asarray([int(i) for i in indices], np.int64)
+    if indices.size and (indices.min() < 0 or indices.max() >= offsets[-1]):
+      raise IndexError(f"record indices out of range [0, {offsets[-1]})")
+    part = np.searchsorted(offsets, indices, side="right") - 1
+    out: list[Record | None] = [None] * len(indices)
+    for p in np.unique(part):
+      where = np.flatnonzero(part == p)
+      for i, record in zip(where, read_records(self.parts[p], indices[where] - offsets[p])):
+        out[i] = record
+    return out
+
+
+def concat_splits(splits: Sequence[VideoSplit]) -> VideoSplit:
+  """The videos of several splits as one split (for training on videos of two splits,
+  e.g. the normal training videos and some labelled test videos). Video names must be
+  unique across the splits; each split's ``videos`` may be a subset of its records."""
+  if len(splits) == 1:
+    return splits[0]
+  names = [str(v["name"]) for s in splits for v in s.videos]
+  repeated = sorted({n for n in names if names.count(n) > 1})
+  if repeated:
+    raise ValueError(f"cannot join splits that share video names: {repeated[:5]}")
+  source = ConcatSource(tuple(s.source for s in splits))
+  offsets = source.offsets
+  videos = tuple({**v, "start": int(v["start"] + offsets[i])} for i, s in enumerate(splits) for v in s.videos)
+  return VideoSplit(source=source, videos=videos, clips=None)
 
 
 def read_records(source: Any, indices: Sequence[int]) -> list[Record]:

@@ -209,6 +209,9 @@ class ConvLSTMBaseline(nn.Module):
   recurrent_dropout: float = 0.2
   dropout: float = 0.2
   num_classes: int = 2
+  # "frames" (published) or "differences": each frame beside its change since the
+  # previous frame (zero for the first), a labelled change (docs/hybrid.md).
+  temporal_input: str = "frames"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -217,6 +220,10 @@ class ConvLSTMBaseline(nn.Module):
       raise ValueError(f"expected clips of rank 5 [batch, time, h, w, c], got shape {clips.shape}")
     b, t, h, w, c = clips.shape
     x = clips.astype(self.dtype)
+    if self.temporal_input == "differences":
+      x = with_differences(x)
+    elif self.temporal_input != "frames":
+      raise ValueError(f"temporal_input must be 'frames' or 'differences', got {self.temporal_input!r}")
     for i, f in enumerate(self.filters):
       x, _ = ConvLSTM(
         features=f,
@@ -233,6 +240,13 @@ class ConvLSTMBaseline(nn.Module):
     features = x.reshape(b, -1)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="dense")(features)
     return logits, {"probs": jax.nn.softmax(logits.astype(jnp.float32)), "features": features}
+
+
+def with_differences(clips: Array) -> Array:
+  """``[b, t, h, w, c]`` -> ``[b, t, h, w, 2c]``: each frame and its difference to the
+  previous frame (zero for the first frame)."""
+  change = jnp.concatenate([jnp.zeros_like(clips[:, :1]), clips[:, 1:] - clips[:, :-1]], axis=1)
+  return jnp.concatenate([clips, change], axis=-1)
 
 
 def keras_convlstm2d_param_count(in_channels: int, filters: int, kernel_size: int = 3) -> int:

@@ -17,6 +17,11 @@ HybridModel-1 on a clip ``frames [b, t, H, W, 3]`` in ``[0, 1]`` with object box
   ``f_t = g * s_t + (1 - g) * h_t``.
 * Head: LayerNorm, dropout 0.3, ``Dense(1)``: one logit per frame.
 
+Not published, labelled options (docs/hybrid.md, Diagnosis): ``temporal_input=
+"differences"`` feeds the ConvLSTM each frame with its difference to the previous one;
+``pooling="max"`` takes the spatial maximum instead of the mean of the backbone map and
+projects the ConvLSTM map per location before a spatial maximum (instead of flattening).
+
 Ablation switches (docs/hybrid.md): ``fusion="concat"`` (no AFFM), ``branches="spatial"``
 or ``"temporal"``, ``use_object_features=False``, ``spatial_attention=False``; the plain
 weighted BCE instead of TCR is a loss switch (``vad_jax.hybrid.tcr.tcr_loss(tcr=False)``).
@@ -32,7 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vad_jax.hybrid.convlstm import ConvLSTM
+from vad_jax.hybrid.convlstm import ConvLSTM, with_differences
 from vad_jax.hybrid.efficientnet import EfficientNetV2B0
 from vad_jax.hybrid.hog import hog, rgb_to_gray
 from vad_jax.hybrid.roi_align import roi_align_batched
@@ -181,6 +186,8 @@ class HybridModel1(nn.Module):
   recurrent_dropout: float = 0.2
   temporal_dropout: float = 0.2
   head_dropout: float = 0.3
+  temporal_input: str = "frames"  # "frames" (published) | "differences" (frame and its change)
+  pooling: str = "mean"  # "mean" (published) | "max" (features kept where they are strongest)
   dtype: Any = jnp.float32
 
   def _spatial(self, frames, boxes, box_scores, box_valid, train):
@@ -194,7 +201,7 @@ class HybridModel1(nn.Module):
     if self.spatial_attention:
       fmap, attention = SpatialAttention(self.attention_kernel, dtype=self.dtype, name="attention")(fmap)
       attention = attention.reshape(b, t, *attention.shape[1:])
-    parts = [fmap.mean(axis=(1, 2))]
+    parts = [fmap.max(axis=(1, 2)) if self.pooling == "max" else fmap.mean(axis=(1, 2))]
     has = jnp.zeros((b * t, 1), fmap.dtype)
     if self.use_object_features:
       if boxes is None:
@@ -226,6 +233,8 @@ class HybridModel1(nn.Module):
     b, t, h, w, c = frames.shape
     x = _resize(frames.reshape(b * t, h, w, c), self.temporal_size)
     x = x.reshape(b, t, *x.shape[1:])
+    if self.temporal_input == "differences":
+      x = with_differences(x)
     for i, f in enumerate(self.temporal_filters):
       x, _ = ConvLSTM(
         features=f,
@@ -238,6 +247,8 @@ class HybridModel1(nn.Module):
       x = nn.max_pool(x, (1, 2, 2), strides=(1, 2, 2), padding="SAME")
       if i < len(self.temporal_filters) - 1:
         x = nn.Dropout(self.temporal_dropout, deterministic=not train, name=f"temporal_dropout_{i}")(x)
+    if self.pooling == "max":  # per-location projection, then the strongest location
+      return nn.Dense(self.feature_dim, dtype=self.dtype, name="temporal_proj")(x).max(axis=(2, 3))
     return nn.Dense(self.feature_dim, dtype=self.dtype, name="temporal_proj")(x.reshape(b, t, -1))
 
   @nn.compact
@@ -256,6 +267,10 @@ class HybridModel1(nn.Module):
       raise ValueError(f"branches must be 'both', 'spatial' or 'temporal', got {self.branches!r}")
     if self.fusion not in ("affm", "concat"):
       raise ValueError(f"fusion must be 'affm' or 'concat', got {self.fusion!r}")
+    if self.temporal_input not in ("frames", "differences"):
+      raise ValueError(f"temporal_input must be 'frames' or 'differences', got {self.temporal_input!r}")
+    if self.pooling not in ("mean", "max"):
+      raise ValueError(f"pooling must be 'mean' or 'max', got {self.pooling!r}")
     b, t = frames.shape[:2]
     frames = frames.astype(self.dtype)
     s = h = attention = gate = None

@@ -99,6 +99,8 @@ def build_model(config: ml_collections.ConfigDict):
       recurrent_dropout=m.recurrent_dropout,
       temporal_dropout=m.temporal_dropout,
       head_dropout=m.head_dropout,
+      temporal_input=m.get("temporal_input", "frames"),
+      pooling=m.get("pooling", "mean"),
       dtype=dtype,
     )
   if m.name == "convlstm":
@@ -110,6 +112,7 @@ def build_model(config: ml_collections.ConfigDict):
       recurrent_activation=gate[m.recurrent_activation],
       recurrent_dropout=m.recurrent_dropout,
       dropout=m.dropout,
+      temporal_input=m.get("temporal_input", "frames"),
       dtype=dtype,
     )
   if m.name == "effnet_hog":
@@ -181,11 +184,25 @@ class AddBoxes:
 
 
 def open_split(config: ml_collections.ConfigDict, train: bool) -> sources.VideoSplit:
-  """The training or evaluation split, restricted to ``data.train_videos`` / ``eval_videos``."""
+  """The training or evaluation split, restricted to ``data.train_videos`` / ``eval_videos``.
+
+  With ``data.fold = "i/k"`` the evaluation videos are part ``i`` of ``k`` of the
+  evaluation split (``sources.select_videos``'s ``part:i/k``), and the training videos
+  are those of the training split plus the evaluation split's other parts: no video is
+  on both sides.
+  """
   data = config.data
-  name = data.train_split if train else data.eval_split
-  split = input_pipeline.open_split(data, name)
-  return sources.select_videos(split, data.get("train_videos" if train else "eval_videos", ""))
+  fold = data.get("fold", "")
+  if fold and data.get("eval_videos", ""):
+    raise ValueError(f"data.fold={fold!r} chooses the evaluation videos: data.eval_videos must be empty")
+  if not train:
+    split = input_pipeline.open_split(data, data.eval_split)
+    return sources.select_videos(split, f"part:{fold}" if fold else data.get("eval_videos", ""))
+  split = sources.select_videos(input_pipeline.open_split(data, data.train_split), data.get("train_videos", ""))
+  if not fold:
+    return split
+  others = sources.select_videos(input_pipeline.open_split(data, data.eval_split), f"part:{fold}", exclude=True)
+  return sources.concat_splits([split, others])
 
 
 def create_iterator(config, mesh, *, train: bool, split: sources.VideoSplit | None = None):
@@ -277,6 +294,9 @@ def classification_loss(
     valid = (batch["valid"] & (batch["label"] >= 0)).astype(jnp.float32)
     labels = jnp.clip(batch["label"], 0, 1)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+    if loss_config.get("class_weights", "none") == "batch":  # the `balanced` ConvLSTM variant
+      w = jax.lax.stop_gradient(tcr_lib.class_weights_from_labels(labels, valid))
+      valid = valid * jnp.where(labels == 1, w[1], w[0])
     loss = jnp.sum(valid * ce) / jnp.maximum(jnp.sum(valid), 1.0)
     return loss, {"loss": loss}
   targets, mask = frame_targets(batch)
@@ -299,9 +319,19 @@ def classification_loss(
   raise ValueError(f"loss.name must be 'tcr', 'bce' or 'softmax', got {loss_config.name!r}")
 
 
+def shuffled_labels(batch: dict[str, Array], key: Array) -> dict[str, Array]:
+  """``batch`` with the labels of its clips permuted among them (``loss.shuffle_labels``:
+  what a model learns when its labels carry no information about its inputs, the same
+  class balance kept; a control for the separation tests)."""
+  perm = jax.random.permutation(key, batch["label"].shape[0])
+  return {**batch, "label": batch["label"][perm], "frame_labels": batch["frame_labels"][perm]}
+
+
 def train_step(state, batch: dict[str, Array], *, model, config: ml_collections.ConfigDict):
   """One optimisation step; dropout keys derive from the seed and the step (resumable)."""
   dropout_rng = jax.random.fold_in(jax.random.key(config.seed + 1), state.step)
+  if config.loss.get("shuffle_labels", False):
+    batch = shuffled_labels(batch, jax.random.fold_in(jax.random.key(config.seed + 2), state.step))
 
   def loss_fn(params):
     (logits, _), new_vars = model.apply(
@@ -391,7 +421,7 @@ def evaluate(
   ``data.eval_videos``); writes outputs to ``eval_dir`` (process 0). ``calibration`` is
   not used (see ``calibrate``)."""
   del calibration
-  if split_name is None:
+  if split_name is None or (split_name == config.data.eval_split and config.data.get("fold", "")):
     split = open_split(config, train=False)
   else:
     split = sources.select_videos(
@@ -438,15 +468,18 @@ def controls(config: ml_collections.ConfigDict) -> dict[str, Callable[..., dict[
   return found
 
 
-def _control(config, mesh, eval_dir, name: str, feature_names, step_for_split) -> dict[str, Any]:
+def _control(config, mesh, eval_dir, name: str, feature_names, step_for_split, splits_of=None) -> dict[str, Any]:
   """Fits the logistic regression ``name`` on the features that ``step_for_split(split,
   split_name)`` gives for the training split's clips, evaluates it on the evaluation
   split by ``report`` (as ``evaluate`` does a classifier) and adds the fit under
-  ``control``. The features are computed on the host: one process only."""
+  ``control``. ``splits_of(train)`` names the dataset splits the training or evaluation
+  videos come from (default ``data.train_split`` / ``data.eval_split``). The features
+  are computed on the host: one process only."""
+  splits_of = splits_of or (lambda train: config.data.train_split if train else config.data.eval_split)
   train_split = open_split(config, train=True)
-  train = score_clips(config, mesh, train_split, step_for_split(train_split, config.data.train_split))
+  train = score_clips(config, mesh, train_split, step_for_split(train_split, splits_of(True)))
   split = open_split(config, train=False)
-  test = score_clips(config, mesh, split, step_for_split(split, config.data.eval_split))
+  test = score_clips(config, mesh, split, step_for_split(split, splits_of(False)))
   arrays, fit = controls_lib.logistic_control(name, train, test, feature_names)
   results = report(config, arrays, split, eval_dir)
   if eval_dir is not None and jax.process_index() == 0:
@@ -470,10 +503,20 @@ def prediction_score_control(config, mesh, eval_dir: Optional[pathlib.Path] = No
   folder = pathlib.Path(config.prediction_scores)
 
   def step_for_split(split: sources.VideoSplit, name: str):
-    table = controls_lib.read_prediction_scores(folder / name / "scores.csv")
+    table = {}
+    for part in name.split("+"):
+      table.update(controls_lib.read_prediction_scores(folder / part.strip() / "scores.csv"))
     return controls_lib.lookup_step(table, [str(v["name"]) for v in split.videos])
 
-  return _control(config, mesh, eval_dir, "prediction_score", controls_lib.PREDICTION_FEATURES, step_for_split)
+  def splits_of(train: bool) -> str:
+    data = config.data
+    if not train:
+      return data.eval_split
+    return f"{data.train_split}+{data.eval_split}" if data.get("fold", "") else data.train_split
+
+  return _control(
+    config, mesh, eval_dir, "prediction_score", controls_lib.PREDICTION_FEATURES, step_for_split, splits_of
+  )
 
 
 def _window_probabilities(
