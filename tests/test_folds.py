@@ -152,3 +152,16 @@ def test_folds_command_rejects_unknown_settings_and_variants():
   assert folds_lib.parse_sets(["a.b=3", "c=x/y", "d=(1, 2)"]) == {"a.b": 3, "c": "x/y", "d": (1, 2)}
   with pytest.raises(ValueError, match="KEY=VALUE"):
     folds_lib.parse_sets(["novalue"])
+
+
+def test_kept_results_survive_new_config_fields_at_their_defaults_only():
+  configs = folds_lib.model_configs(["hybrid", "hybrid+differences"], "synthetic", "test", {})
+  assert configs["hybrid+differences"].model.temporal_input == "differences"
+  current = json.loads(configs["hybrid"].to_json())
+  older = json.loads(configs["hybrid"].to_json())
+  del older["model"]["temporal_input"]  # a result kept before the field existed
+  assert folds_lib.same_settings(older, current)
+  assert not folds_lib.same_settings(older, json.loads(configs["hybrid+differences"].to_json()))
+  changed = json.loads(configs["hybrid"].to_json())
+  changed["model"]["feature_dim"] += 1
+  assert not folds_lib.same_settings(changed, current)

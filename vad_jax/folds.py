@@ -29,7 +29,7 @@ import jax
 import ml_collections
 from absl import app, flags, logging
 
-from vad_jax import ablations, metric_writers, sharding, tasks
+from vad_jax import ablations, checkpointing, metric_writers, sharding, tasks
 from vad_jax.configs import classifier
 
 # Columns of the Markdown table (all are in folds.csv).
@@ -63,10 +63,13 @@ def _has_field(config: ml_collections.ConfigDict, key: str) -> bool:
 def model_configs(
   models: Sequence[str], dataset: str, size: str, sets: Mapping[str, object]
 ) -> dict[str, ml_collections.ConfigDict]:
-  """``{model: config}``; raises on a ``--set`` key that no model's config has."""
+  """``{model: config}``; a model is ``MODEL`` or ``MODEL+CHANGE`` (a labelled change of
+  ``configs/classifier.py``, e.g. ``hybrid+differences``). Raises on a ``--set`` key
+  that no model's config has."""
   configs = {}
   for model in models:
-    config = classifier.get_config(",".join(p for p in (model, dataset, size) if p))
+    name, *changes = model.split("+")
+    config = classifier.get_config(",".join(p for p in (name, dataset, size, *changes) if p))
     config.update_from_flattened_dict({k: v for k, v in sets.items() if _has_field(config, k)})
     configs[model] = config
   unused = [k for k in sets if not any(_has_field(c, k) for c in configs.values())]
@@ -116,7 +119,7 @@ def run_one(config: ml_collections.ConfigDict, variant: str, directory: pathlib.
   config_json = json.loads(config.to_json())
   if saved.exists():
     kept = json.loads(saved.read_text())
-    if kept.get("config") == config_json:
+    if same_settings(kept.get("config", {}), config_json):
       return kept["metrics"]
     logging.warning("%s was made with another config: running again", saved)
   metrics = ablations.run_all(config, directory, only=[variant])[variant]
@@ -126,6 +129,18 @@ def run_one(config: ml_collections.ConfigDict, variant: str, directory: pathlib.
     tmp.write_text(json.dumps({"config": config_json, "metrics": metrics}, indent=1) + "\n")
     tmp.replace(saved)  # never a half-written result
   return metrics
+
+
+def same_settings(saved: Mapping[str, object], current: Mapping[str, object]) -> bool:
+  """Whether a kept result answers ``current``: the same settings, except fields added to
+  the configs after it was made (absent from ``saved``) that hold their published
+  default now (the value of the model's plain ``configs/classifier.py`` config)."""
+  model = current["model"]["name"]  # type: ignore[index]
+  plain = checkpointing.flatten(classifier.get_config(f"{model},synthetic").to_dict())
+  for key, old, new in checkpointing.config_differences(saved, current):
+    if old != "(absent)" or key not in plain or plain[key] != new:
+      return False
+  return True
 
 
 def summarise(values: Sequence[float]) -> tuple[float, float]:
