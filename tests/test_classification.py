@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vad_jax import ablations, detect, metrics, sharding, train
+from vad_jax import ablations, checkpointing, detect, metrics, sharding, train
 from vad_jax import state as state_lib
 from vad_jax.configs import classifier
 from vad_jax.data import prepare, sources
@@ -172,6 +172,17 @@ def test_balanced_softmax_weights_the_rare_class_up():
     classifier.get_config("hybrid,synthetic,balanced")
   with pytest.raises(ValueError, match="hybrid or convlstm"):
     classifier.get_config("effnet_hog,synthetic,differences")
+
+
+def test_classifier_checkpoints_from_before_the_labelled_changes_resume_only_unchanged(tmp_path):
+  """A HybridModel-1 checkpoint saved before ``model.temporal_input``/``pooling`` existed
+  resumes with their published values, and is refused with any other."""
+  saved = classifier.get_config("hybrid,synthetic,test").to_dict()
+  del saved["model"]["temporal_input"], saved["model"]["pooling"]
+  train.check_saved_config(saved, classifier.get_config("hybrid,synthetic,test").to_dict(), tmp_path)
+  changed = classifier.get_config("hybrid,synthetic,test,differences")
+  with pytest.raises(checkpointing.ConfigMismatchError, match="model.temporal_input"):
+    train.check_saved_config(saved, changed.to_dict(), tmp_path)
 
 
 def test_shuffled_labels_permute_whole_clips_among_the_batch():
