@@ -219,7 +219,7 @@ def _dataset(config, model_name: str, dataset: str) -> None:
     data.builder_config = "ped2"
     data.fold = "0/4"
     data.channels = 1 if model_name == "convlstm" else 3  # grayscale frames, replicated for the backbones
-    data.clip_window = data.clip_frames  # consecutive windows: every frame scored once
+    data.clip_window = data.clip_frames  # consecutive windows (a video's last partial one is dropped)
   else:
     data.name = "synthetic_surveillance"
     data.builder_config = "supervised"

@@ -16,7 +16,7 @@ import pytest
 from vad_jax import ablations, checkpointing, detect, metrics, sharding, train
 from vad_jax import state as state_lib
 from vad_jax.configs import classifier
-from vad_jax.data import prepare, sources
+from vad_jax.data import sources
 from vad_jax.hybrid import evaluation as hybrid_evaluation
 from vad_jax.hybrid import task as classification
 from vad_jax.hybrid import tcr
@@ -25,12 +25,8 @@ from vad_jax.tfds_builders.synthetic_surveillance import scene as synthetic
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = tmp_path_factory.mktemp("tfds_supervised")
-  config = classifier.get_config("hybrid,synthetic,test")
-  config.data.data_dir = str(path)
-  prepare.ensure_prepared(config.data)
-  return path
+def data_dir(supervised_data_dir):
+  return supervised_data_dir
 
 
 def make_config(variant: str, data_dir, **overrides):

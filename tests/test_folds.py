@@ -11,19 +11,16 @@ import json
 import numpy as np
 import pytest
 
+from vad_jax import checkpointing
 from vad_jax import folds as folds_lib
 from vad_jax.configs import classifier
-from vad_jax.data import input_pipeline, prepare, sources
+from vad_jax.data import input_pipeline, sources
 from vad_jax.hybrid import task as classification
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = tmp_path_factory.mktemp("tfds_supervised")
-  config = classifier.get_config("hybrid,synthetic,test")
-  config.data.data_dir = str(path)
-  prepare.ensure_prepared(config.data)
-  return path
+def data_dir(supervised_data_dir):
+  return supervised_data_dir
 
 
 def _split(names, lengths):
@@ -160,8 +157,8 @@ def test_kept_results_survive_new_config_fields_at_their_defaults_only():
   current = json.loads(configs["hybrid"].to_json())
   older = json.loads(configs["hybrid"].to_json())
   del older["model"]["temporal_input"]  # a result kept before the field existed
-  assert folds_lib.same_settings(older, current)
-  assert not folds_lib.same_settings(older, json.loads(configs["hybrid+differences"].to_json()))
+  assert not checkpointing.config_differences(older, current)
+  assert checkpointing.config_differences(older, json.loads(configs["hybrid+differences"].to_json()))
   changed = json.loads(configs["hybrid"].to_json())
   changed["model"]["feature_dim"] += 1
-  assert not folds_lib.same_settings(changed, current)
+  assert checkpointing.config_differences(changed, current)

@@ -27,6 +27,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from orbax.checkpoint import checkpoint_managers
 
+from vad_jax import workdir as workdir_lib
+
 STATE_FIELDS = ("step", "params", "opt_state", "batch_stats", "memory")
 
 
@@ -49,10 +51,22 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   return flat
 
 
+# Fields added to the configs after runs were saved, with the value that reproduces such
+# a run: a saved config without the field is no different from one holding that value.
+ADDED_FIELDS = {
+  "model.temporal_input": "frames",
+  "model.pooling": "mean",
+  "loss.class_weights": "none",  # only the ConvLSTM's loss lacked it: unweighted
+  "loss.shuffle_labels": False,
+}
+
+
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-  """``(field, saved value, current value)`` for every field that differs."""
+  """``(field, saved value, current value)`` for every field that differs (a field of
+  ``ADDED_FIELDS`` absent from ``saved`` differs only from another value)."""
   a, b = flatten(saved), flatten(current)
   missing = object()
+  a.update({k: v for k, v in ADDED_FIELDS.items() if k not in a and k in b})
   return [
     (k, a.get(k, "(absent)"), b.get(k, "(absent)"))
     for k in sorted(set(a) | set(b))
@@ -211,9 +225,7 @@ def write_calibration(directory: str | pathlib.Path, step: int, calibration: Map
   """Saves a calibration beside checkpoint ``step`` (written whole, then renamed), so it
   goes wherever that checkpoint goes."""
   path = pathlib.Path(directory) / str(step) / CALIBRATION_FILE
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(calibration, indent=1) + "\n")
-  tmp.replace(path)
+  workdir_lib.write_text_atomic(path, json.dumps(calibration, indent=1) + "\n")
   return path
 
 

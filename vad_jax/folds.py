@@ -30,6 +30,7 @@ import ml_collections
 from absl import app, flags, logging
 
 from vad_jax import ablations, checkpointing, metric_writers, sharding, tasks
+from vad_jax import workdir as workdir_lib
 from vad_jax.configs import classifier
 
 # Columns of the Markdown table (all are in folds.csv).
@@ -103,13 +104,11 @@ def plan(configs: Mapping[str, ml_collections.ConfigDict], only: Sequence[str] =
   return rows
 
 
-def row_name(model: str, variant: str, first_model: str) -> str:
+def row_name(model: str, variant: str) -> str:
+  """The table's name of a run: the model, ``MODEL ABLATION`` or ``CONTROL (control)``."""
   if variant == "full":
     return model
-  return f"{first_model} {variant}" if variant in _ABLATION_NAMES else f"{variant} (control)"
-
-
-_ABLATION_NAMES = frozenset(classifier.ABLATIONS)
+  return f"{model} {variant}" if variant in classifier.ABLATIONS else f"{variant} (control)"
 
 
 def run_one(config: ml_collections.ConfigDict, variant: str, directory: pathlib.Path) -> dict[str, float]:
@@ -119,28 +118,14 @@ def run_one(config: ml_collections.ConfigDict, variant: str, directory: pathlib.
   config_json = json.loads(config.to_json())
   if saved.exists():
     kept = json.loads(saved.read_text())
-    if same_settings(kept.get("config", {}), config_json):
+    if not checkpointing.config_differences(kept.get("config", {}), config_json):
       return kept["metrics"]
     logging.warning("%s was made with another config: running again", saved)
   metrics = ablations.run_all(config, directory, only=[variant])[variant]
   if jax.process_index() == 0:
     saved.parent.mkdir(parents=True, exist_ok=True)
-    tmp = saved.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"config": config_json, "metrics": metrics}, indent=1) + "\n")
-    tmp.replace(saved)  # never a half-written result
+    workdir_lib.write_text_atomic(saved, json.dumps({"config": config_json, "metrics": metrics}, indent=1) + "\n")
   return metrics
-
-
-def same_settings(saved: Mapping[str, object], current: Mapping[str, object]) -> bool:
-  """Whether a kept result answers ``current``: the same settings, except fields added to
-  the configs after it was made (absent from ``saved``) that hold their published
-  default now (the value of the model's plain ``configs/classifier.py`` config)."""
-  model = current["model"]["name"]  # type: ignore[index]
-  plain = checkpointing.flatten(classifier.get_config(f"{model},synthetic").to_dict())
-  for key, old, new in checkpointing.config_differences(saved, current):
-    if old != "(absent)" or key not in plain or plain[key] != new:
-      return False
-  return True
 
 
 def summarise(values: Sequence[float]) -> tuple[float, float]:
@@ -172,17 +157,13 @@ def table(results: Mapping[str, Mapping[int, Mapping[str, float]]], folds: int) 
 
 def write(workdir: pathlib.Path, results: Mapping[str, Mapping[int, Mapping[str, float]]], folds: int) -> None:
   workdir.mkdir(parents=True, exist_ok=True)
-  md = workdir / "folds.md"
-  md.with_suffix(".md.tmp").write_text(table(results, folds))
-  md.with_suffix(".md.tmp").replace(md)
+  workdir_lib.write_text_atomic(workdir / "folds.md", table(results, folds))
   names = list(dict.fromkeys(k for per_fold in results.values() for m in per_fold.values() for k in m))
   lines = [",".join(["row", "fold", *names])]
   for row, per_fold in results.items():
     for fold, metrics in sorted(per_fold.items()):
       lines.append(",".join([row, str(fold), *(f"{metrics[n]:.6g}" if n in metrics else "" for n in names)]))
-  csv = workdir / "folds.csv"
-  csv.with_suffix(".csv.tmp").write_text("\n".join(lines) + "\n")
-  csv.with_suffix(".csv.tmp").replace(csv)
+  workdir_lib.write_text_atomic(workdir / "folds.csv", "\n".join(lines) + "\n")
 
 
 def run_folds(
@@ -194,10 +175,9 @@ def run_folds(
   """Every planned run on every fold; returns ``{row: {fold: scalar metrics}}``."""
   if folds < 2:
     raise ValueError(f"--folds must be at least 2, got {folds}")
-  first = next(iter(configs))
   results: dict[str, dict[int, dict[str, float]]] = {}
   for model, variant in plan(configs, only):
-    row = row_name(model, variant, first)
+    row = row_name(model, variant)
     for fold in range(folds):
       logging.info("folds: %s, fold %d of %d", row, fold, folds)
       config = fold_config(configs[model], fold, folds)

@@ -29,6 +29,8 @@ from tensorboardX import summary as tb_summary
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 
+from vad_jax import workdir as workdir_lib
+
 
 def read_records(path: pathlib.Path) -> list[dict[str, Any]]:
   """The records of a ``metrics.jsonl``; an unreadable line (a torn write) is dropped
@@ -78,9 +80,7 @@ class EventFile:
 
 def _write_records(path: pathlib.Path, records: list[dict[str, Any]]) -> None:
   """Replaces the file's content atomically (write, then rename)."""
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-  tmp.replace(path)
+  workdir_lib.write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 class MetricWriter:

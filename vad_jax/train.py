@@ -45,9 +45,6 @@ class NonFiniteLossError(FloatingPointError):
 MODEL_FIELDS = ("model.", "data.image_size", "data.channels", "data.clip_frames", "boxes.max_boxes")
 # Model fields that change how the model is computed, not its parameters: a run may resume with another value.
 COMPUTE_FIELDS = ("model.conv_impl",)
-# Model fields added after checkpoints were written, with the value that is the model
-# those checkpoints hold: a checkpoint without the field resumes when it has that value.
-ADDED_MODEL_FIELDS = {"model.temporal_input": "frames", "model.pooling": "mean"}
 
 
 def check_training_config(config: ml_collections.ConfigDict) -> None:
@@ -84,13 +81,7 @@ def check_best_metric(config: ml_collections.ConfigDict, task: tasks.Task) -> st
 def check_saved_config(saved: dict[str, Any], current: dict[str, Any], directory: pathlib.Path) -> None:
   """Refuses checkpoints of another model; reports other changed settings."""
   differences = checkpointing.config_differences(saved, current)
-  model = [
-    (k, a, b)
-    for k, a, b in differences
-    if k.startswith(MODEL_FIELDS)
-    and k not in COMPUTE_FIELDS
-    and not (a == "(absent)" and ADDED_MODEL_FIELDS.get(k) == b)
-  ]
+  model = [d for d in differences if d[0].startswith(MODEL_FIELDS) and d[0] not in COMPUTE_FIELDS]
   if model:
     raise checkpointing.ConfigMismatchError(
       f"the checkpoints in {directory} belong to another model than the config: "

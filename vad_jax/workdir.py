@@ -17,6 +17,15 @@ from absl import logging
 LOCK_NAME = "LOCK"
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+  """Writes ``text`` to ``path`` whole or not at all (a sibling ``.tmp``, then a rename):
+  a killed process never leaves a half-written file."""
+  path = pathlib.Path(path)
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(text, encoding="utf-8")
+  tmp.replace(path)
+
+
 class WorkdirBusyError(RuntimeError):
   """Another process is training in the same workdir."""
 

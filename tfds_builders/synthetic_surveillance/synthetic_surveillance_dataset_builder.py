@@ -89,12 +89,12 @@ SUPERVISED = SyntheticConfig(
   ),
 )
 
-SUPERVISED_LARGE = SyntheticConfig(
+SUPERVISED_LARGE = dataclasses.replace(
+  SUPERVISED,
   name="supervised_large",
   train_videos=64,
   test_videos=32,
   train_anomalous_every=1,
-  seed=2,
   description=(
     "supervised with 4x the videos: 64 training videos, all with labelled anomalies, "
     "and 32 test videos (the first 16 / 8 are not those of supervised: every training "

@@ -134,7 +134,7 @@ class ConcatSource:
     return np.concatenate([[0], np.cumsum([len(p) for p in self.parts])]).astype(np.int64)
 
   def __len__(self) -> int:
-    return int(sum(len(p) for p in self.parts))
+    return int(self.offsets[-1])
 
   def __getitem__(self, index: int) -> Record:
     return self.__getitems__([index])[0]

@@ -205,6 +205,15 @@ def open_split(config: ml_collections.ConfigDict, train: bool) -> sources.VideoS
   return sources.concat_splits([split, others])
 
 
+def split_names(config: ml_collections.ConfigDict, train: bool) -> str:
+  """The dataset splits the videos of ``open_split(config, train)`` come from, as
+  ``"a"`` or ``"a+b"`` (a fold trains on both splits)."""
+  data = config.data
+  if not train:
+    return data.eval_split
+  return f"{data.train_split}+{data.eval_split}" if data.get("fold", "") else data.train_split
+
+
 def create_iterator(config, mesh, *, train: bool, split: sources.VideoSplit | None = None):
   """``(iterator of global batches, clip table)`` for training (endless, shuffled) or
   evaluation (ordered, padded), boxes included when the model needs them."""
@@ -421,7 +430,7 @@ def evaluate(
   ``data.eval_videos``); writes outputs to ``eval_dir`` (process 0). ``calibration`` is
   not used (see ``calibrate``)."""
   del calibration
-  if split_name is None or (split_name == config.data.eval_split and config.data.get("fold", "")):
+  if split_name in (None, config.data.eval_split):
     split = open_split(config, train=False)
   else:
     split = sources.select_videos(
@@ -468,18 +477,15 @@ def controls(config: ml_collections.ConfigDict) -> dict[str, Callable[..., dict[
   return found
 
 
-def _control(config, mesh, eval_dir, name: str, feature_names, step_for_split, splits_of=None) -> dict[str, Any]:
+def _control(config, mesh, eval_dir, name: str, feature_names, step_for_split) -> dict[str, Any]:
   """Fits the logistic regression ``name`` on the features that ``step_for_split(split,
-  split_name)`` gives for the training split's clips, evaluates it on the evaluation
+  split_names)`` gives for the training split's clips, evaluates it on the evaluation
   split by ``report`` (as ``evaluate`` does a classifier) and adds the fit under
-  ``control``. ``splits_of(train)`` names the dataset splits the training or evaluation
-  videos come from (default ``data.train_split`` / ``data.eval_split``). The features
-  are computed on the host: one process only."""
-  splits_of = splits_of or (lambda train: config.data.train_split if train else config.data.eval_split)
+  ``control``. The features are computed on the host: one process only."""
   train_split = open_split(config, train=True)
-  train = score_clips(config, mesh, train_split, step_for_split(train_split, splits_of(True)))
+  train = score_clips(config, mesh, train_split, step_for_split(train_split, split_names(config, train=True)))
   split = open_split(config, train=False)
-  test = score_clips(config, mesh, split, step_for_split(split, splits_of(False)))
+  test = score_clips(config, mesh, split, step_for_split(split, split_names(config, train=False)))
   arrays, fit = controls_lib.logistic_control(name, train, test, feature_names)
   results = report(config, arrays, split, eval_dir)
   if eval_dir is not None and jax.process_index() == 0:
@@ -497,26 +503,18 @@ def motion_energy_control(config, mesh, eval_dir: Optional[pathlib.Path] = None)
 
 def prediction_score_control(config, mesh, eval_dir: Optional[pathlib.Path] = None) -> dict[str, Any]:
   """Logistic regression on the prediction network's per-frame statistics, read from
-  ``<prediction_scores>/<split>/scores.csv`` for ``data.train_split`` and
-  ``data.eval_split`` (its evaluation of the two splits: ``python -m vad_jax.evaluate
-  --split SPLIT --output <prediction_scores>/SPLIT``)."""
+  ``<prediction_scores>/<split>/scores.csv`` for every split the videos come from
+  (``split_names``; its evaluation of each split: ``python -m vad_jax.evaluate --split
+  SPLIT --output <prediction_scores>/SPLIT``)."""
   folder = pathlib.Path(config.prediction_scores)
 
-  def step_for_split(split: sources.VideoSplit, name: str):
+  def step_for_split(split: sources.VideoSplit, names: str):
     table = {}
-    for part in name.split("+"):
-      table.update(controls_lib.read_prediction_scores(folder / part.strip() / "scores.csv"))
+    for name in names.split("+"):
+      table.update(controls_lib.read_prediction_scores(folder / name / "scores.csv"))
     return controls_lib.lookup_step(table, [str(v["name"]) for v in split.videos])
 
-  def splits_of(train: bool) -> str:
-    data = config.data
-    if not train:
-      return data.eval_split
-    return f"{data.train_split}+{data.eval_split}" if data.get("fold", "") else data.train_split
-
-  return _control(
-    config, mesh, eval_dir, "prediction_score", controls_lib.PREDICTION_FEATURES, step_for_split, splits_of
-  )
+  return _control(config, mesh, eval_dir, "prediction_score", controls_lib.PREDICTION_FEATURES, step_for_split)
 
 
 def _window_probabilities(
