@@ -9,6 +9,11 @@ Subpackages and modules, one concern each (docs/architecture.md):
   data/          input pipeline over the TFDS datasets of ``vad_jax.tfds_builders``
   configs/       the shipped configs (``--config NAME[:variant]``)
   metrics.py, plots.py, sharding.py, checkpointing.py, metric_writers.py, detection.py
+  xla_cpu.py     XLA:CPU flags chosen by measurement, set here on import (before JAX's CPU client exists)
 """
+
+from vad_jax import xla_cpu
+
+xla_cpu.configure()
 
 __version__ = "0.1.0"
