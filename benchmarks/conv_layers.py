@@ -14,14 +14,11 @@ batch of 8 is 32 (CPU size). Median of 5 timed calls after a warm-up; the peak i
 
 import os
 import sys
-import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-import vad_jax  # noqa: F401  (applies vad_jax/xla_cpu.py before JAX's CPU client exists)
+from vad_jax import benchmark  # importing vad_jax applies vad_jax/xla_cpu.py first
 
 SHAPES = (
   "8x256x256x32x32",
@@ -35,23 +32,12 @@ SHAPES = (
 )
 
 
-def seconds(fn, *args, steps: int = 5) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
-
-
 def conv(x, kernel):
   return lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def main(shapes) -> None:
-  a = jnp.ones((2048, 2048))
-  peak = 2 * 2048**3 / seconds(jax.jit(jnp.dot), a, a) / 1e9
+  peak = benchmark.matmul_peak()
   print(f"matmul peak {peak:.0f} GFLOP/s; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   print("shape (frames x h x w x in x out) | GFLOP | forward | dx | dW  (GFLOP/s)")
   forward = jax.jit(conv)
@@ -64,7 +50,11 @@ def main(shapes) -> None:
     kernel = jax.random.normal(keys[1], (3, 3, c_in, c_out))
     g = jax.random.normal(keys[2], (b, h, w, c_out))
     gflop = 2 * b * h * w * 9 * c_in * c_out / 1e9
-    rates = [gflop / seconds(forward, x, kernel), gflop / seconds(dx, x, kernel, g), gflop / seconds(dw, x, kernel, g)]
+    rates = [
+      gflop / benchmark.time_call(forward, x, kernel, steps=5),
+      gflop / benchmark.time_call(dx, x, kernel, g, steps=5),
+      gflop / benchmark.time_call(dw, x, kernel, g, steps=5),
+    ]
     print(f"{shape} | {gflop:.2f} | " + " | ".join(f"{r:.0f}" for r in rates), flush=True)
 
 
