@@ -336,6 +336,37 @@ def test_temporal_differences_and_max_pooling_options():
     TinyHybridModel1(temporal_input="flow").init(jax.random.key(0), *args, train=False)
 
 
+def test_temporal_input_norm_standardises_the_convlstm_input():
+  """``temporal_norm="batch"`` puts a BatchNorm over the ConvLSTM's input channels: in
+  training it standardises each channel over batch, time and space (so a scaled clip
+  gives the same logits), in evaluation it uses the running statistics it tracked."""
+  frames, _, boxes, scores, valid = _synthetic_clips(b=2, t=3)
+  model = TinyHybridModel1(branches="temporal", temporal_input="differences", temporal_norm="batch")
+  variables = model.init(jax.random.key(0), frames, train=False)
+  stats = variables["batch_stats"]["input_norm"]
+  assert stats["mean"].shape == stats["var"].shape == (6,)  # 3 frame + 3 difference channels
+  no_dropout = dict(recurrent_dropout=0.0, temporal_dropout=0.0, head_dropout=0.0)
+  model = TinyHybridModel1(branches="temporal", temporal_input="differences", temporal_norm="batch", **no_dropout)
+
+  def train_logits(x):
+    (logits, _), updated = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    return logits, updated
+
+  logits, updated = jax.jit(train_logits)(frames)
+  shifted, _ = jax.jit(train_logits)(2.0 * frames - 0.3)  # every channel scaled (and shifted)
+  np.testing.assert_allclose(shifted, logits, atol=1e-4)
+  x = np.asarray(frames, np.float64)
+  seen = np.concatenate([x, np.concatenate([np.zeros_like(x[:, :1]), np.diff(x, axis=1)], 1)], -1)
+  np.testing.assert_allclose(
+    updated["batch_stats"]["input_norm"]["mean"], 0.1 * seen.mean(axis=(0, 1, 2, 3)), rtol=1e-4
+  )
+  eval_logits = model.apply({**variables, **updated}, frames, train=False)[0]
+  assert eval_logits.shape == (2, 3) and np.abs(np.asarray(eval_logits) - np.asarray(logits)).max() > 1e-6
+  with pytest.raises(ValueError, match="temporal_norm"):
+    TinyHybridModel1(temporal_norm="layer").init(jax.random.key(0), frames, boxes, scores, valid, train=False)
+  assert "batch_stats" not in TinyHybridModel1(branches="temporal").init(jax.random.key(0), frames, train=False)
+
+
 def test_full_size_models_shapes():
   model = HybridModel1()
   frames = jax.ShapeDtypeStruct((1, 16, 112, 112, 3), jnp.float32)

@@ -95,6 +95,19 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path
   assert checkpointing.Checkpointer(tmp_path / "checkpoints", create=False).all_steps() == [2]
 
 
+def test_training_on_several_cpu_devices_keeps_one_step_in_flight(data_dir, tmp_path, monkeypatch):
+  """On 8 CPU devices each step waits for the previous one before it is dispatched:
+  steps piled up ahead of the devices abort the process in XLA:CPU's rendezvous on a
+  loaded machine (sharding.dispatch_in_order). Between log steps nothing else blocks."""
+  assert sharding.serial_dispatch()
+  waited = []
+  real = jax.block_until_ready
+  monkeypatch.setattr(jax, "block_until_ready", lambda x: waited.append(1) or real(x))
+  config = tiny_config(data_dir, num_train_steps=6, log_every_steps=3, checkpoint_every_steps=6, eval_at_end=False)
+  train.train_and_evaluate(config, str(tmp_path))
+  assert len(waited) >= 4  # steps 2, 3, 5 and 6 wait for the one before (the log fetch empties the queue)
+
+
 # ---- evaluation aggregation with a fake model --------------------------------------
 
 

@@ -56,6 +56,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 ADDED_FIELDS = {
   "model.temporal_input": "frames",
   "model.pooling": "mean",
+  "model.temporal_norm": "none",
   "loss.class_weights": "none",  # only the ConvLSTM's loss lacked it: unweighted
   "loss.shuffle_labels": False,
 }

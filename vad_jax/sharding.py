@@ -95,6 +95,12 @@ def global_batch(mesh: Mesh, local_batch_tree: Any) -> Any:
   return jax.tree.map(to_global, local_batch_tree)
 
 
+def serial_dispatch() -> bool:
+  """Whether programs with collectives must wait for the previous one before dispatch:
+  on the CPU backend with several devices (``dispatch_in_order``)."""
+  return jax.default_backend() == "cpu" and jax.device_count() > 1
+
+
 def dispatch_in_order(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
   """``[fn(item) for item in items]`` with the outputs left on the device.
 
@@ -102,12 +108,13 @@ def dispatch_in_order(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[An
   finish before it is dispatched. Independent programs that contain collectives (an
   evaluation's batches), dispatched faster than they run, fill XLA:CPU's execution
   threads with each device waiting in the rendezvous of a different program; XLA aborts
-  the process after 40 s (``rendezvous.cc: Termination timeout``). Training steps do not
-  need this: each depends on the state the previous one returns.
+  the process after 40 s (``rendezvous.cc: Termination timeout``). Training steps,
+  though each depends on the state the previous one returns, hit the same abort on a
+  loaded machine (``train.py`` waits the same way, ``serial_dispatch``).
   ``docs/RESULTS.md`` records the reproduction; ``tests/test_sharding.py`` checks this path. On accelerators
   the calls are dispatched asynchronously as usual.
   """
-  serialize = jax.default_backend() == "cpu" and jax.device_count() > 1
+  serialize = serial_dispatch()
   outputs: list[Any] = []
   for item in items:
     if serialize and outputs:

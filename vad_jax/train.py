@@ -176,9 +176,14 @@ def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_ste
   ckpt_every = max(log_every, config.checkpoint_every_steps // log_every * log_every)
   last_step = total_steps if stop_after_steps is None else min(total_steps, start_step + stop_after_steps)
   pending, pending_start = [], start_step
+  # Several CPU devices: one step in flight at a time (sharding.dispatch_in_order).
+  serialize = sharding_lib.serial_dispatch()
   try:
     for step in range(start_step + 1, last_step + 1):
-      state, terms = step_fn(state, next(train_iter))
+      batch = next(train_iter)
+      if serialize and pending:
+        jax.block_until_ready(pending[-1])
+      state, terms = step_fn(state, batch)
       pending.append(terms)  # stays on the device until the next log step
       if step % log_every and step % ckpt_every and step != last_step:
         continue

@@ -212,6 +212,9 @@ class ConvLSTMBaseline(nn.Module):
   # "frames" (published) or "differences": each frame beside its change since the
   # previous frame (zero for the first), a labelled change (docs/hybrid.md).
   temporal_input: str = "frames"
+  # "none" (published) or "batch": a BatchNorm of the input channels before the first
+  # layer, a labelled change (docs/hybrid.md).
+  temporal_norm: str = "none"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -224,6 +227,9 @@ class ConvLSTMBaseline(nn.Module):
       x = with_differences(x)
     elif self.temporal_input != "frames":
       raise ValueError(f"temporal_input must be 'frames' or 'differences', got {self.temporal_input!r}")
+    if self.temporal_norm not in TEMPORAL_NORMS:
+      raise ValueError(f"temporal_norm must be one of {TEMPORAL_NORMS}, got {self.temporal_norm!r}")
+    x = normalize_input(x, self.temporal_norm, train=train, dtype=self.dtype)
     for i, f in enumerate(self.filters):
       x, _ = ConvLSTM(
         features=f,
@@ -240,6 +246,18 @@ class ConvLSTMBaseline(nn.Module):
     features = x.reshape(b, -1)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="dense")(features)
     return logits, {"probs": jax.nn.softmax(logits.astype(jnp.float32)), "features": features}
+
+
+TEMPORAL_NORMS = ("none", "batch")
+
+
+def normalize_input(clips: Array, norm: str, *, train: bool, dtype: Any) -> Array:
+  """``clips [b, t, h, w, c]`` unchanged (``norm="none"``) or each channel standardised
+  by a BatchNorm over batch, time and space (``"batch"``, module ``input_norm``: batch
+  statistics in training, running averages in evaluation)."""
+  if norm == "none":
+    return clips
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype, name="input_norm")(clips)
 
 
 def with_differences(clips: Array) -> Array:

@@ -20,7 +20,9 @@ HybridModel-1 on a clip ``frames [b, t, H, W, 3]`` in ``[0, 1]`` with object box
 Not published, labelled options (docs/hybrid.md, Diagnosis): ``temporal_input=
 "differences"`` feeds the ConvLSTM each frame with its difference to the previous one;
 ``pooling="max"`` takes the spatial maximum instead of the mean of the backbone map and
-projects the ConvLSTM map per location before a spatial maximum (instead of flattening).
+projects the ConvLSTM map per location before a spatial maximum (instead of flattening);
+``temporal_norm="batch"`` standardises the ConvLSTM's input channels with a BatchNorm
+(frame differences are about 0.01 on average, too small for the gates to learn from).
 
 Ablation switches (docs/hybrid.md): ``fusion="concat"`` (no AFFM), ``branches="spatial"``
 or ``"temporal"``, ``use_object_features=False``, ``spatial_attention=False``; the plain
@@ -37,7 +39,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vad_jax.hybrid.convlstm import ConvLSTM, with_differences
+from vad_jax.hybrid.convlstm import TEMPORAL_NORMS, ConvLSTM, normalize_input, with_differences
 from vad_jax.hybrid.efficientnet import EfficientNetV2B0
 from vad_jax.hybrid.hog import hog, rgb_to_gray
 from vad_jax.hybrid.roi_align import roi_align_batched
@@ -188,6 +190,7 @@ class HybridModel1(nn.Module):
   head_dropout: float = 0.3
   temporal_input: str = "frames"  # "frames" (published) | "differences" (frame and its change)
   pooling: str = "mean"  # "mean" (published) | "max" (features kept where they are strongest)
+  temporal_norm: str = "none"  # "none" (published) | "batch" (BatchNorm of the ConvLSTM's input channels)
   dtype: Any = jnp.float32
 
   def _spatial(self, frames, boxes, box_scores, box_valid, train):
@@ -235,6 +238,7 @@ class HybridModel1(nn.Module):
     x = x.reshape(b, t, *x.shape[1:])
     if self.temporal_input == "differences":
       x = with_differences(x)
+    x = normalize_input(x, self.temporal_norm, train=train, dtype=self.dtype)
     for i, f in enumerate(self.temporal_filters):
       x, _ = ConvLSTM(
         features=f,
@@ -271,6 +275,8 @@ class HybridModel1(nn.Module):
       raise ValueError(f"temporal_input must be 'frames' or 'differences', got {self.temporal_input!r}")
     if self.pooling not in ("mean", "max"):
       raise ValueError(f"pooling must be 'mean' or 'max', got {self.pooling!r}")
+    if self.temporal_norm not in TEMPORAL_NORMS:
+      raise ValueError(f"temporal_norm must be one of {TEMPORAL_NORMS}, got {self.temporal_norm!r}")
     b, t = frames.shape[:2]
     frames = frames.astype(self.dtype)
     s = h = attention = gate = None

@@ -101,6 +101,7 @@ def build_model(config: ml_collections.ConfigDict):
       head_dropout=m.head_dropout,
       temporal_input=m.get("temporal_input", "frames"),
       pooling=m.get("pooling", "mean"),
+      temporal_norm=m.get("temporal_norm", "none"),
       dtype=dtype,
     )
   if m.name == "convlstm":
@@ -113,6 +114,7 @@ def build_model(config: ml_collections.ConfigDict):
       recurrent_dropout=m.recurrent_dropout,
       dropout=m.dropout,
       temporal_input=m.get("temporal_input", "frames"),
+      temporal_norm=m.get("temporal_norm", "none"),
       dtype=dtype,
     )
   if m.name == "effnet_hog":
