@@ -19,7 +19,8 @@ The named files (``configs/hybrid_dcsass.py``, ...) are this with fixed choices.
   ConvLSTM reads each frame beside its difference to the previous frame), ``balanced``
   (ConvLSTM: class-weighted softmax loss), ``norm`` (HybridModel-1, ConvLSTM: a
   BatchNorm standardises the ConvLSTM's input channels), ``max`` (HybridModel-1: spatial
-  maximum instead of mean, the ConvLSTM map projected per location), ``revised``
+  maximum instead of mean, the ConvLSTM map projected per location; ConvLSTM: each
+  feature's maximum over time and space instead of flattening), ``revised``
   (HybridModel-1: ``differences``, ``norm`` and ``max`` together, 1,000 steps at the
   ``cpu`` size; docs/hybrid.md).
 """
@@ -35,8 +36,8 @@ ABLATIONS = ("no_affm", "bce", "spatial_only", "temporal_only", "no_objects")
 # Labelled changes that are not published (docs/hybrid.md, Diagnosis): ``differences``
 # (HybridModel-1 and ConvLSTM: the ConvLSTM reads each frame beside its change since the
 # previous frame), ``balanced`` (ConvLSTM: class-weighted softmax loss), ``norm``
-# (HybridModel-1 and ConvLSTM: BatchNorm of the ConvLSTM's input), ``max`` (HybridModel-1:
-# spatial max pooling), ``revised`` (HybridModel-1: differences + norm + max).
+# (HybridModel-1 and ConvLSTM: BatchNorm of the ConvLSTM's input), ``max`` (HybridModel-1 and
+# ConvLSTM: max pooling instead of mean or flattening), ``revised`` (HybridModel-1: differences + norm + max).
 CHANGES = ("differences", "balanced", "norm", "max", "revised")
 REVISED = ("differences", "norm", "max")
 
@@ -65,9 +66,10 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
   for change in ("differences", "norm"):
     if change in changes and model_name == "effnet_hog":
       raise ValueError(f"{change!r} changes a ConvLSTM: hybrid or convlstm only")
-  for change in ("max", "revised"):
-    if change in changes and model_name != "hybrid":
-      raise ValueError(f"{change!r} is a change of the hybrid model only")
+  if "max" in changes and model_name == "effnet_hog":
+    raise ValueError("'max' changes a ConvLSTM's pooling: hybrid or convlstm only")
+  if "revised" in changes and model_name != "hybrid":
+    raise ValueError("'revised' is a change of the hybrid model only")
 
   config = default.get_config()
   # The prediction network's score and frame stride mean nothing to a clip classifier.
@@ -146,6 +148,7 @@ def _model(name: str) -> ml_collections.ConfigDict:
     m.dropout = 0.2  # time-distributed dropout after the first three layers (published)
     m.temporal_input = "frames"  # frames (published) or differences (each frame and its change)
     m.temporal_norm = "none"  # none (published) or batch (BatchNorm of the input channels)
+    m.pooling = "flatten"  # flatten (published) or max (each feature's maximum over time and space)
   else:
     m.backbone = "efficientnetv2_b0"  # deep feature backbone (efficientnetv2_b0 or tiny)
     m.image_size = 224  # backbone input size (0 = the frame size)

@@ -180,7 +180,9 @@ def test_labelled_changes_set_their_fields_and_only_where_they_apply():
   # Everything else is the published CPU size.
   changed = {k for k, v in revised.items() if published[k] != v}
   assert changed == {"temporal_input", "temporal_norm", "pooling"}
-  for variant in ("convlstm,synthetic,max", "convlstm,synthetic,revised", "effnet_hog,synthetic,norm"):
+  assert classifier.get_config("convlstm,synthetic,cpu").model.pooling == "flatten"
+  assert classifier.get_config("convlstm,synthetic,cpu,max").model.pooling == "max"
+  for variant in ("effnet_hog,synthetic,max", "convlstm,synthetic,revised", "effnet_hog,synthetic,norm"):
     with pytest.raises(ValueError, match="only"):
       classifier.get_config(variant)
   model = classification.build_model(classifier.get_config("convlstm,synthetic,test,norm"))
@@ -198,6 +200,12 @@ def test_classifier_checkpoints_from_before_the_labelled_changes_resume_only_unc
     train.check_saved_config(saved, changed.to_dict(), tmp_path)
   with pytest.raises(checkpointing.ConfigMismatchError, match="model.temporal_norm"):
     train.check_saved_config(saved, classifier.get_config("hybrid,synthetic,test,norm").to_dict(), tmp_path)
+  # A ConvLSTM saved before ``model.pooling`` existed flattened its map.
+  saved = classifier.get_config("convlstm,synthetic,test").to_dict()
+  del saved["model"]["pooling"], saved["model"]["temporal_norm"]
+  train.check_saved_config(saved, classifier.get_config("convlstm,synthetic,test").to_dict(), tmp_path)
+  with pytest.raises(checkpointing.ConfigMismatchError, match="model.pooling"):
+    train.check_saved_config(saved, classifier.get_config("convlstm,synthetic,test,max").to_dict(), tmp_path)
 
 
 def test_shuffled_labels_permute_whole_clips_among_the_batch():

@@ -136,6 +136,35 @@ def test_baseline_parameter_count_equals_keras(channels):
   assert out[0].shape == (1, 2) and out[1]["features"].shape == (1, 30 * 3 * 3 * 32)
 
 
+def test_baseline_max_pooling_and_input_norm_options():
+  """``pooling="max"`` replaces the flattened map by each feature's maximum over time and
+  space (a dense layer independent of clip length and size, and of where a feature
+  fires); ``temporal_norm="batch"`` adds a BatchNorm of the input channels."""
+  clips = np.random.default_rng(0).random((2, 30, 64, 64, 1)).astype(np.float32)
+  model = ConvLSTMBaseline(pooling="max", temporal_norm="batch", temporal_input="differences")
+  variables = jax.jit(model.init, static_argnames="train")(jax.random.key(0), clips, train=False)
+  assert variables["params"]["dense"]["kernel"].shape == (32, 2)
+  assert variables["batch_stats"]["input_norm"]["mean"].shape == (2,)
+  logits, aux = jax.jit(model.apply, static_argnames="train")(variables, clips, train=False)
+  assert logits.shape == (2, 2) and aux["features"].shape == (2, 32)
+  # The maximum sees where a feature fires only through its value: with left-right
+  # symmetric kernels a mirrored clip gives the same features (30x30: every map has an
+  # even width, so the 2x2 pooling windows mirror onto each other).
+  small = ConvLSTMBaseline(filters=(2, 4), pooling="max")
+  clip = clips[:, :6, :30, :30]
+  params = jax.jit(small.init, static_argnames="train")(jax.random.key(1), clip, train=False)["params"]
+  params = jax.tree.map(lambda leaf: 0.5 * (leaf + leaf[:, ::-1]) if leaf.ndim == 4 else leaf, params)
+  apply = jax.jit(lambda x: small.apply({"params": params}, x, train=False)[1]["features"])
+  np.testing.assert_allclose(apply(clip[:, :, :, ::-1]), apply(clip), rtol=1e-5, atol=1e-6)
+  flat = ConvLSTMBaseline(filters=(2, 4))  # the published head: the features keep their positions
+  flat_params = jax.jit(flat.init, static_argnames="train")(jax.random.key(1), clip, train=False)["params"]
+  flat_params = {**flat_params, **{k: v for k, v in params.items() if k != "dense"}}
+  apply_flat = jax.jit(lambda x: flat.apply({"params": flat_params}, x, train=False)[1]["features"])
+  assert np.abs(np.asarray(apply_flat(clip[:, :, :, ::-1])) - np.asarray(apply_flat(clip))).max() > 1e-4
+  with pytest.raises(ValueError, match="pooling"):
+    ConvLSTMBaseline(pooling="mean").init(jax.random.key(0), clips[:1, :4, :16, :16], train=False)
+
+
 def test_baseline_trains_on_tiny_clips():
   # Dropout off so the per-step losses are deterministic and comparable (dropout is
   # covered by test_recurrent_dropout_is_stochastic_in_training).

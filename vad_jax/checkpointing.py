@@ -53,9 +53,10 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 # Fields added to the configs after runs were saved, with the value that reproduces such
 # a run: a saved config without the field is no different from one holding that value.
+# A mapping gives the value per ``model.name``.
 ADDED_FIELDS = {
   "model.temporal_input": "frames",
-  "model.pooling": "mean",
+  "model.pooling": {"hybrid": "mean", "convlstm": "flatten"},
   "model.temporal_norm": "none",
   "loss.class_weights": "none",  # only the ConvLSTM's loss lacked it: unweighted
   "loss.shuffle_labels": False,
@@ -67,7 +68,11 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
   ``ADDED_FIELDS`` absent from ``saved`` differs only from another value)."""
   a, b = flatten(saved), flatten(current)
   missing = object()
-  a.update({k: v for k, v in ADDED_FIELDS.items() if k not in a and k in b})
+  for key, value in ADDED_FIELDS.items():
+    if isinstance(value, Mapping):
+      value = value.get(a.get("model.name"), missing)
+    if key not in a and key in b and value is not missing:
+      a[key] = value
   return [
     (k, a.get(k, "(absent)"), b.get(k, "(absent)"))
     for k in sorted(set(a) | set(b))

@@ -215,6 +215,9 @@ class ConvLSTMBaseline(nn.Module):
   # "none" (published) or "batch": a BatchNorm of the input channels before the first
   # layer, a labelled change (docs/hybrid.md).
   temporal_norm: str = "none"
+  # "flatten" (published: one weight per position and time step) or "max": the maximum
+  # of each feature over time and space, a labelled change (docs/hybrid.md).
+  pooling: str = "flatten"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -229,6 +232,8 @@ class ConvLSTMBaseline(nn.Module):
       raise ValueError(f"temporal_input must be 'frames' or 'differences', got {self.temporal_input!r}")
     if self.temporal_norm not in TEMPORAL_NORMS:
       raise ValueError(f"temporal_norm must be one of {TEMPORAL_NORMS}, got {self.temporal_norm!r}")
+    if self.pooling not in ("flatten", "max"):
+      raise ValueError(f"pooling must be 'flatten' or 'max', got {self.pooling!r}")
     x = normalize_input(x, self.temporal_norm, train=train, dtype=self.dtype)
     for i, f in enumerate(self.filters):
       x, _ = ConvLSTM(
@@ -243,7 +248,7 @@ class ConvLSTMBaseline(nn.Module):
       x = nn.max_pool(x, (1, 2, 2), strides=(1, 2, 2), padding="SAME")
       if i < len(self.filters) - 1:
         x = nn.Dropout(self.dropout, deterministic=not train, name=f"dropout_{i}")(x)
-    features = x.reshape(b, -1)
+    features = x.max(axis=(1, 2, 3)) if self.pooling == "max" else x.reshape(b, -1)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="dense")(features)
     return logits, {"probs": jax.nn.softmax(logits.astype(jnp.float32)), "features": features}
 

@@ -115,6 +115,7 @@ def build_model(config: ml_collections.ConfigDict):
       dropout=m.dropout,
       temporal_input=m.get("temporal_input", "frames"),
       temporal_norm=m.get("temporal_norm", "none"),
+      pooling=m.get("pooling", "flatten"),
       dtype=dtype,
     )
   if m.name == "effnet_hog":
