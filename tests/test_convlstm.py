@@ -163,6 +163,8 @@ def test_baseline_max_pooling_and_input_norm_options():
   assert np.abs(np.asarray(apply_flat(clip[:, :, :, ::-1])) - np.asarray(apply_flat(clip))).max() > 1e-4
   with pytest.raises(ValueError, match="pooling"):
     ConvLSTMBaseline(pooling="mean").init(jax.random.key(0), clips[:1, :4, :16, :16], train=False)
+  with pytest.raises(ValueError, match="temporal_norm"):
+    ConvLSTMBaseline(temporal_norm="layer").init(jax.random.key(0), clips[:1, :4, :16, :16], train=False)
 
 
 def test_baseline_trains_on_tiny_clips():

@@ -230,8 +230,6 @@ class ConvLSTMBaseline(nn.Module):
       x = with_differences(x)
     elif self.temporal_input != "frames":
       raise ValueError(f"temporal_input must be 'frames' or 'differences', got {self.temporal_input!r}")
-    if self.temporal_norm not in TEMPORAL_NORMS:
-      raise ValueError(f"temporal_norm must be one of {TEMPORAL_NORMS}, got {self.temporal_norm!r}")
     if self.pooling not in ("flatten", "max"):
       raise ValueError(f"pooling must be 'flatten' or 'max', got {self.pooling!r}")
     x = normalize_input(x, self.temporal_norm, train=train, dtype=self.dtype)
@@ -260,6 +258,8 @@ def normalize_input(clips: Array, norm: str, *, train: bool, dtype: Any) -> Arra
   """``clips [b, t, h, w, c]`` unchanged (``norm="none"``) or each channel standardised
   by a BatchNorm over batch, time and space (``"batch"``, module ``input_norm``: batch
   statistics in training, running averages in evaluation)."""
+  if norm not in TEMPORAL_NORMS:
+    raise ValueError(f"temporal_norm must be one of {TEMPORAL_NORMS}, got {norm!r}")
   if norm == "none":
     return clips
   return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype, name="input_norm")(clips)
