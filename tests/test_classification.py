@@ -182,9 +182,41 @@ def test_labelled_changes_set_their_fields_and_only_where_they_apply():
   assert changed == {"temporal_input", "temporal_norm", "pooling"}
   assert classifier.get_config("convlstm,synthetic,cpu").model.pooling == "flatten"
   assert classifier.get_config("convlstm,synthetic,cpu,max").model.pooling == "max"
-  for variant in ("effnet_hog,synthetic,max", "convlstm,synthetic,revised", "effnet_hog,synthetic,norm"):
+  for variant in ("effnet_hog,synthetic,max", "effnet_hog,synthetic,revised", "effnet_hog,synthetic,norm"):
     with pytest.raises(ValueError, match="only"):
       classifier.get_config(variant)
+  with pytest.raises(ValueError, match="convlstm baseline only"):
+    classifier.get_config("hybrid,synthetic,short")
+
+
+def test_the_revised_convlstm_is_the_published_one_with_four_labelled_changes():
+  """``convlstm,...,revised``: differences, input norm, class weights and 8-frame clips
+  (batch 8), 1,000 steps at the CPU size; nothing else differs (the published flattened
+  map is kept)."""
+  published = classifier.get_config("convlstm,synthetic,cpu")
+  revised = classifier.get_config("convlstm,synthetic,cpu,revised")
+  assert (published.data.clip_frames, published.data.clip_window, published.batch_size) == (30, 30, 4)
+  assert (revised.data.clip_frames, revised.data.clip_window, revised.batch_size) == (8, 8, 8)
+  assert (revised.model.temporal_input, revised.model.temporal_norm, revised.model.pooling) == (
+    "differences",
+    "batch",
+    "flatten",
+  )
+  assert revised.loss.class_weights == "batch" and revised.num_train_steps == 1000
+  flat = lambda c: {f"{k}.{j}": w for k, v in c.to_dict().items() if isinstance(v, dict) for j, w in v.items()}
+  before, after = flat(published), flat(revised)
+  changed = {k for k in after if before.get(k) != after[k]}
+  assert changed == {
+    "model.temporal_input",
+    "model.temporal_norm",
+    "loss.class_weights",
+    "data.clip_frames",
+    "data.clip_window",
+  }
+  assert (revised.batch_size, revised.num_train_steps) != (published.batch_size, published.num_train_steps)
+  # Longer windows than the clip (UCF-Crime's 32 s) are kept; 8 frames are sampled from them.
+  short = classifier.get_config("convlstm,ucf_crime,short")
+  assert (short.data.clip_frames, short.data.clip_window) == (8, 32)
   model = classification.build_model(classifier.get_config("convlstm,synthetic,test,norm"))
   assert model.temporal_norm == "batch"
 
