@@ -43,6 +43,11 @@ ABLATIONS = ("no_affm", "bce", "spatial_only", "temporal_only", "no_objects")
 # ``revised`` (per model, below).
 CHANGES = ("differences", "balanced", "norm", "max", "short", "revised")
 REVISED = {"hybrid": ("differences", "norm", "max"), "convlstm": ("differences", "norm", "balanced", "short")}
+# The models each change applies to.
+CHANGE_MODELS = {
+  **dict.fromkeys(("differences", "norm", "max", "revised"), ("hybrid", "convlstm")),
+  **dict.fromkeys(("balanced", "short"), ("convlstm",)),
+}
 SHORT_CLIP_FRAMES = 8
 
 
@@ -63,18 +68,12 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
     raise ValueError(f"unknown option(s) {unknown}; sizes {SIZES}, ablations {ABLATIONS}")
   if ablations and model_name != "hybrid":
     raise ValueError(f"ablations {ablations} apply to the hybrid model only")
-  for change in ("balanced", "short"):
-    if change in changes and model_name != "convlstm":
-      raise ValueError(f"{change!r} is a change of the convlstm baseline only")
-  if "revised" in changes and model_name not in REVISED:
-    raise ValueError("'revised' changes a ConvLSTM model: hybrid or convlstm only")
+  for change in changes:
+    if model_name not in CHANGE_MODELS[change]:
+      where = "the convlstm baseline" if CHANGE_MODELS[change] == ("convlstm",) else "a ConvLSTM: hybrid or convlstm"
+      raise ValueError(f"{change!r} changes {where} only")
   if "revised" in changes:
     changes = [*changes, *REVISED[model_name]]
-  for change in ("differences", "norm"):
-    if change in changes and model_name == "effnet_hog":
-      raise ValueError(f"{change!r} changes a ConvLSTM: hybrid or convlstm only")
-  if "max" in changes and model_name == "effnet_hog":
-    raise ValueError("'max' changes a ConvLSTM's pooling: hybrid or convlstm only")
 
   config = default.get_config()
   # The prediction network's score and frame stride mean nothing to a clip classifier.
