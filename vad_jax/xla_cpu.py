@@ -1,13 +1,19 @@
 """XLA:CPU settings chosen by measurement, applied when ``vad_jax`` is imported.
 
-jaxlib 0.10's XLA:CPU hands convolutions and matmuls to YNNPACK. On the development
-machine (docs/RESULTS.md, "Training-step efficiency") YNNPACK's convolutions slow down
-two- to three-fold once a tensor passes about 32 MB: a 3x3 convolution of 8 frames of
-256x256x32 ran at 91 GFLOP/s forward and 33 GFLOP/s for its kernel gradient, against 202
-and 92 GFLOP/s with XLA's own (Eigen) convolutions, and the paper-size training step of
-the dual-stream network took 1.29x as long. Smaller programs (the CPU-size network, the
-classifiers) ran equally fast either way. ``configure`` therefore turns YNNPACK's fusions
-off unless the user chose otherwise:
+jaxlib 0.10's XLA:CPU hands convolutions, matmuls and reductions to YNNPACK. Its
+convolutions are the slow part for this project's networks (docs/RESULTS.md,
+"Training-step efficiency"): their kernel gradients ran 1.2-3x slower than XLA's own
+(Eigen) convolutions at every width of the dual-stream network on two machines, and their
+forward pass fell to 58-91 GFLOP/s on 8 frames of 256x256x32 (Eigen: 135-217). Its
+matmuls and reductions are the fast part: the CPU-size training step (1x1 and transposed
+convolutions and memory reads as matmuls, ``model.conv_impl``; BatchNorm statistics and
+losses as reductions) took 2.48-2.80 s with YNNPACK off and 2.15-2.29 s with only its
+convolutions off (AMD EPYC, 2 cores). ``configure`` therefore takes the convolutions away
+from YNNPACK and leaves it the rest
+(``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution``: XLA's default list of
+YNNPACK fusions less one; in that training step all 160 convolutions stay XLA's, and
+YNNPACK runs 90 of the 106 matmuls and 262 of the 274 reductions), unless the user chose
+otherwise:
 
 * ``XLA_FLAGS`` already names ``xla_cpu_experimental_ynn_fusion_type``: left as it is;
 * ``VAD_JAX_YNNPACK=1`` in the environment: XLA's default is kept.
@@ -22,17 +28,30 @@ from collections.abc import MutableMapping
 
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 OPT_OUT = "VAD_JAX_YNNPACK"
+SETTING = "-individual_convolution"  # remove one type from XLA's default list
+
+
+def convolutions_are_xla_own(value: str) -> bool:
+  """Whether a value of ``--xla_cpu_experimental_ynn_fusion_type`` (a comma-separated list
+  of fusion types; or of ``+``/``-`` edits of XLA's default list, which holds
+  ``individual_convolution``) leaves 3x3 convolutions to XLA's own kernels."""
+  items = [item for item in value.split(",") if item]
+  if items and all(item[0] in "+-" for item in items):
+    return "-individual_convolution" in items
+  return "individual_convolution" not in items
 
 
 def configure(environ: MutableMapping[str, str] = os.environ) -> bool:
-  """Adds ``--xla_cpu_experimental_ynn_fusion_type=`` (no YNNPACK fusions) to
+  """Adds ``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution`` to
   ``environ["XLA_FLAGS"]`` unless the user set that flag or ``VAD_JAX_YNNPACK=1``.
-  Returns whether XLA's CPU compiler will use its own convolutions because of this call
-  or an earlier one. It has no effect on a CPU client that already exists."""
+  Returns whether XLA's CPU compiler will use its own convolutions, because of this
+  call, an earlier one or the user's own value of the flag. It has no effect on a CPU
+  client that already exists."""
   flags = environ.get("XLA_FLAGS", "")
-  if YNN_FLAG in flags:
-    return f"{YNN_FLAG}= " in f"{flags} "
+  values = [flag.split("=", 1)[1] if "=" in flag else "" for flag in flags.split() if flag.startswith(YNN_FLAG)]
+  if values:
+    return convolutions_are_xla_own(values[-1])
   if environ.get(OPT_OUT, "0") not in ("", "0"):
     return False
-  environ["XLA_FLAGS"] = f"{flags} {YNN_FLAG}=".strip()
+  environ["XLA_FLAGS"] = f"{flags} {YNN_FLAG}={SETTING}".strip()
   return True
