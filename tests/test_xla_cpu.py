@@ -45,6 +45,9 @@ def test_takes_convolutions_from_ynnpack_unless_the_user_chose():
 
   opted_out = {"VAD_JAX_YNNPACK": "1"}
   assert not xla_cpu.configure(opted_out) and "XLA_FLAGS" not in opted_out
+  assert xla_cpu.ynn_fusion_types(opted_out) == "default"
+  assert xla_cpu.ynn_fusion_types(environ) == "-individual_convolution"
+  assert xla_cpu.ynn_fusion_types({"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}) == ""
 
 
 def ynnpack_ops(hlo: str) -> dict[str, int]:

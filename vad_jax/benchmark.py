@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from vad_jax import annotation, config_flags, metric_writers, sharding, tasks, video_sources
+from vad_jax import annotation, config_flags, metric_writers, sharding, tasks, video_sources, xla_cpu
 from vad_jax import state as state_lib
 from vad_jax.detector import Detector
 
@@ -241,6 +241,7 @@ def main(argv):
   print(
     f"device: {jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()}); "
     f"{config.model.name}, {shape}, batch {batch}, dtype {config.model.dtype}"
+    + (f"; YNNPACK fusion types {xla_cpu.ynn_fusion_types()!r}" if jax.default_backend() == "cpu" else "")
   )
   width = max(len(k) for k in result)
   print("-" * (width + 14))

@@ -24,7 +24,7 @@ changes nothing on GPUs and TPUs (it is read by the CPU compiler only).
 """
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 OPT_OUT = "VAD_JAX_YNNPACK"
@@ -41,6 +41,17 @@ def convolutions_are_xla_own(value: str) -> bool:
   return "individual_convolution" not in items
 
 
+def ynn_fusion_types(environ: Mapping[str, str] = os.environ) -> str:
+  """The value of ``--xla_cpu_experimental_ynn_fusion_type`` in ``XLA_FLAGS`` (the last
+  one given), or ``"default"`` where the flag is not set (XLA's own list)."""
+  values = [
+    flag.split("=", 1)[1] if "=" in flag else ""
+    for flag in environ.get("XLA_FLAGS", "").split()
+    if flag.startswith(YNN_FLAG)
+  ]
+  return values[-1] if values else "default"
+
+
 def configure(environ: MutableMapping[str, str] = os.environ) -> bool:
   """Adds ``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution`` to
   ``environ["XLA_FLAGS"]`` unless the user set that flag or ``VAD_JAX_YNNPACK=1``.
@@ -48,9 +59,8 @@ def configure(environ: MutableMapping[str, str] = os.environ) -> bool:
   call, an earlier one or the user's own value of the flag. It has no effect on a CPU
   client that already exists."""
   flags = environ.get("XLA_FLAGS", "")
-  values = [flag.split("=", 1)[1] if "=" in flag else "" for flag in flags.split() if flag.startswith(YNN_FLAG)]
-  if values:
-    return convolutions_are_xla_own(values[-1])
+  if YNN_FLAG in flags:
+    return convolutions_are_xla_own(ynn_fusion_types(environ))
   if environ.get(OPT_OUT, "0") not in ("", "0"):
     return False
   environ["XLA_FLAGS"] = f"{flags} {YNN_FLAG}={SETTING}".strip()
