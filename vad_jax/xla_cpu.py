@@ -13,7 +13,11 @@ from YNNPACK and leaves it the rest
 (``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution``: XLA's default list of
 YNNPACK fusions less one; in that training step all 160 convolutions stay XLA's, and
 YNNPACK runs 90 of the 106 matmuls and 262 of the 274 reductions), unless the user chose
-otherwise:
+otherwise. (The setting removes YNNPACK's fusions of single convolutions. A convolution
+whose output goes straight into a matmul or a reduction can still be fused into that
+YNNPACK fusion: none of the dual-stream network's training step, which
+tests/test_xla_cpu.py checks, and 10 of the 64 in its CPU-size inference pass, which uses
+XLA's convolutions throughout.)
 
 * ``XLA_FLAGS`` already names ``xla_cpu_experimental_ynn_fusion_type``: left as it is;
 * ``VAD_JAX_YNNPACK=1`` in the environment: XLA's default is kept.
@@ -34,7 +38,8 @@ SETTING = "-individual_convolution"  # remove one type from XLA's default list
 def convolutions_are_xla_own(value: str) -> bool:
   """Whether a value of ``--xla_cpu_experimental_ynn_fusion_type`` (a comma-separated list
   of fusion types; or of ``+``/``-`` edits of XLA's default list, which holds
-  ``individual_convolution``) leaves 3x3 convolutions to XLA's own kernels."""
+  ``individual_convolution``) leaves convolutions to XLA's own kernels, apart from any
+  that YNNPACK fuses into a matmul or reduction they feed."""
   items = [item for item in value.split(",") if item]
   if items and all(item[0] in "+-" for item in items):
     return "-individual_convolution" in items
