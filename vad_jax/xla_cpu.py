@@ -63,10 +63,10 @@ def configure(environ: MutableMapping[str, str] = os.environ) -> bool:
   Returns whether XLA's CPU compiler will use its own convolutions, because of this
   call, an earlier one or the user's own value of the flag. It has no effect on a CPU
   client that already exists."""
-  flags = environ.get("XLA_FLAGS", "")
-  if YNN_FLAG in flags:
-    return convolutions_are_xla_own(ynn_fusion_types(environ))
+  value = ynn_fusion_types(environ)
+  if value != "default":
+    return convolutions_are_xla_own(value)
   if environ.get(OPT_OUT, "0") not in ("", "0"):
     return False
-  environ["XLA_FLAGS"] = f"{flags} {YNN_FLAG}={SETTING}".strip()
+  environ["XLA_FLAGS"] = f"{environ.get('XLA_FLAGS', '')} {YNN_FLAG}={SETTING}".strip()
   return True
