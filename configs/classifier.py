@@ -220,6 +220,10 @@ def _dataset(config, model_name: str, dataset: str) -> None:
   # "i/k": evaluate on part i of k of the evaluation split's videos (name order) and
   # train on data.train_split plus the other parts ("" = no folds; sources.select_videos).
   data.fold = ""
+  # With a fold: "all" trains on data.train_split plus the other parts; "labelled" (a
+  # diagnostic, docs/hybrid.md) on the other parts alone, so that normal and anomalous
+  # training frames come from the same kind of video.
+  data.fold_training = "all"
   if model_name == "convlstm":
     data.image_size = (64, 64)
     data.clip_frames = 30

@@ -92,6 +92,21 @@ def test_no_fold_puts_frames_of_one_video_in_training_and_evaluation(count, data
   assert sorted(held_out) == sorted(test_names)  # every test video evaluated exactly once
 
 
+def test_a_fold_can_train_on_the_other_labelled_videos_alone(data_dir):
+  config = classifier.get_config("hybrid,synthetic,test")
+  config.data.data_dir = str(data_dir)
+  test_names = {v["name"] for v in classification.open_split(config, train=False).videos}
+  config.data.fold, config.data.fold_training = "1/3", "labelled"
+  trained = {v["name"] for v in classification.open_split(config, train=True).videos}
+  evaluated = {v["name"] for v in classification.open_split(config, train=False).videos}
+  assert evaluated and not trained & evaluated
+  assert trained == test_names - evaluated  # no video of the training split
+  assert classification.split_names(config, train=True) == config.data.eval_split
+  config.data.fold_training = "unlabelled"
+  with pytest.raises(ValueError, match="fold_training"):
+    classification.open_split(config, train=True)
+
+
 def test_a_fold_chooses_the_evaluation_videos_alone(data_dir):
   config = classifier.get_config("hybrid,synthetic,test")
   config.data.data_dir = str(data_dir)

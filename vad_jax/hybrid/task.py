@@ -52,6 +52,9 @@ from vad_jax.hybrid.model import EfficientNetHOGClassifier, HybridModel1
 
 Array = Any
 MUTABLE = ("batch_stats",)
+# What a fold trains on: the training split and the evaluation split's other parts, or
+# those parts alone (open_split).
+FOLD_TRAINING = ("all", "labelled")
 
 
 def _size(value: int) -> int | None:
@@ -191,11 +194,15 @@ def open_split(config: ml_collections.ConfigDict, train: bool) -> sources.VideoS
 
   With ``data.fold = "i/k"`` the evaluation videos are part ``i`` of ``k`` of the
   evaluation split (``sources.select_videos``'s ``part:i/k``), and the training videos
-  are those of the training split plus the evaluation split's other parts: no video is
-  on both sides.
+  are those of the training split plus the evaluation split's other parts
+  (``data.fold_training = "all"``) or the other parts alone (``"labelled"``): no video
+  is on both sides.
   """
   data = config.data
   fold = data.get("fold", "")
+  fold_training = data.get("fold_training", "all")
+  if fold_training not in FOLD_TRAINING:
+    raise ValueError(f"data.fold_training must be one of {FOLD_TRAINING}, got {fold_training!r}")
   if fold and data.get("eval_videos", ""):
     raise ValueError(f"data.fold={fold!r} chooses the evaluation videos: data.eval_videos must be empty")
   if not train:
@@ -205,7 +212,7 @@ def open_split(config: ml_collections.ConfigDict, train: bool) -> sources.VideoS
   if not fold:
     return split
   others = sources.select_videos(input_pipeline.open_split(data, data.eval_split), f"part:{fold}", exclude=True)
-  return sources.concat_splits([split, others])
+  return others if fold_training == "labelled" else sources.concat_splits([split, others])
 
 
 def split_names(config: ml_collections.ConfigDict, train: bool) -> str:
@@ -214,7 +221,9 @@ def split_names(config: ml_collections.ConfigDict, train: bool) -> str:
   data = config.data
   if not train:
     return data.eval_split
-  return f"{data.train_split}+{data.eval_split}" if data.get("fold", "") else data.train_split
+  if not data.get("fold", ""):
+    return data.train_split
+  return data.eval_split if data.get("fold_training", "all") == "labelled" else f"{data.train_split}+{data.eval_split}"
 
 
 def create_iterator(config, mesh, *, train: bool, split: sources.VideoSplit | None = None):
