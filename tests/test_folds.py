@@ -105,6 +105,9 @@ def test_a_fold_can_train_on_the_other_labelled_videos_alone(data_dir):
   config.data.fold_training = "unlabelled"
   with pytest.raises(ValueError, match="fold_training"):
     classification.open_split(config, train=True)
+  config.data.fold, config.data.fold_training = "", "labelled"
+  with pytest.raises(ValueError, match="needs a fold"):
+    classification.open_split(config, train=True)
 
 
 def test_a_fold_chooses_the_evaluation_videos_alone(data_dir):

@@ -200,9 +200,7 @@ def open_split(config: ml_collections.ConfigDict, train: bool) -> sources.VideoS
   """
   data = config.data
   fold = data.get("fold", "")
-  fold_training = data.get("fold_training", "all")
-  if fold_training not in FOLD_TRAINING:
-    raise ValueError(f"data.fold_training must be one of {FOLD_TRAINING}, got {fold_training!r}")
+  labelled_only = _trains_on_labelled_only(data)
   if fold and data.get("eval_videos", ""):
     raise ValueError(f"data.fold={fold!r} chooses the evaluation videos: data.eval_videos must be empty")
   if not train:
@@ -212,7 +210,19 @@ def open_split(config: ml_collections.ConfigDict, train: bool) -> sources.VideoS
   if not fold:
     return split
   others = sources.select_videos(input_pipeline.open_split(data, data.eval_split), f"part:{fold}", exclude=True)
-  return others if fold_training == "labelled" else sources.concat_splits([split, others])
+  return others if labelled_only else sources.concat_splits([split, others])
+
+
+def _trains_on_labelled_only(data: ml_collections.ConfigDict) -> bool:
+  """Whether a fold trains on the evaluation split's other parts alone
+  (``data.fold_training``); raises on an unknown value, or on ``"labelled"`` without a
+  fold."""
+  fold_training = data.get("fold_training", "all")
+  if fold_training not in FOLD_TRAINING:
+    raise ValueError(f"data.fold_training must be one of {FOLD_TRAINING}, got {fold_training!r}")
+  if fold_training == "labelled" and not data.get("fold", ""):
+    raise ValueError("data.fold_training='labelled' needs a fold (data.fold = 'i/k')")
+  return fold_training == "labelled"
 
 
 def split_names(config: ml_collections.ConfigDict, train: bool) -> str:
@@ -223,7 +233,7 @@ def split_names(config: ml_collections.ConfigDict, train: bool) -> str:
     return data.eval_split
   if not data.get("fold", ""):
     return data.train_split
-  return data.eval_split if data.get("fold_training", "all") == "labelled" else f"{data.train_split}+{data.eval_split}"
+  return data.eval_split if _trains_on_labelled_only(data) else f"{data.train_split}+{data.eval_split}"
 
 
 def create_iterator(config, mesh, *, train: bool, split: sources.VideoSplit | None = None):
