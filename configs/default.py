@@ -82,7 +82,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 500  # steps between checkpoints (rounded to log_every_steps)
   config.max_checkpoints_to_keep = 3  # latest checkpoints kept (plus the best, if tracked)
   config.best_metric = ""  # eval metric that picks the best checkpoint ("" = none), e.g. fused_micro_auc
-  config.best_metric_split = ""  # labelled split evaluated at each checkpoint for best_metric
+  config.best_metric_split = ""  # split evaluated at each checkpoint for best_metric ("held_out": calibration.videos)
   config.eval_at_end = True  # evaluate on data.eval_split when training finishes
   config.eval_plots = True  # write score curves, ROC curves and frame panels
 

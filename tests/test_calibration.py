@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from vad_jax import calibrate, train
+from vad_jax import calibrate, curve, train
 from vad_jax.configs import synthetic
 from vad_jax.data import sources
 from vad_jax.detector import Detector
@@ -80,6 +80,53 @@ def test_held_out_videos_are_left_out_of_training_and_fit_the_calibration(calibr
     for name in ("deployment_auc", "false_alarm_rate", "events_detected"):
       assert 0.0 <= results[f"{stream}_{name}"] <= 1.0
   assert results["anomalous_events"] >= 1 and "fused_micro_auc" in results
+
+
+def test_the_curve_evaluates_every_checkpoint_on_the_held_out_videos_and_the_test_split(calibrated_run):
+  workdir, config, results = calibrated_run
+  rows = curve.curve(workdir, test=True)
+  assert [r["step"] for r in rows] == [2, 4, 6]
+  minutes = [r["training_minutes"] for r in rows]
+  assert all(np.isfinite(minutes)) and minutes == sorted(minutes) and minutes[0] > 0
+  for row in rows:
+    assert np.isfinite(row["validation_psnr"])
+    for stream in ("fused", "spatial", "temporal"):
+      assert 0.0 <= row[f"pseudo_{stream}_micro_auc"] <= 1.0
+  # the test columns are the evaluation's own figures for that checkpoint
+  assert rows[-1]["test_fused_micro_auc"] == pytest.approx(results["fused_micro_auc"], abs=1e-6)
+  assert curve.curve(workdir, steps=[4])[0]["validation_psnr"] == pytest.approx(rows[1]["validation_psnr"], rel=1e-5)
+  with pytest.raises(ValueError, match=r"no checkpoint at steps \[5\]"):
+    curve.curve(workdir, steps=[5])
+
+
+def test_training_can_keep_the_checkpoint_that_detects_the_pseudo_anomalies_best(data_dir, tmp_path):
+  config = synthetic.get_config("test")
+  config.data.data_dir = str(data_dir)
+  config.calibration.videos = "fold:0/3"
+  config.best_metric, config.best_metric_split = "pseudo_fused_micro_auc", "held_out"
+  config.max_checkpoints_to_keep = 1
+  train.train_and_evaluate(config, str(tmp_path))
+  scores = {
+    r["step"]: r["val/pseudo_fused_micro_auc"]
+    for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+    if "val/pseudo_fused_micro_auc" in r
+  }
+  assert sorted(scores) == [2, 4, 6]
+  best = max(scores, key=scores.get)
+  kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert best in kept and 6 in kept  # the best by validation, and the latest for resuming
+  row = curve.curve(tmp_path, steps=[best])[0]  # the same figures as the loop logged
+  assert row["pseudo_fused_micro_auc"] == pytest.approx(scores[best], abs=1e-6)
+
+
+def test_the_curve_needs_held_out_videos_or_the_test_split(data_dir, tmp_path):
+  config = synthetic.get_config("test")
+  config.data.data_dir = str(data_dir)
+  config.num_train_steps = 2
+  train.train_and_evaluate(config, str(tmp_path))
+  with pytest.raises(ValueError, match="held no video out"):
+    curve.curve(tmp_path)
+  assert "validation_psnr" not in curve.curve(tmp_path, test=True)[0]
 
 
 def test_the_detector_uses_the_saved_calibration_and_streams_like_offline(calibrated_run, data_dir, tmp_path):

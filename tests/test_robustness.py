@@ -69,6 +69,11 @@ def finished(data_dir, tmp_path_factory):
       r"best_metric='fused_auc' is not a metric of this model; choose one of .*fused_micro_auc",
     ),
     ({"best_metric_split": "test"}, "best_metric_split='test' needs a best_metric"),
+    (
+      {"best_metric": "pseudo_fused_micro_auc", "best_metric_split": "held_out"},
+      r"best_metric_split='held_out' picks checkpoints on training videos held out of training, but "
+      r"calibration.videos is empty",
+    ),
   ],
 )
 def test_invalid_settings_fail_before_the_workdir_is_touched(data_dir, tmp_path, overrides, message):

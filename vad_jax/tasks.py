@@ -26,10 +26,14 @@ import numpy as np
 
 from vad_jax import detection
 from vad_jax.dual_stream import task as dual_stream_task
+from vad_jax.dual_stream import validation as dual_stream_validation
 from vad_jax.hybrid import task as hybrid_task
 
 Array = Any
 Config = ml_collections.ConfigDict
+# ``best_metric_split`` value meaning the training videos held out of training
+# (``calibration.videos``), scored by ``Task.validate`` instead of ``Task.evaluate``.
+HELD_OUT = dual_stream_validation.SPLIT
 
 
 class Task(Protocol):
@@ -95,6 +99,12 @@ class Task(Protocol):
     """A JSON-able calibration of the deployment score fitted on normal frames training
     did not see (held-out training videos, or ``videos``), or None when the task has
     nothing to fit or no such frames are configured."""
+
+  def validate(self, config: Config, state: Any, mesh, speedup: int = 3) -> Optional[dict[str, float]]:
+    """Flat figures on held-out normal training videos that a recipe can be chosen by
+    without the test split (the dual-stream network: their prediction PSNR and the
+    detection of sped-up regions, ``dual_stream/validation.py``), or None when the task
+    has no such validation or no video is held out."""
 
   def scalar_metrics(self, results: Mapping[str, Any]) -> dict[str, float]:
     """Flat float metrics of an evaluation (logs, best-checkpoint selection)."""

@@ -70,6 +70,11 @@ def check_training_config(config: ml_collections.ConfigDict) -> None:
 
 def check_best_metric(config: ml_collections.ConfigDict, task: tasks.Task) -> str:
   """The best-checkpoint mode (``max``/``min``) of ``config.best_metric``."""
+  if config.best_metric_split == tasks.HELD_OUT and not config.get("calibration", {}).get("videos"):
+    raise ValueError(
+      f"best_metric_split={tasks.HELD_OUT!r} picks checkpoints on training videos held out of training, "
+      f"but calibration.videos is empty; hold some out (e.g. --config.calibration.videos=fold:0/8)"
+    )
   metrics = task.metrics(config)
   if config.best_metric not in metrics:
     raise ValueError(
@@ -208,9 +213,12 @@ def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_ste
       if step % ckpt_every == 0 or step == last_step:
         save_metrics = None
         if config.best_metric:
-          save_metrics = task.scalar_metrics(
-            task.evaluate(config, state, mesh, split_name=config.best_metric_split or None, eval_dir=None)
-          )
+          if config.best_metric_split == tasks.HELD_OUT:
+            save_metrics = task.validate(config, state, mesh)
+          else:
+            save_metrics = task.scalar_metrics(
+              task.evaluate(config, state, mesh, split_name=config.best_metric_split or None, eval_dir=None)
+            )
           writer.write_scalars(step, save_metrics, prefix="val/")
         checkpointer.save(step, state, train_iter, config, save_metrics)
         metric_writers.say(f"checkpoint step {step}: {checkpointer.directory / str(step)}")

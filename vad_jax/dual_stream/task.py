@@ -21,10 +21,10 @@ import numpy as np
 import optax
 
 from vad_jax import detection
-from vad_jax.data import indexing, input_pipeline, preprocessing, sources
+from vad_jax.data import indexing, input_pipeline, loaders, preprocessing, sources
 from vad_jax.data import prepare as data_prep
 from vad_jax.dual_stream import calibration as calibration_lib
-from vad_jax.dual_stream import evaluation, scoring
+from vad_jax.dual_stream import evaluation, scoring, validation
 from vad_jax.dual_stream.loss import dual_stream_loss
 from vad_jax.dual_stream.network import DualStreamNet
 
@@ -41,12 +41,13 @@ def prepare(config: ml_collections.ConfigDict) -> None:
 def check_config(config: ml_collections.ConfigDict) -> None:
   """The configured splits exist in the prepared dataset."""
   data = config.data
+  held_out = config.best_metric_split == validation.SPLIT  # not a TFDS split (train.check_best_metric)
   data_prep.check_splits(
     data,
     {
       "data.train_split": data.train_split,
       "data.eval_split": data.eval_split,
-      "best_metric_split": config.best_metric_split,
+      "best_metric_split": "" if held_out else config.best_metric_split,
     },
   )
 
@@ -178,8 +179,10 @@ def evaluate(
 
 
 def metrics(config: ml_collections.ConfigDict) -> dict[str, str]:
-  """AUCs (higher is better) and EERs (lower is better) of each stream."""
-  del config
+  """AUCs (higher is better) and EERs (lower is better) of each stream; with
+  ``best_metric_split = "held_out"``, the figures of ``validate`` instead."""
+  if config.best_metric_split == validation.SPLIT:
+    return validation.metric_modes()
   return {
     f"{stream}_{name}": ("min" if name == "eer" else "max")
     for stream in evaluation.STREAMS
@@ -393,3 +396,26 @@ def calibrate(
   return calibration_lib.fit(
     {k: arrays[k] for k in evaluation.STAT_KEYS}, config.score.lam, far, [v["name"] for v in split.videos]
   )
+
+
+def held_out_frames(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """name -> uint8 ``[n, h, w, c]`` of each training video held out by ``calibration.videos``."""
+  split = sources.select_videos(
+    input_pipeline.open_split(config.data, config.data.train_split), config.calibration.videos
+  )
+  settings = input_pipeline.frame_settings(config.data, "signed_unit")
+  return {
+    str(v["name"]): loaders.read_frames(split.source, np.arange(v["start"], v["start"] + v["length"]), settings)[0]
+    for v in split.videos
+  }
+
+
+def validate(config: ml_collections.ConfigDict, state, mesh, speedup: int = 3) -> Optional[dict[str, float]]:
+  """The held-out training videos' prediction PSNR and the detection of their sped-up
+  regions (``validation.py``); None when training held no video out."""
+  del mesh
+  if not config.calibration.videos:
+    return None
+  videos = validation.pseudo_anomaly_videos(held_out_frames(config), config.model.sequence_length, speedup)
+  batch_size = config.data.eval_batch_size or config.batch_size
+  return validation.validate(videos, model_statistics(config, state), batch_size, config.score.lam)

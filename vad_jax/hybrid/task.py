@@ -466,6 +466,12 @@ def calibrate(config, state, mesh, videos=None) -> None:
   del config, state, mesh, videos
 
 
+def validate(config, state, mesh, speedup: int = 3) -> None:
+  """None: a classifier is validated on labelled clips, a split of labelled training
+  videos given to ``evaluate`` (docs/hybrid.md), not on pseudo-anomalies."""
+  del config, state, mesh, speedup
+
+
 scalar_metrics = evaluation.headline
 
 
