@@ -104,7 +104,7 @@ def test_training_can_keep_the_checkpoint_that_detects_the_pseudo_anomalies_best
   config.data.data_dir = str(data_dir)
   config.calibration.videos = "fold:0/3"
   config.best_metric, config.best_metric_split = "pseudo_fused_micro_auc", "held_out"
-  config.max_checkpoints_to_keep = 1
+  config.max_checkpoints_to_keep, config.eval_at_end = 1, False
   train.train_and_evaluate(config, str(tmp_path))
   scores = {
     r["step"]: r["val/pseudo_fused_micro_auc"]
@@ -122,7 +122,7 @@ def test_training_can_keep_the_checkpoint_that_detects_the_pseudo_anomalies_best
 def test_the_curve_needs_held_out_videos_or_the_test_split(data_dir, tmp_path):
   config = synthetic.get_config("test")
   config.data.data_dir = str(data_dir)
-  config.num_train_steps = 2
+  config.num_train_steps, config.eval_at_end = 2, False
   train.train_and_evaluate(config, str(tmp_path))
   with pytest.raises(ValueError, match="held no video out"):
     curve.curve(tmp_path)
