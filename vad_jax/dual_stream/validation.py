@@ -17,6 +17,10 @@ that one badly placed rectangle does not decide the figure: ``mixed`` (its secon
 sped up) and ``whole`` (every clip sped up, as four of the twelve UCSD Ped2 test videos
 are anomalous throughout, where the per-video min-max costs the most). Only clips whose
 sped-up inputs lie inside the video are scored, normal ones included.
+
+The anomalies are of motion only. On UCSD Ped2, whose anomalies are also of appearance,
+this AUC did not rank a run's checkpoints by test AUC better than the PSNR did
+(docs/RESULTS.md, "Choosing without the test split").
 """
 
 import dataclasses
