@@ -41,7 +41,7 @@ def prepare(config: ml_collections.ConfigDict) -> None:
 def check_config(config: ml_collections.ConfigDict) -> None:
   """The configured splits exist in the prepared dataset."""
   data = config.data
-  held_out = config.best_metric_split == validation.SPLIT  # not a TFDS split (train.check_best_metric)
+  held_out = config.best_metric_split == validation.SPLIT  # not a TFDS split (see metrics)
   data_prep.check_splits(
     data,
     {
@@ -182,6 +182,11 @@ def metrics(config: ml_collections.ConfigDict) -> dict[str, str]:
   """AUCs (higher is better) and EERs (lower is better) of each stream; with
   ``best_metric_split = "held_out"``, the figures of ``validate`` instead."""
   if config.best_metric_split == validation.SPLIT:
+    if not config.calibration.videos:  # checked here: the loop asks for these names before touching the workdir
+      raise ValueError(
+        f"best_metric_split={validation.SPLIT!r} picks checkpoints on training videos held out of training, "
+        f"but calibration.videos is empty; hold some out (e.g. --config.calibration.videos=fold:0/8)"
+      )
     return validation.metric_modes()
   return {
     f"{stream}_{name}": ("min" if name == "eer" else "max")

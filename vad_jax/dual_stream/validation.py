@@ -25,7 +25,7 @@ this AUC did not rank a run's checkpoints by test AUC better than the PSNR did
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import numpy as np
@@ -53,10 +53,11 @@ class PseudoVideo:
   labels: np.ndarray  # [clips] 1 where the clip is sped up inside the region
   region: tuple[int, int, int, int]  # (top, left, height, width)
 
-  def clips(self, rows: np.ndarray) -> np.ndarray:
-    """``float32 [len(rows), T, h, w, c]`` in [-1, 1]."""
+  def clips(self, rows: np.ndarray, sped_up: Optional[np.ndarray] = None) -> np.ndarray:
+    """``float32 [len(rows), T, h, w, c]`` in [-1, 1], sped up where ``sped_up`` (a mask
+    over ``rows``; default: where labelled 1)."""
     clips = self.frames[self.normal_index[rows]]  # a copy: the frames are never written
-    fast = np.flatnonzero(self.labels[rows] == 1)
+    fast = np.flatnonzero(self.labels[rows] == 1 if sped_up is None else sped_up)
     if fast.size:
       top, left, height, width = self.region
       ys, xs = slice(top, top + height), slice(left, left + width)
@@ -140,20 +141,41 @@ def validate(
   ``task.model_statistics``) in batches of ``batch_size`` (the last padded), keeping the
   results on the device until all are scored.
 
+  A clip's statistics depend only on its held-out video, its row and where it is sped up,
+  so each such clip is scored once: the plain half of the ``mixed`` videos is shared by
+  all the regions of a video, and their sped-up half is ``whole``'s.
+
   Returns ``validation_psnr`` (mean PSNR of the fused prediction on the normal clips)
   and, for the pseudo-anomalies, each stream's ``pseudo_<stream>_micro_auc``,
   ``pseudo_<stream>_macro_auc`` and ``pseudo_<stream>_eer``.
   """
-  pending = []
+  groups = {}  # (held-out video, region or None) -> (a pseudo-video of it, rows to score)
   for v in videos:
-    for start in range(0, len(v.labels), batch_size):
-      rows = np.arange(start, min(start + batch_size, len(v.labels)))
-      clips = v.clips(rows)
+    for sped_up in (False, True):
+      key = (id(v.frames), v.region if sped_up else None)
+      groups.setdefault(key, (v, set()))[1].update(np.flatnonzero((v.labels == 1) == sped_up).tolist())
+  pending = []
+  for key, (v, wanted) in groups.items():
+    wanted = np.array(sorted(wanted), int)
+    for start in range(0, len(wanted), batch_size):
+      rows = wanted[start : start + batch_size]
+      clips = v.clips(rows, np.full(len(rows), key[1] is not None))
       if len(rows) < batch_size:
         clips = np.concatenate([clips, np.zeros((batch_size - len(rows), *clips.shape[1:]), clips.dtype)])
-      pending.append((stats_fn(clips), len(rows)))
-  host = jax.device_get([stats for stats, _ in pending])
-  stats = {k: np.concatenate([h[k][:count] for h, (_, count) in zip(host, pending)]) for k in evaluation.STAT_KEYS}
+      pending.append((key, rows, stats_fn(clips)))
+  host = jax.device_get([stats for _, _, stats in pending])
+  table = {key: {k: np.full(len(v.labels), np.nan) for k in evaluation.STAT_KEYS} for key, (v, _) in groups.items()}
+  for (key, rows, _), h in zip(pending, host):
+    for k in evaluation.STAT_KEYS:
+      table[key][k][rows] = h[k][: len(rows)]
+  per_video = [
+    {
+      k: np.where(v.labels == 1, table[(id(v.frames), v.region)][k], table[(id(v.frames), None)][k])
+      for k in table[(id(v.frames), None)]
+    }
+    for v in videos
+  ]
+  stats = {k: np.concatenate([s[k] for s in per_video]) for k in evaluation.STAT_KEYS}
   counts = [len(v.labels) for v in videos]
   arrays = {
     **stats,
