@@ -24,6 +24,7 @@ ENTRY_POINTS = {
   "vad_jax.folds",
   "vad_jax.calibrate",
   "vad_jax.curve",
+  "vad_jax.ensemble",
   "vad_jax.data.benchmark",
 }
 LOOP_AND_STATE = {"vad_jax.state", "vad_jax.tasks", "vad_jax.config_flags", "vad_jax.detector", "vad_jax.export"}

@@ -3,7 +3,7 @@
 A task is a module exposing the functions of the ``Task`` protocol below (no base
 class: the protocol documents the interface, and a module satisfies it by having the
 functions). The loop (``vad_jax.train``), ``vad_jax.evaluate``, ``vad_jax.detect``,
-``vad_jax.benchmark`` and ``vad_jax.ablations`` call these functions and name no model,
+``vad_jax.benchmark``, ``vad_jax.ablations`` and ``vad_jax.ensemble`` call these functions and name no model,
 loss or metric. ``for_config`` is the only place that maps a config to its task.
 
 Two tasks ship:
@@ -17,7 +17,7 @@ Adding a model family means writing one such module and one line in ``TASKS``
 (docs/architecture.md).
 """
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional, Protocol
 
 import flax
@@ -94,6 +94,17 @@ class Task(Protocol):
     """Evaluates on ``split_name`` (default ``data.eval_split``); writes outputs
     (metrics.json, scores, plots) to ``eval_dir`` when given; adds the deployment
     protocol's metrics when a ``calibration`` is given."""
+
+  def evaluate_ensemble(
+    self,
+    members: Sequence[tuple[str, Config, Any]],
+    mesh,
+    split_name: Optional[str] = None,
+    eval_dir: Optional[Any] = None,
+  ) -> dict[str, Any]:
+    """Evaluates trained models ``(name, config, state)`` as one ensemble (their
+    per-frame outputs averaged) like ``evaluate``, adding ``members`` (each model's own
+    figures) and ``first`` (the ensembles of the first 1, 2, ... members)."""
 
   def calibrate(self, config: Config, state: Any, mesh, videos: Optional[Mapping[str, Iterator]] = None):
     """A JSON-able calibration of the deployment score fitted on normal frames training

@@ -74,6 +74,13 @@ def per_video_scores(arrays: Mapping[str, np.ndarray], video_names: Sequence[str
   return videos
 
 
+def member_mean(arrays: Mapping[str, np.ndarray], members: slice) -> dict[str, np.ndarray]:
+  """An ensemble's frame statistics: each ``STAT_KEYS`` column of ``arrays`` holds
+  ``[frames, members]``; its mean over ``members`` (PSNRs averaged in dB, distances as
+  they are) is what the ensemble scores with Eq. (16). The other columns pass through."""
+  return {key: value[:, members].mean(axis=1) if key in STAT_KEYS else value for key, value in arrays.items()}
+
+
 def frame_level_metrics(videos: Sequence[VideoScores]) -> dict[str, float]:
   """Micro AUC (pooled), macro AUC (mean per video) and EER for each stream."""
   labels = np.concatenate([v.labels for v in videos])

@@ -11,7 +11,7 @@ the literature's protocol (``evaluation``); ``detect`` scores each frame with it
 
 import functools
 import pathlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 import jax
@@ -175,6 +175,41 @@ def evaluate(
     evaluation.write_outputs(pathlib.Path(eval_dir), videos, results, curves=config.eval_plots)
     if config.eval_plots and jax.process_count() == 1:
       evaluation.frame_panels(config, build_model(config), state, split, videos, pathlib.Path(eval_dir) / "frames.png")
+  return results
+
+
+def evaluate_ensemble(
+  members: Sequence[tuple[str, ml_collections.ConfigDict, Any]],
+  mesh,
+  split_name: Optional[str] = None,
+  eval_dir: Optional[pathlib.Path] = None,
+) -> dict[str, Any]:
+  """Evaluates networks ``(name, config, state)`` together, as one model whose per-frame
+  statistics (PSNRs, memory distances) are the mean of the members', scored with Eq. (16)
+  and the literature's protocol like ``evaluate``. The members must see the same frames
+  (``vad_jax.ensemble`` checks their data settings); the first member's data settings
+  are used. Beside the ensemble's figures: ``members``, each network's own figures, and
+  ``first``, those of the ensembles of the first 1, 2, ... members (cost against AUC)."""
+  config = members[0][1]
+  split = input_pipeline.open_split(config.data, split_name or config.data.eval_split)
+  statistics = [model_statistics(member_config, state) for _, member_config, state in members]
+
+  def stats_fn(frames):  # [batch, members] per statistic; stays on the devices until the end
+    outputs = [fn(frames) for fn in statistics]
+    return {key: jnp.stack([o[key] for o in outputs], axis=1) for key in evaluation.STAT_KEYS}
+
+  arrays = evaluation.frame_statistics(config, mesh, split, stats_fn)
+  names = [v["name"] for v in split.videos]
+
+  def scored(chosen: slice) -> tuple[list[evaluation.VideoScores], dict[str, Any]]:
+    videos = evaluation.per_video_scores(evaluation.member_mean(arrays, chosen), names, config.score.lam)
+    return videos, evaluation.frame_level_metrics(videos)
+
+  videos, results = scored(slice(None))
+  results["members"] = [{"name": name, **scored(slice(i, i + 1))[1]} for i, (name, _, _) in enumerate(members)]
+  results["first"] = [{"members": k, **scored(slice(0, k))[1]} for k in range(1, len(members) + 1)]
+  if eval_dir is not None and jax.process_index() == 0:
+    evaluation.write_outputs(pathlib.Path(eval_dir), videos, results, curves=config.eval_plots)
   return results
 
 

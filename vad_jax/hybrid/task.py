@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import json
 import pathlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 import jax
@@ -452,13 +452,53 @@ def evaluate(
   ``data.eval_videos``); writes outputs to ``eval_dir`` (process 0). ``calibration`` is
   not used (see ``calibrate``)."""
   del calibration
-  if split_name in (None, config.data.eval_split):
-    split = open_split(config, train=False)
-  else:
-    split = sources.select_videos(
-      input_pipeline.open_split(config.data, split_name), config.data.get("eval_videos", "")
-    )
+  split = evaluation_split(config, split_name)
   return report(config, collect(config, state, mesh, split), split, eval_dir)
+
+
+def evaluation_split(config, split_name: Optional[str] = None) -> sources.VideoSplit:
+  """``split_name`` (default ``data.eval_split`` with its fold or ``data.eval_videos``)."""
+  if split_name in (None, config.data.eval_split):
+    return open_split(config, train=False)
+  return sources.select_videos(input_pipeline.open_split(config.data, split_name), config.data.get("eval_videos", ""))
+
+
+def evaluate_ensemble(
+  members: Sequence[tuple[str, ml_collections.ConfigDict, Any]],
+  mesh,
+  split_name: Optional[str] = None,
+  eval_dir: Optional[pathlib.Path] = None,
+) -> dict[str, Any]:
+  """Evaluates classifiers ``(name, config, state)`` together: the ensemble's clip and
+  frame probabilities are the mean of the members'. The members must score the same
+  clips (``vad_jax.ensemble`` checks their data settings). Beside the ensemble's figures:
+  ``members``, each classifier's own, and ``first``, those of the first 1, 2, ... members."""
+  config = members[0][1]
+  split = evaluation_split(config, split_name)
+  collected = [collect(member_config, state, mesh, split) for _, member_config, state in members]
+  probabilities = [key for key in collected[0] if key.endswith("_probs")]
+  for (name, _, _), arrays in zip(members, collected):
+    for key, value in arrays.items():
+      if key not in probabilities and not np.array_equal(value, collected[0][key]):
+        raise ValueError(f"ensemble member {name} scored other clips than {members[0][0]} ({key} differs)")
+
+  def mean(chosen: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {**chosen[0], **{key: np.mean([a[key] for a in chosen], axis=0) for key in probabilities}}
+
+  ensemble = mean(collected)
+  results = report(config, ensemble, split)
+  results["members"] = [
+    {"name": name, **evaluation.classification_metrics(arrays, config)}
+    for (name, _, _), arrays in zip(members, collected)
+  ]
+  results["first"] = [
+    {"members": k, **evaluation.classification_metrics(mean(collected[:k]), config)} for k in range(1, len(members) + 1)
+  ]
+  if eval_dir is not None and jax.process_index() == 0:
+    evaluation.write_outputs(
+      pathlib.Path(eval_dir), ensemble, results, [str(v["name"]) for v in split.videos], plot=config.eval_plots
+    )
+  return results
 
 
 def calibrate(config, state, mesh, videos=None) -> None:

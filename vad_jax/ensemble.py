@@ -1,0 +1,122 @@
+"""Several trained runs evaluated as one detector: ``python -m vad_jax.ensemble``.
+
+  python -m vad_jax.ensemble --workdirs RUN1,RUN2,RUN3 --output OUT
+  python -m vad_jax.ensemble --workdirs RUN1/checkpoints/1800,RUN2 --split train --output OUT
+
+Each run's latest checkpoint (or the step directory given) is restored with the config
+saved beside it. The runs are trained independently, for example the same recipe with
+other seeds (``--config.seed=S --config.data.seed=S``); their per-frame outputs are
+averaged and scored by the task as one model (``Task.evaluate_ensemble``): for the
+dual-stream network the mean of the members' PSNRs and memory distances goes into
+Eq. (16), for the classifiers the mean of their probabilities. The members must see the
+same frames: the settings in ``SAME`` must agree, and a member that differs is named
+before anything is evaluated. Outputs as ``vad_jax.evaluate``'s, in ``--output``; its
+``metrics.json`` adds each member's own figures (``members``) and those of the ensembles
+of the first 1, 2, ... members (``first``), the cost-against-accuracy curve of adding
+members.
+"""
+
+import pathlib
+
+import jax
+from absl import app, flags
+
+from vad_jax import checkpointing, metric_writers, tasks
+from vad_jax import sharding as sharding_lib
+from vad_jax import state as state_lib
+
+# Settings that decide which frames are scored and how: equal in every member.
+SAME = (
+  "model.name",
+  "model.sequence_length",
+  "data.name",
+  "data.builder_config",
+  "data.eval_split",
+  "data.image_size",
+  "data.channels",
+  "data.frame_stride",
+  "data.clip_frames",
+  "data.fold",
+  "data.eval_videos",
+  "score.lam",
+)
+
+
+def define_flags() -> None:
+  flags.DEFINE_list("workdirs", [], "Training workdirs (their latest checkpoints) or checkpoint step directories.")
+  flags.DEFINE_string("split", None, "Split to evaluate (default: the members' data.eval_split).")
+  flags.DEFINE_string("data_dir", None, "Override the TFDS data directory saved in the configs.")
+  flags.DEFINE_string("output", None, "Output directory (required).")
+
+
+def setting(config, field: str):
+  """``config``'s value of a dotted ``field`` (None where the config has no such field),
+  with sequences as tuples so that a list and a tuple compare equal."""
+  value = config
+  for part in field.split("."):
+    if part not in value:
+      return None
+    value = value[part]
+  return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def check_members(members) -> None:
+  """``ValueError`` naming the first member and setting that differ from the first member's."""
+  if len(members) < 2:
+    raise ValueError(f"an ensemble needs at least two runs, got {len(members)}")
+  first_name, first, _ = members[0]
+  for name, config, _ in members[1:]:
+    for field in SAME:
+      if setting(config, field) != setting(first, field):
+        raise ValueError(
+          f"ensemble member {name} has {field}={setting(config, field)!r} but {first_name} has "
+          f"{setting(first, field)!r}; the members of an ensemble must score the same frames the same way"
+        )
+
+
+def restore_members(paths, mesh, data_dir=None) -> list[tuple[str, object, object]]:
+  """``(name, config, state)`` of each run or step directory, in the order given."""
+  members = []
+  for path in paths:
+    checkpoint_dir, step, _ = state_lib.parse_checkpoint_path(path)
+    config, state = state_lib.restore(checkpoint_dir, step, mesh)
+    if data_dir:
+      config.data.data_dir = data_dir
+    members.append((str(path), config, state))
+  return members
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  metric_writers.quiet_library_logs()
+  f = flags.FLAGS
+  if not f.output:
+    raise app.UsageError("--output is required")
+  if len(f.workdirs) < 2:
+    raise app.UsageError(f"--workdirs needs at least two runs, got {f.workdirs}")
+  sharding_lib.maybe_initialize_distributed()
+  mesh = sharding_lib.make_mesh()
+  try:
+    members = restore_members(f.workdirs, mesh, f.data_dir)
+    check_members(members)
+    task = tasks.for_config(members[0][1])
+    for _, config, _ in members:
+      task.prepare(config)
+      if f.split:
+        config.data.eval_split = f.split
+      task.check_config(config)
+  except (ValueError, FileNotFoundError, checkpointing.CheckpointError) as error:
+    raise SystemExit(f"error: {error}") from None
+  output = pathlib.Path(f.output)
+  results = task.evaluate_ensemble(members, mesh, f.split, output)
+  if jax.process_index() == 0:
+    print(f"ensemble of {len(members)}:\n{task.summary(results)}", flush=True)
+    for member in results["members"]:
+      print(f"member {member['name']}:\n{task.summary(member)}", flush=True)
+    print(f"wrote {output}", flush=True)
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
