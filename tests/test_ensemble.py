@@ -1,6 +1,7 @@
 """``python -m vad_jax.ensemble``: trained runs evaluated as one detector."""
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -30,7 +31,7 @@ def two_checkpoints(data_dir, tmp_path_factory):
 
 def test_the_ensemble_scores_the_mean_of_its_members_statistics(two_checkpoints, tmp_path):
   mesh = sharding.make_mesh()
-  members = ensemble.restore_members(two_checkpoints, mesh)
+  members, minutes = ensemble.restore_members(two_checkpoints, mesh)
   ensemble.check_members(members)
   task = tasks.for_config(members[0][1])
   results = task.evaluate_ensemble(members, mesh, eval_dir=tmp_path / "ensemble")
@@ -51,11 +52,16 @@ def test_the_ensemble_scores_the_mean_of_its_members_statistics(two_checkpoints,
   assert [r["members"] for r in results["first"]] == [1, 2]
   assert results["first"][0]["fused_micro_auc"] == pytest.approx(alone[0]["fused_micro_auc"], abs=1e-9)
   assert results["first"][1]["fused_micro_auc"] == pytest.approx(results["fused_micro_auc"], abs=1e-9)
+  # training time: from the run's log, up to each member's step; summed over the first k
+  assert 0 < minutes[0] < minutes[1]
+  ensemble.add_training_minutes(results, minutes)
+  assert [m["training_minutes"] for m in results["members"]] == minutes
+  assert results["first"][1]["training_minutes"] == pytest.approx(sum(minutes))
 
 
 def test_members_that_score_other_frames_are_named_before_anything_is_evaluated(two_checkpoints):
   mesh = sharding.make_mesh()
-  members = ensemble.restore_members(two_checkpoints, mesh)
+  members, _ = ensemble.restore_members(two_checkpoints, mesh)
   name, config, state = members[1]
   config.data.image_size = (24, 24)
   with pytest.raises(ValueError, match=rf"member {name} has data.image_size=\(24, 24\)"):
@@ -71,8 +77,11 @@ def test_the_command_writes_the_ensemble_and_refuses_a_missing_run(two_checkpoin
   command = [sys.executable, "-m", "vad_jax.ensemble", "--output", str(tmp_path / "out")]
   done = subprocess.run([*command, "--workdirs", ",".join(two_checkpoints)], capture_output=True, text=True)
   assert done.returncode == 0, done.stderr
-  assert "ensemble of 2:" in done.stdout and done.stdout.count("member ") == 2
-  assert (tmp_path / "out" / "metrics.json").exists() and (tmp_path / "out" / "scores.csv").exists()
+  assert "ensemble of 2 (" in done.stdout
+  assert sum(line.startswith("member ") for line in done.stdout.splitlines()) == 2
+  saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+  assert [m["name"] for m in saved["members"]] == two_checkpoints and saved["first"][1]["training_minutes"] > 0
+  assert (tmp_path / "out" / "scores.csv").exists()
   nowhere = str(tmp_path / "nowhere")
   done = subprocess.run([*command, "--workdirs", f"{nowhere},{two_checkpoints[0]}"], capture_output=True, text=True)
   assert done.returncode != 0 and "nowhere" in done.stderr and "Traceback" not in done.stderr
@@ -85,7 +94,7 @@ def test_a_classifier_ensemble_averages_the_probabilities(supervised_data_dir, t
   config.num_train_steps, config.checkpoint_every_steps, config.max_checkpoints_to_keep = 4, 2, 2
   train.train_and_evaluate(config, str(tmp_path / "run"))
   mesh = sharding.make_mesh()
-  members = ensemble.restore_members([tmp_path / "run" / "checkpoints" / s for s in ("2", "4")], mesh)
+  members, _ = ensemble.restore_members([tmp_path / "run" / "checkpoints" / s for s in ("2", "4")], mesh)
   ensemble.check_members(members)
   task = tasks.for_config(config)
   results = task.evaluate_ensemble(members, mesh, eval_dir=tmp_path / "ensemble")

@@ -31,19 +31,6 @@ def define_flags() -> None:
   flags.DEFINE_string("output", None, "Output file (default: <workdir>/curve.json).")
 
 
-def training_minutes(records: list[dict], step: int) -> float:
-  """Training time up to ``step`` from the logged step rates (the first interval
-  includes compilation); NaN when the log does not reach ``step``."""
-  seconds, previous, reached = 0.0, 0, False
-  for record in sorted(records, key=lambda r: r["step"]):
-    rate = record.get("train/steps_per_second")
-    if rate is None or record["step"] > step:
-      continue
-    seconds += (record["step"] - previous) / rate
-    previous, reached = record["step"], record["step"] == step
-  return seconds / 60.0 if reached else float("nan")
-
-
 def curve(run: str | pathlib.Path, steps=(), test: bool = False, speedup: int = 3) -> list[dict]:
   """One row per checkpoint: step, minutes, validation figures, test figures."""
   run = pathlib.Path(run).absolute()
@@ -65,7 +52,7 @@ def curve(run: str | pathlib.Path, steps=(), test: bool = False, speedup: int = 
     config, state = state_lib.restore(checkpoint_dir, step, mesh)
     task = tasks.for_config(config)
     task.prepare(config)
-    row = {"step": step, "training_minutes": training_minutes(records, step)}
+    row = {"step": step, "training_minutes": metric_writers.training_minutes(records, step)}
     validation = task.validate(config, state, mesh, speedup)
     if validation is None and not test:
       raise ValueError(

@@ -16,12 +16,13 @@ of the first 1, 2, ... members (``first``), the cost-against-accuracy curve of a
 members.
 """
 
+import json
 import pathlib
 
 import jax
 from absl import app, flags
 
-from vad_jax import checkpointing, metric_writers, tasks
+from vad_jax import checkpointing, metric_writers, tasks, workdir
 from vad_jax import sharding as sharding_lib
 from vad_jax import state as state_lib
 
@@ -74,16 +75,26 @@ def check_members(members) -> None:
         )
 
 
-def restore_members(paths, mesh, data_dir=None) -> list[tuple[str, object, object]]:
-  """``(name, config, state)`` of each run or step directory, in the order given."""
-  members = []
+def restore_members(paths, mesh, data_dir=None) -> tuple[list[tuple[str, object, object]], list[float]]:
+  """``(name, config, state)`` of each run or step directory, in the order given, and
+  the minutes each took to train (from its run's ``metrics.jsonl``; NaN where unknown)."""
+  members, minutes = [], []
   for path in paths:
-    checkpoint_dir, step, _ = state_lib.parse_checkpoint_path(path)
+    checkpoint_dir, step, run = state_lib.parse_checkpoint_path(path)
     config, state = state_lib.restore(checkpoint_dir, step, mesh)
     if data_dir:
       config.data.data_dir = data_dir
     members.append((str(path), config, state))
-  return members
+    minutes.append(metric_writers.training_minutes(metric_writers.read_records(run / "metrics.jsonl"), int(state.step)))
+  return members, minutes
+
+
+def add_training_minutes(results: dict, minutes: list[float]) -> None:
+  """Each member's training minutes, and their sum for each first-k ensemble."""
+  for member, m in zip(results["members"], minutes):
+    member["training_minutes"] = m
+  for k, first in enumerate(results["first"], start=1):
+    first["training_minutes"] = float(sum(minutes[:k]))
 
 
 def main(argv):
@@ -98,7 +109,7 @@ def main(argv):
   sharding_lib.maybe_initialize_distributed()
   mesh = sharding_lib.make_mesh()
   try:
-    members = restore_members(f.workdirs, mesh, f.data_dir)
+    members, minutes = restore_members(f.workdirs, mesh, f.data_dir)
     check_members(members)
     task = tasks.for_config(members[0][1])
     for _, config, _ in members:
@@ -110,10 +121,19 @@ def main(argv):
     raise SystemExit(f"error: {error}") from None
   output = pathlib.Path(f.output)
   results = task.evaluate_ensemble(members, mesh, f.split, output)
+  add_training_minutes(results, minutes)
   if jax.process_index() == 0:
-    print(f"ensemble of {len(members)}:\n{task.summary(results)}", flush=True)
+    workdir.write_text_atomic(
+      output / "metrics.json", json.dumps(results, indent=2, sort_keys=True, default=float) + "\n"
+    )
     for member in results["members"]:
-      print(f"member {member['name']}:\n{task.summary(member)}", flush=True)
+      print(f"member {member['name']} ({member['training_minutes']:.1f} min):\n{task.summary(member)}", flush=True)
+    for first in results["first"][1:-1]:
+      print(
+        f"first {first['members']} members ({first['training_minutes']:.1f} min):\n{task.summary(first)}", flush=True
+      )
+    total = results["first"][-1]["training_minutes"]
+    print(f"ensemble of {len(members)} ({total:.1f} min):\n{task.summary(results)}", flush=True)
     print(f"wrote {output}", flush=True)
 
 

@@ -78,6 +78,19 @@ class EventFile:
     self._writer.close()
 
 
+def training_minutes(records: list[dict], step: int) -> float:
+  """Training time up to ``step`` from the logged step rates (the first interval
+  includes compilation); NaN when the log does not reach ``step``."""
+  seconds, previous, reached = 0.0, 0, False
+  for record in sorted(records, key=lambda r: r["step"]):
+    rate = record.get("train/steps_per_second")
+    if rate is None or record["step"] > step:
+      continue
+    seconds += (record["step"] - previous) / rate
+    previous, reached = record["step"], record["step"] == step
+  return seconds / 60.0 if reached else float("nan")
+
+
 def _write_records(path: pathlib.Path, records: list[dict[str, Any]]) -> None:
   """Replaces the file's content atomically (write, then rename)."""
   workdir_lib.write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
