@@ -117,10 +117,10 @@ def main(argv):
       if f.split:
         config.data.eval_split = f.split
       task.check_config(config)
+    output = pathlib.Path(f.output)
+    results = task.evaluate_ensemble(members, mesh, f.split, output)
   except (ValueError, FileNotFoundError, checkpointing.CheckpointError) as error:
     raise SystemExit(f"error: {error}") from None
-  output = pathlib.Path(f.output)
-  results = task.evaluate_ensemble(members, mesh, f.split, output)
   add_training_minutes(results, minutes)
   if jax.process_index() == 0:
     workdir.write_text_atomic(
