@@ -486,7 +486,7 @@ def evaluate_ensemble(
     return {**chosen[0], **{key: np.mean([a[key] for a in chosen], axis=0) for key in probabilities}}
 
   ensemble = mean(collected)
-  results = report(config, ensemble, split)
+  results = evaluation.classification_metrics(ensemble, config)
   results["members"] = [
     {"name": name, **evaluation.classification_metrics(arrays, config)}
     for (name, _, _), arrays in zip(members, collected)
