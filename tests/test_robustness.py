@@ -360,8 +360,7 @@ def test_kills_during_a_save_and_after_evaluation_leave_duplicate_free_identical
     str(tmp_path / "run"),
     f"--config.data.data_dir={data_dir}",
   ]
-  env = {**os.environ, "JAX_THREEFRY_PARTITIONABLE": "0"}  # as conftest.py sets it for the in-process run
-  run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
+  run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
   for line in run.stdout:
     if line.startswith("checkpoint step 4"):  # the asynchronous save of step 4 is under way
       run.send_signal(signal.SIGKILL)
