@@ -4,7 +4,8 @@ Used by the training loop, evaluation, detection and the benchmark alike, so tha
 state is built one way: the task's model is initialised from the task's example batch
 under ``jax.jit`` with replicated output shardings (shapes first, with
 ``jax.eval_shape``), wrapped in ``TrainState`` with the configured optimizer; a
-checkpoint restores into that template on the current mesh, whatever mesh wrote it.
+checkpoint restores into the template's shapes and shardings (``abstract_state``, nothing
+initialised) on the current mesh, whatever mesh wrote it.
 """
 
 import pathlib
@@ -62,6 +63,16 @@ def create(model: flax.linen.Module, variables: dict[str, Any], tx: optax.Gradie
   )
 
 
+def _initializer(task: tasks.Task, model: flax.linen.Module, config: ml_collections.ConfigDict, tx):
+  """``rng -> state``: the task's model initialised on the task's example batch."""
+  batch, _ = task.example_batch(config, 1)
+
+  def init(rng):
+    return create(model, task.init_variables(model, config, rng, batch), tx)
+
+  return init
+
+
 def initial_state(
   task: tasks.Task,
   model: flax.linen.Module,
@@ -70,15 +81,25 @@ def initial_state(
   mesh: Mesh,
 ) -> tuple[TrainState, Any]:
   """A freshly initialised state replicated over ``mesh``, and its sharding tree."""
-  batch, _ = task.example_batch(config, 1)
-
-  def init(rng):
-    return create(model, task.init_variables(model, config, rng, batch), tx)
-
+  init = _initializer(task, model, config, tx)
   abstract = jax.eval_shape(init, jax.random.key(config.seed))
   state_sharding = jax.tree.map(lambda _: sharding_lib.replicated(mesh), abstract)
   state = jax.jit(init, out_shardings=state_sharding)(jax.random.key(config.seed))
   return state, state_sharding
+
+
+def abstract_state(
+  task: tasks.Task,
+  model: flax.linen.Module,
+  config: ml_collections.ConfigDict,
+  tx: optax.GradientTransformation,
+  mesh: Mesh,
+) -> TrainState:
+  """What ``initial_state`` returns, as shapes, dtypes and replicated shardings only: a
+  template to restore a checkpoint into, without compiling or running the initialiser."""
+  abstract = jax.eval_shape(_initializer(task, model, config, tx), jax.random.key(config.seed))
+  replicated = sharding_lib.replicated(mesh)
+  return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=replicated), abstract)
 
 
 def restore(
@@ -100,7 +121,7 @@ def restore(
         config = ml_collections.ConfigDict(checkpointer.saved_config(candidate))
         task = tasks.for_config(config)
         model = task.build_model(config)
-        template, _ = initial_state(task, model, config, make_optimizer(config, 1), mesh)
+        template = abstract_state(task, model, config, make_optimizer(config, 1), mesh)
         return config, checkpointer.restore(template, step=candidate)
       except checkpointing.CheckpointError as error:
         if step is not None or candidate == steps[-1]:
