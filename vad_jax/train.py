@@ -144,10 +144,7 @@ def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_ste
   train_iter, num_clips = task.train_iterator(config, mesh)
   total_steps = total_train_steps(config, num_clips)
   model = task.build_model(config)
-  state, state_sharding = state_lib.initial_state(
-    task, model, config, state_lib.make_optimizer(config, total_steps), mesh
-  )
-  state = task.load_pretrained(state, config)
+  tx = state_lib.make_optimizer(config, total_steps)
 
   checkpointer = checkpointing.Checkpointer(
     workdir_path / "checkpoints",
@@ -156,10 +153,15 @@ def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_ste
     best_mode=best_mode,
   )
   start_step = 0
-  if checkpointer.all_steps():
+  if checkpointer.all_steps():  # resume: restore into shapes, nothing to initialise
     check = functools.partial(check_saved_config, current=config.to_dict(), directory=checkpointer.directory)
-    state, start_step = checkpointer.restore_latest(state, train_iter, check_config=check, set_aside=True)
+    template = state_lib.abstract_state(task, model, config, tx, mesh)
+    state, start_step = checkpointer.restore_latest(template, train_iter, check_config=check, set_aside=True)
     metric_writers.say(f"resumed from {checkpointer.directory / str(start_step)}")
+  else:
+    state, _ = state_lib.initial_state(task, model, config, tx, mesh)
+    state = task.load_pretrained(state, config)
+  state_sharding = jax.tree.map(lambda leaf: leaf.sharding, state)
 
   step_fn = jax.jit(
     functools.partial(task.train_step, model=model, config=config),
