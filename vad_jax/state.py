@@ -63,7 +63,9 @@ def create(model: flax.linen.Module, variables: dict[str, Any], tx: optax.Gradie
   )
 
 
-def _initializer(task: tasks.Task, model: flax.linen.Module, config: ml_collections.ConfigDict, tx):
+def _initializer(
+  task: tasks.Task, model: flax.linen.Module, config: ml_collections.ConfigDict, tx: optax.GradientTransformation
+):
   """``rng -> state``: the task's model initialised on the task's example batch."""
   batch, _ = task.example_batch(config, 1)
 
@@ -81,11 +83,10 @@ def initial_state(
   mesh: Mesh,
 ) -> tuple[TrainState, Any]:
   """A freshly initialised state replicated over ``mesh``, and its sharding tree."""
+  template = abstract_state(task, model, config, tx, mesh)
+  state_sharding = jax.tree.map(lambda leaf: leaf.sharding, template)
   init = _initializer(task, model, config, tx)
-  abstract = jax.eval_shape(init, jax.random.key(config.seed))
-  state_sharding = jax.tree.map(lambda _: sharding_lib.replicated(mesh), abstract)
-  state = jax.jit(init, out_shardings=state_sharding)(jax.random.key(config.seed))
-  return state, state_sharding
+  return jax.jit(init, out_shardings=state_sharding)(jax.random.key(config.seed)), state_sharding
 
 
 def abstract_state(
