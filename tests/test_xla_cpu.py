@@ -128,5 +128,4 @@ def test_network_loss_and_gradients_equal_under_xla_default(tmp_path):
 
 
 if __name__ == "__main__":
-  jax.config.update("jax_threefry_partitionable", False)  # as conftest.py sets it: the same initial values
   np.savez(sys.argv[1], **loss_and_gradients())
