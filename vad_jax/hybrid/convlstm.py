@@ -22,6 +22,7 @@ masked copies of ``h`` with the four gate slices of ``U``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -67,6 +68,29 @@ def conv_as_matmul(x: Array, kernel: Array, padding: str) -> Array:
   return _patches(x, kh, kw, padding) @ kernel.reshape(kh * kw * c_in, c_out)
 
 
+@functools.partial(jax.checkpoint, static_argnums=(5,))
+def _gate_inputs(
+  x: Array, h_prev: Array, recurrent_mask: Array | None, kernel: Array, recurrent_kernel: Array, padding: str
+) -> Array:
+  """The four gates' pre-activations without bias: ``conv(x) + conv(h_prev [* mask])``.
+
+  Rematerialised in the backward pass (``jax.checkpoint``): a scan over time otherwise
+  keeps every step's 3x3 patches for the kernel gradients, 9x its input (36x the state
+  with recurrent dropout), written and read back through memory. Keeping the inputs
+  instead made the CPU-size training steps of HybridModel-1 and the ConvLSTM 1.2-1.5x
+  faster with bit-identical results (docs/RESULTS.md, "ConvLSTM backward pass on XLA:CPU").
+  """
+  kh, kw, f = recurrent_kernel.shape[:3]
+  z = conv_as_matmul(x, kernel, padding)
+  if recurrent_mask is None:
+    return z + conv_as_matmul(h_prev, recurrent_kernel, "SAME")
+  # Gate g sees h * mask[g]: the columns [g f, (g + 1) f) of the recurrent kernel
+  # applied to the patches of the g-th masked copy of the state.
+  masked = jnp.stack([_patches(h_prev * recurrent_mask[g], kh, kw, "SAME") for g in range(4)])
+  weights = recurrent_kernel.reshape(kh * kw * f, 4, f)
+  return z + jnp.einsum("gbhwk,kgf->bhwgf", masked, weights).reshape(z.shape)
+
+
 class ConvLSTMCell(nn.RNNCellBase):
   """One ConvLSTM step; usable as an ``nn.scan`` / ``nn.RNN`` body.
 
@@ -96,17 +120,14 @@ class ConvLSTMCell(nn.RNNCellBase):
     recurrent_kernel = self.param(
       "recurrent_kernel", nn.initializers.orthogonal(), (kh, kw, f, 4 * f), self.param_dtype
     )
-    x = x.astype(self.dtype)
-    h_prev = h_prev.astype(self.dtype)
-    z = conv_as_matmul(x, kernel.astype(self.dtype), self.padding)
-    if recurrent_mask is None:
-      z = z + conv_as_matmul(h_prev, recurrent_kernel.astype(self.dtype), "SAME")
-    else:
-      # Gate g sees h * mask[g]: the columns [g f, (g + 1) f) of the recurrent kernel
-      # applied to the patches of the g-th masked copy of the state.
-      masked = jnp.stack([_patches(h_prev * recurrent_mask[g].astype(self.dtype), kh, kw, "SAME") for g in range(4)])
-      weights = recurrent_kernel.astype(self.dtype).reshape(kh * kw * f, 4, f)
-      z = z + jnp.einsum("gbhwk,kgf->bhwgf", masked, weights).reshape(z.shape)
+    z = _gate_inputs(
+      x.astype(self.dtype),
+      h_prev.astype(self.dtype),
+      None if recurrent_mask is None else recurrent_mask.astype(self.dtype),
+      kernel.astype(self.dtype),
+      recurrent_kernel.astype(self.dtype),
+      self.padding,
+    )
     if self.use_bias:
       bias = self.param("bias", _unit_forget_bias, (4 * f,), self.param_dtype)
       z = z + bias.astype(self.dtype)
