@@ -220,3 +220,30 @@ def test_recurrent_dropout_is_stochastic_in_training():
 def test_rank_errors():
   with pytest.raises(ValueError, match="rank 5"):
     ConvLSTMBaseline().init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)), train=False)
+
+
+@pytest.mark.parametrize("recurrent_dropout", [0.0, 0.4])
+def test_gradients_with_the_patches_recomputed_equal_plain_autodiff(monkeypatch, recurrent_dropout):
+  """The cell's gate pre-activations are rematerialised in the backward pass (the scan
+  keeps inputs and states, not their 3x3 patches): the loss and every gradient equal those
+  of plain autodiff, which keeps the patches."""
+  from vad_jax.hybrid import convlstm
+
+  xs = jnp.asarray(np.random.default_rng(3).standard_normal((2, 4, 7, 7, 3)), jnp.float32)
+  layer = ConvLSTM(features=4, padding="VALID", recurrent_dropout=recurrent_dropout)
+  params = layer.init(jax.random.key(0), xs, train=False)["params"]
+
+  def loss_and_grads():  # a new function each time: JAX caches traces by function
+    def loss(params, xs):
+      ys, _ = layer.apply({"params": params}, xs, train=True, rngs={"dropout": jax.random.key(1)})
+      return jnp.sum(jnp.sin(ys))
+
+    return jax.value_and_grad(loss, argnums=(0, 1))
+
+  assert "remat" in str(jax.make_jaxpr(loss_and_grads())(params, xs))
+  rematerialised = jax.jit(loss_and_grads())(params, xs)
+  monkeypatch.setattr(convlstm, "_gate_inputs", convlstm._gate_inputs.__wrapped__)
+  assert "remat" not in str(jax.make_jaxpr(loss_and_grads())(params, xs))
+  plain = jax.jit(loss_and_grads())(params, xs)
+  for a, b in zip(jax.tree.leaves(rematerialised), jax.tree.leaves(plain)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)

@@ -77,8 +77,9 @@ def _gate_inputs(
   Rematerialised in the backward pass (``jax.checkpoint``): a scan over time otherwise
   keeps every step's 3x3 patches for the kernel gradients, 9x its input (36x the state
   with recurrent dropout), written and read back through memory. Keeping the inputs
-  instead made the CPU-size training steps of HybridModel-1 and the ConvLSTM 1.2-1.5x
-  faster with bit-identical results (docs/RESULTS.md, "ConvLSTM backward pass on XLA:CPU").
+  instead made the training steps of HybridModel-1 at the CPU size and of the ConvLSTM
+  baseline 1.2-1.4x faster on XLA:CPU, with the same values (tests/test_convlstm.py;
+  docs/RESULTS.md, "ConvLSTM backward pass on XLA:CPU").
   """
   kh, kw, f = recurrent_kernel.shape[:3]
   z = conv_as_matmul(x, kernel, padding)
