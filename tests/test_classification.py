@@ -430,7 +430,7 @@ def test_hybrid_detects_anomalies_in_held_out_synthetic_videos_far_above_shuffle
     str(tmp_path / "shuffled"),
   )
   mesh = sharding.make_mesh()
-  state, _ = state_lib.initial_state(
+  state = state_lib.initial_state(
     classification, build_model(config), config, state_lib.make_optimizer(config, 1), mesh
   )
   untrained = classification.evaluate(config, state, mesh)
@@ -475,7 +475,7 @@ def test_pretrained_backbone_weights_are_loaded_into_the_training_state(tmp_path
   config = classifier.get_config("hybrid,synthetic,test")
   mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:1])
   model = build_model(config)
-  state, _ = state_lib.initial_state(classification, model, config, state_lib.make_optimizer(config, 1), mesh)
+  state = state_lib.initial_state(classification, model, config, state_lib.make_optimizer(config, 1), mesh)
   source = jax.tree.map(lambda x: np.asarray(x) + 1.0, {"params": state.params, "batch_stats": state.batch_stats})
   keras_weights.save_keras_h5(tmp_path / "backbone.h5", source, subtree=("backbone",))
   config.model.pretrained = str(tmp_path / "backbone.h5")

@@ -90,9 +90,7 @@ def test_exported_scoring_runs_with_jax_alone_and_matches(model, trained, tmp_pa
     config = classifier.get_config("hybrid,synthetic,test")
     mesh = sharding.make_mesh(jax.devices()[:1])
     task = dual_stream_task if model == "dual_stream" else __import__("vad_jax.tasks").tasks.for_config(config)
-    state, _ = state_lib.initial_state(
-      task, task.build_model(config), config, state_lib.make_optimizer(config, 1), mesh
-    )
+    state = state_lib.initial_state(task, task.build_model(config), config, state_lib.make_optimizer(config, 1), mesh)
     detector = Detector(config, state)
   path = detector.export(tmp_path / "model.jaxexport")
   description = json.loads(path.with_suffix(".json").read_text())
@@ -135,7 +133,7 @@ def test_a_classifier_streams_its_offline_probabilities_and_moving_average_alarm
   config.alarm.window = 3
   task = __import__("vad_jax.tasks").tasks.for_config(config)
   mesh = sharding.make_mesh(jax.devices()[:1])
-  state, _ = state_lib.initial_state(task, task.build_model(config), config, state_lib.make_optimizer(config, 1), mesh)
+  state = state_lib.initial_state(task, task.build_model(config), config, state_lib.make_optimizer(config, 1), mesh)
   detector = Detector(config, state)
   rng = np.random.default_rng(0)
   frames = [rng.integers(0, 255, (24, 24, 3), dtype=np.uint8) for _ in range(2 * config.data.clip_frames + 3)]

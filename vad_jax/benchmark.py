@@ -180,7 +180,7 @@ def detector_throughput(config, num_frames: int, size: tuple[int, int], batch: i
   task = tasks.for_config(config)
   model = task.build_model(config)
   mesh = sharding.make_mesh(jax.devices()[:1])
-  state, _ = state_lib.initial_state(task, model, config, state_lib.make_optimizer(config, 1), mesh)
+  state = state_lib.initial_state(task, model, config, state_lib.make_optimizer(config, 1), mesh)
   detector = Detector(config, state)
   rng = np.random.default_rng(0)
   base = rng.integers(0, 255, (size[0], size[1] + num_frames, 3), dtype=np.uint8)

@@ -81,12 +81,10 @@ def initial_state(
   config: ml_collections.ConfigDict,
   tx: optax.GradientTransformation,
   mesh: Mesh,
-) -> tuple[TrainState, Any]:
-  """A freshly initialised state replicated over ``mesh``, and its sharding tree."""
-  template = abstract_state(task, model, config, tx, mesh)
-  state_sharding = jax.tree.map(lambda leaf: leaf.sharding, template)
+) -> TrainState:
+  """A freshly initialised state replicated over ``mesh`` (each leaf's ``sharding``)."""
   init = _initializer(task, model, config, tx)
-  return jax.jit(init, out_shardings=state_sharding)(jax.random.key(config.seed)), state_sharding
+  return jax.jit(init, out_shardings=sharding_lib.replicated(mesh))(jax.random.key(config.seed))
 
 
 def abstract_state(

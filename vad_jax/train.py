@@ -159,7 +159,7 @@ def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_ste
     state, start_step = checkpointer.restore_latest(template, train_iter, check_config=check, set_aside=True)
     metric_writers.say(f"resumed from {checkpointer.directory / str(start_step)}")
   else:
-    state, _ = state_lib.initial_state(task, model, config, tx, mesh)
+    state = state_lib.initial_state(task, model, config, tx, mesh)
     state = task.load_pretrained(state, config)
   state_sharding = jax.tree.map(lambda leaf: leaf.sharding, state)
 
