@@ -21,7 +21,9 @@ The named files (``configs/hybrid_dcsass.py``, ...) are this with fixed choices.
   BatchNorm standardises the ConvLSTM's input channels), ``max`` (HybridModel-1: spatial
   maximum instead of mean, the ConvLSTM map projected per location; ConvLSTM: each
   feature's maximum over time and space instead of flattening), ``short`` (ConvLSTM:
-  clips of 8 frames instead of 30, batch 8), ``revised`` (the changes that made each
+  clips of 8 frames instead of 30, batch 8), ``augment`` (every model: training clips
+  mirrored left-right at random and moved by up to 1/8 of the frame, ``data.augment``),
+  ``revised`` (the changes that made each
   ConvLSTM model learn, chosen on a validation split, with 1,000 steps at the ``cpu``
   size: HybridModel-1 ``differences``, ``norm`` and ``max``; ConvLSTM ``differences``,
   ``norm``, ``balanced`` and ``short``; docs/hybrid.md).
@@ -40,14 +42,17 @@ ABLATIONS = ("no_affm", "bce", "spatial_only", "temporal_only", "no_objects")
 # previous frame), ``balanced`` (ConvLSTM: class-weighted softmax loss), ``norm``
 # (HybridModel-1 and ConvLSTM: BatchNorm of the ConvLSTM's input), ``max`` (HybridModel-1 and
 # ConvLSTM: max pooling instead of mean or flattening), ``short`` (ConvLSTM: 8-frame clips),
-# ``revised`` (per model, below).
-CHANGES = ("differences", "balanced", "norm", "max", "short", "revised")
+# ``augment`` (every model: mirrored and moved training clips), ``revised`` (per model, below).
+CHANGES = ("differences", "balanced", "norm", "max", "short", "augment", "revised")
 REVISED = {"hybrid": ("differences", "norm", "max"), "convlstm": ("differences", "norm", "balanced", "short")}
 # The models each change applies to.
 CHANGE_MODELS = {
   **dict.fromkeys(("differences", "norm", "max", "revised"), ("hybrid", "convlstm")),
   **dict.fromkeys(("balanced", "short"), ("convlstm",)),
+  "augment": MODELS,
 }
+# ``augment``: a clip is moved by up to this fraction of its height and width each way.
+AUGMENT_MAX_SHIFT = 0.125
 SHORT_CLIP_FRAMES = 8
 
 
@@ -109,6 +114,9 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
     config.model.temporal_norm = "batch"
   if "max" in changes:
     config.model.pooling = "max"
+  if "augment" in changes:
+    config.data.augment.flip = True
+    config.data.augment.max_shift = AUGMENT_MAX_SHIFT
   if "short" in changes:
     # Clips of 8 frames: 3.75x as many labelled clips from the same videos, each label
     # nearer its frames (docs/hybrid.md, "ConvLSTM baseline").
@@ -224,6 +232,9 @@ def _dataset(config, model_name: str, dataset: str) -> None:
   # diagnostic, docs/hybrid.md) on the other parts alone, so that normal and anomalous
   # training frames come from the same kind of video.
   data.fold_training = "all"
+  # Training clips mirrored (flip) and moved by up to max_shift of the frame (the
+  # ``augment`` change; vad_jax/data/augment.py). Off as published.
+  data.augment = ml_collections.ConfigDict({"flip": False, "max_shift": 0.0})
   if model_name == "convlstm":
     data.image_size = (64, 64)
     data.clip_frames = 30

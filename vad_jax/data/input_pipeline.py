@@ -62,6 +62,8 @@ Config fields read (``config.data`` unless stated otherwise):
 * ``clip_source`` (str): ``"clip_id"`` (records sharing ``clip_index``/``clip_id``,
   DCSASS) or ``"window"`` (windows of a video, UCF-Crime segments).
 * ``clip_window`` (int): window length in frames for ``"window"``; 0 = whole video.
+* ``augment`` (ConfigDict with ``flip``, ``max_shift``; optional): clip-level training
+  batches mirrored and moved per clip (``augment.FlipAndShift``); off when absent.
 * ``config.batch_size`` (int): global training batch size.
 * ``config.model.sequence_length`` (int): T, frames per prediction clip.
 """
@@ -79,9 +81,11 @@ from collections.abc import Callable
 import grain
 import jax
 import ml_collections
+import numpy as np
 from absl import flags
 
 from vad_jax import sharding
+from vad_jax.data import augment as augment_lib
 from vad_jax.data import indexing, loaders, sources
 
 FrameSettings = loaders.FrameSettings
@@ -278,11 +282,14 @@ def clip_dataset(
   process_count: int | None = None,
   reader: ReaderSettings = ReaderSettings(),
   transform: Callable[[dict], dict] | None = None,
+  augment: Callable[[dict, np.random.Generator], dict] | None = None,
 ) -> grain.IterDataset:
   """Clip-level batches: shuffled and endless when ``train``, else ordered and padded.
 
   ``transform`` (picklable) maps each host batch after loading, on uint8 frames and in
   the worker processes when there are any (the hybrid model's box proposals).
+  ``augment`` (picklable; training only) maps each loaded batch before ``transform``
+  with a generator derived from ``seed`` and the batch's position (``augment.py``).
   """
   host = HostShard.current(process_index, process_count)
   if train:
@@ -291,6 +298,10 @@ def clip_dataset(
     batch = indexing.eval_global_batch_size(global_batch_size, num_devices, host.process_count)
     ds = _position_batches(len(table), batch, host, pad=True)
   ds = ds.map(loaders.ClipLevelLoader(split.source, table, num_frames, sampling, frames))
+  if augment is not None:
+    if not train:
+      raise ValueError("augmentation is for training batches only")
+    ds = ds.random_map(augment, seed=seed)
   if transform is not None:
     ds = ds.map(transform)
   return _to_iter_dataset(ds, reader, frames)
@@ -399,7 +410,8 @@ def create_clip_iterator(
 ) -> tuple[grain.DatasetIterator, indexing.ClipTable]:
   """Clip-level iterator (endless and shuffled when ``train``) and its clip table.
 
-  ``transform``: see ``clip_dataset``.
+  ``transform``: see ``clip_dataset``. Training batches are augmented as
+  ``data.augment`` asks (``augment.from_config``).
 
   The table tells how many clips there are and how many short ones were dropped or
   padded (``table.num_dropped``, ``table.num_padded``).
@@ -437,6 +449,7 @@ def create_clip_iterator(
     num_epochs=data.get("num_epochs", None),
     reader=reader_settings(data),
     transform=transform,
+    augment=augment_lib.from_config(data) if train else None,
   )
   return _globalise(ds, mesh), table
 

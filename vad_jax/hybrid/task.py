@@ -41,6 +41,7 @@ from absl import logging
 from vad_jax import detection, metric_writers, sharding
 from vad_jax import metrics as metrics_lib
 from vad_jax.configs import classifier as classifier_configs
+from vad_jax.data import augment as augment_lib
 from vad_jax.data import input_pipeline, preprocessing, sources
 from vad_jax.data import prepare as data_prep
 from vad_jax.hybrid import boxes as boxes_lib
@@ -67,8 +68,14 @@ def prepare(config: ml_collections.ConfigDict) -> None:
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-  """The configured splits exist in the prepared dataset."""
+  """The configured splits exist in the prepared dataset; augmentation is not combined
+  with boxes read from a file (they would no longer match the moved frames)."""
   data = config.data
+  if needs_boxes(config) and config.boxes.source == "file" and augment_lib.from_config(data) is not None:
+    raise ValueError(
+      f"data.augment moves the training frames, but boxes.source='file' reads fixed boxes from "
+      f"{config.boxes.path!r}: turn data.augment off, or use boxes.source='motion' or 'onnx'"
+    )
   data_prep.check_splits(
     data,
     {
