@@ -1,12 +1,15 @@
 """Training-time augmentation of the classifiers' clips (``vad_jax/data/augment.py``)."""
 
+import io
+
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from vad_jax import sharding
 from vad_jax.configs import classifier
-from vad_jax.data import augment
+from vad_jax.data import augment, input_pipeline, sources
 from vad_jax.hybrid import task as classification
 
 
@@ -122,3 +125,45 @@ def test_training_batches_are_augmented_reproducibly_before_the_boxes(supervised
   evaluation, _ = classification.create_iterator(config, mesh, train=False)
   plain_evaluation, _ = classification.create_iterator(plain_config, mesh, train=False)
   np.testing.assert_array_equal(np.asarray(next(evaluation)["frames"]), np.asarray(next(plain_evaluation)["frames"]))
+
+
+def test_each_host_draws_its_own_augmentation():
+  """Two hosts number their batch positions alike; the host joins the seed, so their
+  clips are not all mirrored and moved in lockstep."""
+  rng = np.random.default_rng(0)
+  records, videos = [], []
+  for v in range(4):
+    videos.append({"name": f"{v}", "start": 10 * v, "length": 10, "label": 0})
+    for f in range(10):
+      pixels = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+      buffer = io.BytesIO()
+      Image.fromarray(pixels).save(buffer, format="PNG")
+      records.append({"video_index": v, "frame_index": f, "frame": buffer.getvalue(), "label": 0})
+  split = sources.VideoSplit(source=records, videos=tuple(videos))
+  table = input_pipeline.clip_table(split, clip_source="window", num_frames=2, short_policy="drop", window=2)
+  frames = input_pipeline.FrameSettings((8, 8), 1, scaling="unit")
+
+  def host_batches(host, aug):
+    ds = input_pipeline.clip_dataset(
+      split,
+      table,
+      train=True,
+      num_frames=2,
+      sampling="uniform",
+      global_batch_size=8,
+      frames=frames,
+      seed=3,
+      process_index=host,
+      process_count=2,
+      augment=aug,
+    )
+    iterator = iter(ds)
+    return [np.rint(next(iterator)["frames"] * 255).astype(np.uint8) for _ in range(4)]
+
+  draws = {}
+  for host in (0, 1):
+    plain = host_batches(host, None)
+    moved_ = host_batches(host, augment.FlipAndShift(flip=True, max_shift=0.25))
+    draws[host] = [transform_of(p[i], m[i], 2, 2) for p, m in zip(plain, moved_) for i in range(len(p))]
+  assert len(draws[0]) == len(draws[1]) == 16
+  assert draws[0] != draws[1]

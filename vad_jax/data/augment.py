@@ -3,15 +3,19 @@
 The supervised classifiers see few labelled videos (nine per UCSD Ped2 fold), and
 without augmentation they fit those videos' exact layout (docs/hybrid.md, "How many
 labelled videos?"). ``FlipAndShift`` shows each training clip mirrored left-right or
-not, and moved by a few pixels, so that where an event happens in the frame and which
-way it moves stop being features of a particular video. One draw per clip: every frame
-of a clip moves together, so the motion within the clip and the frame labels stay
-valid. It runs before the box proposals (``hybrid.task.AddBoxes``), which then see the
-moved frames.
+not, and moved by a few pixels, so that where an event happens in the frame stops being
+a feature of a particular video. One draw per clip: every frame of a clip moves
+together, so the motion within the clip and the frame labels stay valid. It runs before
+the box proposals (``hybrid.task.AddBoxes``), which then see the moved frames.
+
+Mirroring also reverses the direction of motion: leave ``flip`` off where the direction
+is part of what is normal (a one-way corridor; the synthetic set's ``wrong_way``
+walkers, where mirrored clips kept the model from learning at all: docs/hybrid.md,
+"Augmented training clips").
 
 The random draws come from grain's ``random_map``: one generator per batch position,
-derived from the seed and the position, so a resumed run sees the same augmented
-batches as an uninterrupted one.
+derived from the seed, the host and the position, so a resumed run sees the same
+augmented batches as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -38,9 +42,7 @@ class FlipAndShift:
   def __call__(self, batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
     frames = batch["frames"]  # [b, N, H, W, C]
     b, _, h, w, _ = frames.shape
-    mirror = rng.random(b) < 0.5
-    if not self.flip:
-      mirror[:] = False
+    mirror = (rng.random(b) < 0.5) & self.flip  # drawn either way: one stream of draws
     out = np.where(mirror[:, None, None, None, None], frames[:, :, :, ::-1], frames)
     sy, sx = round(self.max_shift * h), round(self.max_shift * w)
     dy = rng.integers(-sy, sy + 1, size=b)

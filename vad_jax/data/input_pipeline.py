@@ -289,7 +289,8 @@ def clip_dataset(
   ``transform`` (picklable) maps each host batch after loading, on uint8 frames and in
   the worker processes when there are any (the hybrid model's box proposals).
   ``augment`` (picklable; training only) maps each loaded batch before ``transform``
-  with a generator derived from ``seed`` and the batch's position (``augment.py``).
+  with a generator derived from ``seed``, the host and the batch's position
+  (``augment.py``).
   """
   host = HostShard.current(process_index, process_count)
   if train:
@@ -301,7 +302,8 @@ def clip_dataset(
   if augment is not None:
     if not train:
       raise ValueError("augmentation is for training batches only")
-    ds = ds.random_map(augment, seed=seed)
+    # The hosts' batch positions are numbered alike: the host joins the seed.
+    ds = ds.random_map(augment, seed=int(np.random.SeedSequence([seed, host.process_index]).generate_state(1)[0]))
   if transform is not None:
     ds = ds.map(transform)
   return _to_iter_dataset(ds, reader, frames)
