@@ -163,7 +163,7 @@ def test_each_host_draws_its_own_augmentation():
   draws = {}
   for host in (0, 1):
     plain = host_batches(host, None)
-    moved_ = host_batches(host, augment.FlipAndShift(flip=True, max_shift=0.25))
-    draws[host] = [transform_of(p[i], m[i], 2, 2) for p, m in zip(plain, moved_) for i in range(len(p))]
+    shifted = host_batches(host, augment.FlipAndShift(flip=True, max_shift=0.25))
+    draws[host] = [transform_of(p[i], m[i], 2, 2) for p, m in zip(plain, shifted) for i in range(len(p))]
   assert len(draws[0]) == len(draws[1]) == 16
   assert draws[0] != draws[1]
