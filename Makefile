@@ -24,7 +24,7 @@ $(STAMP): $(BASE)
 # device using both cores (docs/RESULTS.md).
 demo: $(BASE)
 	XLA_FLAGS="--xla_force_host_platform_device_count=2 $$XLA_FLAGS" \
-	  $(PY) -m vad_jax.train --config synthetic --workdir $(WORKDIR)
+	  $(VENV)/bin/vad-jax train --config synthetic --workdir $(WORKDIR)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --durations=15
@@ -39,11 +39,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 benchmark: $(STAMP)
-	$(PY) -m vad_jax.benchmark --config default:cpu --batch 8
+	$(VENV)/bin/vad-jax benchmark --config default:cpu --batch 8
 
 # On a machine with a GPU: install the CUDA extra, benchmark the paper-scale network
 # (float32/bfloat16, batch 8/32), train and evaluate UCSD Ped2 for a fixed time, and write
-# $(CHECK_DIR)/device_check.{json,md}; about 10 minutes in all (vad_jax/device_check.py).
+# $(CHECK_DIR)/device_check.{json,md}; about 10 minutes in all (vad_jax/studies/device_check.py).
 PED2 ?= ../shared/data/ucsd_ped2
 CHECK_DIR ?= workdirs/device_check
 device-check:
@@ -51,7 +51,7 @@ device-check:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import vad_jax, jax; assert jax.default_backend() == 'gpu'" 2>/dev/null \
 	  || $(PY) -m pip install -q -e ".[cuda]"
-	$(PY) -m vad_jax.device_check --workdir $(CHECK_DIR) --started_at $$(cat $(CHECK_DIR)/started_at) \
+	$(PY) -m vad_jax.studies.device_check --workdir $(CHECK_DIR) --started_at $$(cat $(CHECK_DIR)/started_at) \
 	  --train_config.data.manual_dir=$(PED2)
 
 clean:

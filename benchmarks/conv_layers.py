@@ -18,7 +18,7 @@ import sys
 import jax
 from jax import lax
 
-from vad_jax import benchmark  # importing vad_jax applies vad_jax/xla_cpu.py first
+from vad_jax import throughput  # importing vad_jax applies vad_jax/xla_cpu.py first
 
 SHAPES = (
   "8x256x256x32x32",
@@ -37,7 +37,7 @@ def conv(x, kernel):
 
 
 def main(shapes) -> None:
-  peak = benchmark.matmul_peak()
+  peak = throughput.matmul_peak()
   print(f"matmul peak {peak:.0f} GFLOP/s; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   print("shape (frames x h x w x in x out) | GFLOP | forward | dx | dW  (GFLOP/s)")
   forward = jax.jit(conv)
@@ -51,9 +51,9 @@ def main(shapes) -> None:
     g = jax.random.normal(keys[2], (b, h, w, c_out))
     gflop = 2 * b * h * w * 9 * c_in * c_out / 1e9
     rates = [
-      gflop / benchmark.time_call(forward, x, kernel, steps=5),
-      gflop / benchmark.time_call(dx, x, kernel, g, steps=5),
-      gflop / benchmark.time_call(dw, x, kernel, g, steps=5),
+      gflop / throughput.time_call(forward, x, kernel, steps=5),
+      gflop / throughput.time_call(dx, x, kernel, g, steps=5),
+      gflop / throughput.time_call(dw, x, kernel, g, steps=5),
     ]
     print(f"{shape} | {gflop:.2f} | " + " | ".join(f"{r:.0f}" for r in rates), flush=True)
 

@@ -1,8 +1,12 @@
 """Supervised anomaly classifiers: HybridModel-1 and its two baselines (docs/hybrid.md).
 
-``configs/classifier.py:MODEL,DATASET[,SIZE][,ABLATION][,CHANGE]``, e.g.
-``configs/classifier.py:hybrid,dcsass`` or ``configs/classifier.py:hybrid,synthetic,cpu,bce``.
-The named files (``configs/hybrid_dcsass.py``, ...) are this with fixed choices.
+``classifier:MODEL,DATASET[,SIZE][,ABLATION][,CHANGE]``, e.g. ``classifier:hybrid,dcsass``
+or ``classifier:hybrid,synthetic,cpu,bce``; the same with named keys:
+``classifier:model=hybrid,data=synthetic,size=cpu,ablation=bce`` (``ablation=`` and
+``change=`` take several joined by ``+``, e.g. ``change=norm+max``). The named files
+(``configs/hybrid_dcsass.py``, ...) are this with fixed choices. The config extends the
+common base (``common.py``) with the classifiers' own sections (model, loss, boxes,
+alarm, the clip settings of ``data``).
 
 * MODEL: ``hybrid`` (HybridModel-1), ``convlstm`` (baseline 1), ``effnet_hog`` (baseline 2).
 * DATASET: ``dcsass`` (video-level split; ``dcsass_as_published`` for the authors' random
@@ -10,7 +14,7 @@ The named files (``configs/hybrid_dcsass.py``, ...) are this with fixed choices.
   ``synthetic_surveillance/supervised``), ``ucsd_ped2`` (the supervised fold protocol
   on UCSD Ped2: ``data.fold = "i/k"`` holds out part ``i`` of ``k`` of the 12 labelled
   test videos for evaluation and trains on the 16 normal training videos plus the other
-  test videos; ``python -m vad_jax.folds`` runs every fold).
+  test videos; ``python -m vad_jax.studies.folds`` runs every fold).
 * SIZE: ``cpu`` (tiny backbone, small inputs: minutes on a laptop) or ``test`` (the
   test suite); none = the published sizes.
 * ABLATION (HybridModel-1 only): ``no_affm`` (concatenation), ``bce`` (weighted BCE
@@ -31,7 +35,7 @@ The named files (``configs/hybrid_dcsass.py``, ...) are this with fixed choices.
 
 import ml_collections
 
-from vad_jax.configs import default
+from vad_jax.configs import common
 
 MODELS = ("hybrid", "convlstm", "effnet_hog")
 DATASETS = ("dcsass", "dcsass_as_published", "ucf_crime", "shanghaitech", "synthetic", "ucsd_ped2")
@@ -56,11 +60,22 @@ AUGMENT_MAX_SHIFT = 0.125
 SHORT_CLIP_FRAMES = 8
 
 
+VARIANT_KEYS = ("model", "data", "size", "ablation", "change")
+
+
 def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDict:
-  parts = [p.strip() for p in variant.split(",") if p.strip()]
-  if len(parts) < 2:
-    raise ValueError(f"configs/classifier.py needs 'MODEL,DATASET[,SIZE][,ABLATION]', got {variant!r}")
-  model_name, dataset, options = parts[0], parts[1], parts[2:]
+  named, options = common.parse_variant(variant, positional=("model", "data"))
+  unknown_keys = sorted(set(named) - set(VARIANT_KEYS))
+  if unknown_keys:
+    raise ValueError(f"unknown key(s) {unknown_keys} in {variant!r}; the keys are {VARIANT_KEYS}")
+  if "model" not in named or "data" not in named:
+    raise ValueError(
+      f"configs/classifier.py needs 'MODEL,DATASET[,SIZE][,ABLATION]' or 'model=MODEL,data=DATASET,...', "
+      f"got {variant!r}"
+    )
+  model_name, dataset = named["model"], named["data"]
+  options += [named["size"]] if "size" in named else []
+  options += [o for key in ("ablation", "change") for o in named.get(key, "").split("+") if o]
   size = next((o for o in options if o in SIZES), "")
   ablations = [o for o in options if o in ABLATIONS]
   changes = [o for o in options if o in CHANGES]
@@ -70,7 +85,7 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
   if dataset not in DATASETS:
     raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
   if unknown:
-    raise ValueError(f"unknown option(s) {unknown}; sizes {SIZES}, ablations {ABLATIONS}")
+    raise ValueError(f"unknown option(s) {unknown}; sizes {SIZES}, ablations {ABLATIONS}, changes {CHANGES}")
   if ablations and model_name != "hybrid":
     raise ValueError(f"ablations {ablations} apply to the hybrid model only")
   for change in changes:
@@ -80,11 +95,7 @@ def get_config(variant: str = "hybrid,synthetic,cpu") -> ml_collections.ConfigDi
   if "revised" in changes:
     changes = [*changes, *REVISED[model_name]]
 
-  config = default.get_config()
-  # The prediction network's score and frame stride mean nothing to a clip classifier.
-  del config.score
-  del config.calibration  # the classifiers' probabilities are their deployment score
-  del config.data.frame_stride
+  config = common.get_base()
   config.model = _model(model_name)
   config.loss = _loss(model_name)
   if model_name == "hybrid":

@@ -1,8 +1,10 @@
 """Paper-scale defaults for the dual-stream memory-augmented network.
 
-Every field carries a one-line comment. Dataset configs import ``get_config`` and override
-only what differs. The paper-scale widths (32, 64, 128, 256) are the widest that run at the
-paper's reported 34 fps on its GPU (docs/model.md, "Default size"). Variants:
+The shared fields come from ``common.py``; this adds the network's own sections (model,
+loss, score, calibration, the clip stride). Every field carries a one-line comment.
+Dataset configs import ``get_config`` and override only what differs. The paper-scale
+widths (32, 64, 128, 256) are the widest that run at the paper's reported 34 fps on its
+GPU (docs/model.md, "Default size"). Variants:
 ``configs/default.py:mnad`` (the MNAD / Frame-Pred widths 64-512, 4x the work per frame),
 ``configs/default.py:cpu`` (a model that trains on a laptop CPU) and
 ``configs/default.py:test`` (tiny, for the test suite).
@@ -10,9 +12,11 @@ paper's reported 34 fps on its GPU (docs/model.md, "Default size"). Variants:
 
 import ml_collections
 
+from vad_jax.configs import common
+
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
+  config = common.get_base()
 
   config.model = model = ml_collections.ConfigDict()
   model.name = "dual_stream"  # the network to build (dual_stream)
@@ -46,45 +50,12 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   score.lam = 0.8  # lambda in Eq. (16): weight of the PSNR term
   score.memory_level = -1  # memory whose distance enters Eq. (15) (-1 = bottleneck)
 
-  config.data = data = ml_collections.ConfigDict()
-  data.name = "synthetic_surveillance"  # TFDS builder (tfds_builders/) to train and evaluate on
-  data.builder_config = ""  # builder config name ("" = the builder's default)
-  data.data_dir = ""  # TFDS data directory ("" = TFDS's default, ~/tensorflow_datasets)
-  data.manual_dir = ""  # where the downloaded archives/folders are (datasets that need them)
-  data.prepare = True  # prepare the dataset first if it is not prepared yet
-  data.train_split = "train"  # split used for training
-  data.eval_split = "test"  # split evaluated at the end of training
-  data.image_size = (256, 256)  # (height, width) the frames are resized to
-  data.channels = 3  # colour channels fed to the network (1 or 3)
-  data.jpeg_draft = True  # let PIL decode JPEGs at reduced scale when the target is smaller
+  data = config.data
   data.frame_stride = 1  # distance in frames between consecutive frames of a clip
-  data.seed = 0  # shuffling seed of the training clips
-  data.num_epochs = None  # passes over the training clips (None: endless; training stops by steps)
-  data.num_workers = 0  # grain worker processes (0: read in the main process)
-  data.num_threads = 2  # reader threads per process
-  data.prefetch_batches = 2  # batches buffered per process
-  data.eval_batch_size = 0  # global evaluation batch (0: batch_size)
 
   config.calibration = cal = ml_collections.ConfigDict()
   cal.videos = ""  # training videos held out of training to fit the deployment score ("fold:i/k"; "" = none)
   cal.false_alarm_rate = 0.01  # target false-alarm rate on normal frames that sets the deployment threshold
-
-  config.optimizer = opt = ml_collections.ConfigDict()
-  opt.learning_rate = 2e-5  # initial Adam learning rate, cosine-annealed
-  opt.b1 = 0.9  # Adam rho_1
-  opt.b2 = 0.999  # Adam rho_2
-
-  config.batch_size = 8  # global batch size (a multiple of the device count)
-  config.seed = 0  # model initialisation seed
-  config.num_epochs = 50  # training length in passes over the training clips (Avenue: 50)
-  config.num_train_steps = 0  # training length in steps; overrides num_epochs when > 0
-  config.log_every_steps = 50  # steps between metric fetches, logs and non-finite checks
-  config.checkpoint_every_steps = 500  # steps between checkpoints (rounded to log_every_steps)
-  config.max_checkpoints_to_keep = 3  # latest checkpoints kept (plus the best, if tracked)
-  config.best_metric = ""  # eval metric that picks the best checkpoint ("" = none), e.g. fused_micro_auc
-  config.best_metric_split = ""  # split evaluated at each checkpoint for best_metric ("held_out": calibration.videos)
-  config.eval_at_end = True  # evaluate on data.eval_split when training finishes
-  config.eval_plots = True  # write score curves, ROC curves and frame panels
 
   if variant == "mnad":
     model.widths = (64, 128, 256, 512)

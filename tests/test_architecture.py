@@ -1,41 +1,56 @@
 """The package's shape (docs/architecture.md), checked from the source files.
 
-Imports run one way: command-line entry points -> loop and state -> tasks -> models,
-data, metrics. The dataset builders and the configs import nothing from the rest of
-the package. No module imports another of this package inside a function (the way a
-cycle is usually hidden), and the import graph has no cycle.
+Imports run one way: commands and study tools -> loop, state and the Python API ->
+tasks -> models, data, metrics. The dataset builders and the configs import nothing
+from the rest of the package. No module imports another of this package inside a
+function (the way a cycle is usually hidden), and the import graph has no cycle. No
+module outside the builders is over 450 lines, and every ``vad_jax`` path the docs name
+exists.
 """
 
 import ast
 import pathlib
+import re
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # Folder of the repository -> package it installs as (pyproject.toml, package-dir).
 ROOTS = {"vad_jax": "vad_jax", "configs": "vad_jax.configs", "tfds_builders": "vad_jax.tfds_builders"}
-ENTRY_POINTS = {
+# ``python -m vad_jax.X`` of the commands' and study tools' earlier places, kept for scripts.
+ALIASES = {
   "vad_jax.train",
   "vad_jax.evaluate",
+  "vad_jax.calibrate",
   "vad_jax.detect",
   "vad_jax.benchmark",
-  "vad_jax.device_check",
   "vad_jax.ablations",
   "vad_jax.folds",
-  "vad_jax.calibrate",
   "vad_jax.curve",
   "vad_jax.ensemble",
+  "vad_jax.device_check",
   "vad_jax.data.benchmark",
+  "vad_jax.data.prepare_benchmark",
 }
-LOOP_AND_STATE = {"vad_jax.state", "vad_jax.tasks", "vad_jax.config_flags", "vad_jax.detector", "vad_jax.export"}
+LOOP_AND_STATE = {
+  "vad_jax.loop",
+  "vad_jax.state",
+  "vad_jax.tasks",
+  "vad_jax.config_flags",
+  "vad_jax.detector",
+  "vad_jax.export",
+  "vad_jax.throughput",
+}
+MAX_LINES = 450
 
 
-def module_files() -> dict[str, pathlib.Path]:
+def module_files(with_test_helpers: bool = False) -> dict[str, pathlib.Path]:
   modules = {}
   for folder, package in ROOTS.items():
     for path in sorted((REPO / folder).rglob("*.py")):
       parts = path.relative_to(REPO / folder).with_suffix("").parts
-      if path.name.endswith("_test.py") or "dummy_data" in parts or path.name == "testing.py":
+      helper = path.name.endswith("_test.py") or "dummy_data" in parts or path.name == "testing.py"
+      if helper and not with_test_helpers:
         continue  # tests and fixtures, not part of the installed library's graph
       name = ".".join((package, *parts))
       modules[name.removesuffix(".__init__")] = path
@@ -43,6 +58,9 @@ def module_files() -> dict[str, pathlib.Path]:
 
 
 MODULES = module_files()
+ENTRY_POINTS = {m for m in MODULES if m.startswith(("vad_jax.commands.", "vad_jax.studies.")) or m in ALIASES} | {
+  "vad_jax.__main__"
+}
 
 
 def _resolve(module: str, node: ast.ImportFrom) -> str:
@@ -81,7 +99,9 @@ def graph() -> dict[str, set[str]]:
 
 def test_the_files_map_onto_the_installed_packages():
   for expected in (
-    "vad_jax.train",
+    "vad_jax.loop",
+    "vad_jax.commands.train",
+    "vad_jax.studies.folds",
     "vad_jax.dual_stream.memory",
     "vad_jax.hybrid.model",
     "vad_jax.configs.default",
@@ -143,3 +163,67 @@ def test_the_loop_and_tools_name_no_model_loss_or_metric():
   system_modules = {m for m in MODULES if m.startswith(("vad_jax.dual_stream", "vad_jax.hybrid"))}
   for module in ENTRY_POINTS | LOOP_AND_STATE - {"vad_jax.tasks"}:
     assert not graph()[module] & system_modules, f"{module} imports {graph()[module] & system_modules}"
+
+
+def test_the_aliases_run_a_command_and_hold_nothing_else():
+  """``python -m vad_jax.train`` and the other old places only start their command."""
+  for alias in ALIASES:
+    tree = ast.parse(MODULES[alias].read_text())
+    body = [node for node in tree.body if not isinstance(node, (ast.Import, ast.ImportFrom, ast.Expr))]
+    assert len(body) == 1 and isinstance(body[0], ast.If), f"{alias} holds more than the start of its command"
+    assert {t for t, _ in imports(alias)} <= ENTRY_POINTS | {"vad_jax.cli", "vad_jax.commands", "vad_jax.studies"}
+
+
+def test_no_module_over_the_line_limit():
+  """Outside the dataset builders (one archive layout each), no module, test modules
+  included, is over ``MAX_LINES`` lines."""
+  paths = [p for m, p in MODULES.items() if not m.startswith("vad_jax.tfds_builders")]
+  paths += sorted((REPO / "tests").rglob("*.py"))
+  long = {str(p.relative_to(REPO)): n for p in paths if (n := len(p.read_text().splitlines())) > MAX_LINES}
+  assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def _top_level_names(path: pathlib.Path) -> set[str]:
+  names = set()
+  for node in ast.parse(path.read_text()).body:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+      names.add(node.name)
+    elif isinstance(node, ast.Assign):
+      names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+      names.add(node.target.id)
+    elif isinstance(node, ast.ImportFrom):
+      names.update(alias.asname or alias.name for alias in node.names)
+  return names
+
+
+def missing_doc_paths(text: str) -> list[str]:
+  """The ``vad_jax.a.b`` names (a module, or a module's top-level name) and
+  ``vad_jax/a/b.py`` files of ``text`` that do not exist in the installed package."""
+  modules = module_files(with_test_helpers=True)
+  missing = []
+  for name in re.findall(r"\bvad_jax(?:\.\w+)+", text):
+    parts = name.split(".")
+    parts = parts[: next((i for i, p in enumerate(parts) if p.isupper()), len(parts))]  # NAME: a placeholder
+    module = next((".".join(parts[:n]) for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in modules), None)
+    rest = parts[len(module.split(".")) :] if module else parts
+    if module is None or (rest and rest[0] not in _top_level_names(modules[module])):
+      missing.append(name)
+  for path in re.findall(r"\bvad_jax/[\w/]+\.py\b", text):
+    if path.removesuffix(".py").removesuffix("/__init__").replace("/", ".") not in modules:
+      missing.append(path)
+  return missing
+
+
+def test_the_doc_path_check_finds_a_missing_module():
+  assert missing_doc_paths("see vad_jax.models.networks and vad_jax/classification.py") == [
+    "vad_jax.models.networks",
+    "vad_jax/classification.py",
+  ]
+  assert missing_doc_paths("vad_jax.loop.train_and_evaluate, vad_jax.studies.NAME, vad_jax/dual_stream/memory.py") == []
+
+
+def test_every_vad_jax_path_named_in_the_docs_exists():
+  docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+  missing = {str(d.relative_to(REPO)): found for d in docs if (found := missing_doc_paths(d.read_text()))}
+  assert not missing, f"docs name vad_jax paths that do not exist: {missing}"

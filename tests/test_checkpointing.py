@@ -49,3 +49,22 @@ def test_min_mode_and_no_metric(tmp_path):
   assert sorted(plain.all_steps()) == [2, 3] and plain.best_step() is None
   assert checkpointing.read_config(tmp_path / "plain").a == 1
   plain.close()
+
+
+def test_a_saved_config_gets_the_fields_added_since_for_its_model_only():
+  """Old runs' configs lack later fields; restoring fills them with the values that
+  reproduce the run (``ADDED_FIELDS``), per model, nested in their sections."""
+  old_classifier = {"model": {"name": "convlstm"}, "data": {"name": "dcsass"}, "loss": {"name": "softmax"}}
+  filled = checkpointing.with_added_fields(old_classifier)
+  assert filled["model"]["pooling"] == "flatten" and filled["loss"]["class_weights"] == "none"
+  assert filled["data"]["augment"] == {"flip": False, "max_shift": 0.0} and filled["prediction_scores"] == ""
+  assert "conv_impl" not in filled["model"] and "calibration" not in filled  # dual-stream fields stay out
+  assert old_classifier == {"model": {"name": "convlstm"}, "data": {"name": "dcsass"}, "loss": {"name": "softmax"}}
+  old_dual = checkpointing.with_added_fields({"model": {"name": "dual_stream"}, "data": {}})
+  assert old_dual["model"]["conv_impl"] == "auto" and old_dual["calibration"] == {
+    "videos": "",
+    "false_alarm_rate": 0.01,
+  }
+  assert "pooling" not in old_dual["model"]
+  kept = checkpointing.with_added_fields({"model": {"name": "hybrid", "pooling": "max"}})
+  assert kept["model"]["pooling"] == "max"  # a saved value is never replaced

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from config_reads import leaves, recording
 
-from vad_jax import config_flags, sharding, tasks, train
+from vad_jax import config_flags, loop, sharding
 from vad_jax import state as state_lib
 from vad_jax.data import prepare
+from vad_jax.detector import Detector
+from vad_jax.hybrid import boxes as hybrid_boxes
 from vad_jax.hybrid import task as hybrid_task
 from vad_jax.tfds_builders.synthetic_surveillance import scene
 
@@ -60,12 +62,10 @@ def test_every_shipped_field_is_read(test_config, tmp_path):
   config.best_metric = "fused_micro_auc" if config.model.name == "dual_stream" else "clip_auc"
   frames = [np.repeat(f, 3, -1) for f in scene.generate_video(3, num_frames=20, anomalies=("fast_mover",)).frames]
   with recording(config) as reads:
-    train.train_and_evaluate(config, str(tmp_path / "run"))
+    loop.train_and_evaluate(config, str(tmp_path / "run"))
     config_, state = state_lib.restore(tmp_path / "run" / "checkpoints", None, sharding.make_mesh())
     del config_
-    tasks.for_config(config).score_video(
-      config, state, iter(frames), batch_size=2, threshold=None, normalisation="video", calibration=None, name="video"
-    )
+    Detector(config, state).score(iter(frames), batch_size=2, normalisation="video", name="video")
   unread = {f for f in leaves(config) if f not in reads}
   assert unread <= set(CONDITIONAL), f"fields no code read: {sorted(unread - set(CONDITIONAL))}"
   for shipped in FAMILIES[test_config]:
@@ -78,14 +78,14 @@ def test_conditional_fields_are_read_under_their_setting(tmp_path):
   config.num_train_steps = 0
   config.data.data_dir = str(tmp_path / "tfds")
   with recording(config) as reads:
-    train.total_train_steps(config, 10)
+    loop.total_train_steps(config, 10)
     prepare.ensure_prepared(config.data)
   assert {"num_epochs", "data.manual_dir"} <= reads
   config = config_flags.load("classifier:hybrid,synthetic,test")
   config.boxes.source = "file"
   config.boxes.path = str(tmp_path / "boxes.json")
   with recording(config) as reads, pytest.raises(Exception, match="boxes.json"):
-    hybrid_task.make_box_source(config)
+    hybrid_boxes.make_box_source(config)
   assert {"boxes.path", "boxes.normalized"} <= reads
   with recording(config) as reads:
     hybrid_task.controls(config)

@@ -10,13 +10,15 @@ import jax
 import numpy as np
 import pytest
 
-from vad_jax import detect, sharding, train
+from vad_jax import loop, sharding
 from vad_jax import state as state_lib
 from vad_jax.configs import classifier, synthetic
 from vad_jax.data import sources
 from vad_jax.detector import Detector
-from vad_jax.dual_stream import evaluation
+from vad_jax.dual_stream import evaluation, scoring, steps
 from vad_jax.dual_stream import task as dual_stream_task
+from vad_jax.video import sources as video_sources
+from vad_jax.video import windows
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def trained(data_dir, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("run")
   config = synthetic.get_config("test")
   config.data.data_dir = str(data_dir)
-  train.train_and_evaluate(config, str(workdir))
+  loop.train_and_evaluate(config, str(workdir))
   return workdir
 
 
@@ -47,11 +49,11 @@ def test_detect_and_evaluate_give_identical_scores_for_identical_frames(trained,
   result = detector.score(tmp_path / "frames", normalisation="video")
   mesh = sharding.make_mesh()
   _, state = state_lib.restore(trained / "checkpoints", None, mesh)
-  arrays = evaluation.frame_statistics(config, mesh, split, dual_stream_task.model_statistics(config, state))
+  arrays = evaluation.frame_statistics(config, mesh, split, steps.model_statistics(config, state))
   rows = np.flatnonzero(arrays["video_index"] == 0)
   rows = rows[np.argsort(arrays["frame_index"][rows])]
   np.testing.assert_array_equal(result.frames, arrays["frame_index"][rows])
-  for key in evaluation.STAT_KEYS:
+  for key in scoring.STAT_KEYS:
     np.testing.assert_allclose(result.details[key], arrays[key][rows], rtol=1e-5, atol=1e-5, err_msg=key)
 
 
@@ -60,7 +62,7 @@ def test_the_api_scores_paths_arrays_and_iterables_alike(trained, data_dir, tmp_
   split = sources.open_split("synthetic_surveillance", "test", data_dir=str(data_dir))
   write_video_frames(split, 1, tmp_path / "frames")
   from_folder = detector.score(tmp_path / "frames", batch_size=4, normalisation="video")
-  rgb = np.stack([detect.detection.to_rgb(f) for f in detect.video_sources.read_video(tmp_path / "frames")])
+  rgb = np.stack([windows.to_rgb(f) for f in video_sources.read_video(tmp_path / "frames")])
   from_array = detector.score(rgb, batch_size=3, normalisation="video")
   from_generator = detector.score((frame for frame in rgb), threshold=0.5, normalisation="causal")
   np.testing.assert_array_equal(from_folder.frames, from_array.frames)

@@ -1,6 +1,7 @@
 """The training loop knows no task: a linear-regression task of about 20 lines, defined
-here, trains through ``train.train_and_evaluate``, checkpoints, is interrupted, resumes
-identically and is evaluated."""
+here with the training part of the task interface alone (``tasks.Trainable``), trains
+through ``loop.train_and_evaluate``, checkpoints, is interrupted, resumes identically and
+is evaluated."""
 
 import json
 import shutil
@@ -15,8 +16,8 @@ import optax
 import pytest
 from ml_collections import ConfigDict
 
+from vad_jax import loop, tasks
 from vad_jax import state as state_lib
-from vad_jax import tasks, train
 
 TRUE_WEIGHTS = np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)
 
@@ -53,20 +54,25 @@ def _evaluate(config, state, mesh, split_name=None, eval_dir=None):
 fake_task = types.SimpleNamespace(
   prepare=lambda config: None,
   check_config=lambda config: None,
-  calibrate=lambda config, state, mesh: None,
   metrics=lambda config: {"mse": "min"},
   build_model=lambda config: nn.Dense(1, use_bias=False),
   example_batch=lambda config, b: ({"x": np.zeros((b, 4), np.float32), "y": np.zeros((b, 1), np.float32)}, b),
-  model_inputs=lambda config, batch: (batch["x"],),
   init_variables=lambda model, config, rng, batch: model.init(rng, batch["x"]),
-  load_pretrained=lambda state, config: state,
   train_iterator=_train_iterator,
   train_step=_train_step,
   evaluate=_evaluate,
   scalar_metrics=lambda results: results,
   summary=lambda results: f"mse {results['mse']:.4f}",
-  ablations=lambda config: {},
 )
+
+
+def protocol_functions(protocol) -> set[str]:
+  return {name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")}
+
+
+def test_the_fake_task_implements_the_training_part_only():
+  assert set(vars(fake_task)) == protocol_functions(tasks.Trainable)
+  assert not set(vars(fake_task)) & (protocol_functions(tasks.StudyHooks) | {"model_inputs", "video_scorer"})
 
 
 def fake_config() -> ConfigDict:
@@ -100,15 +106,15 @@ def losses(workdir):
 
 def test_a_task_defined_outside_the_package_trains_resumes_and_evaluates(tmp_path):
   whole = tmp_path / "whole"
-  results = train.train_and_evaluate(fake_config(), str(whole))
+  results = loop.train_and_evaluate(fake_config(), str(whole))
   assert results["mse"] < 0.5 * _evaluate(fake_config(), _untrained_state(), None)["mse"]
   assert json.loads((whole / "eval" / "metrics.json").read_text()) == results
   assert sorted(int(p.name) for p in (whole / "checkpoints").iterdir() if p.name.isdigit()) == [12, 16]
 
   cut = tmp_path / "cut"
-  assert train.train_and_evaluate(fake_config(), str(cut), stop_after_steps=6) == {}
+  assert loop.train_and_evaluate(fake_config(), str(cut), stop_after_steps=6) == {}
   shutil.rmtree(cut / "checkpoints" / "6", ignore_errors=True)  # killed before step 6 was saved
-  resumed = train.train_and_evaluate(fake_config(), str(cut))
+  resumed = loop.train_and_evaluate(fake_config(), str(cut))
   assert losses(cut) == losses(whole)  # identical curve, nothing lost or logged twice
   assert resumed == results
 

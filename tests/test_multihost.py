@@ -25,12 +25,12 @@ def test_two_process_training_on_localhost(data_dir, tmp_path):
       sharding.maybe_initialize_distributed()
       import jax
       from vad_jax.configs import synthetic
-      from vad_jax import train
+      from vad_jax import loop
       config = synthetic.get_config("test")
       config.data.data_dir = {str(data_dir)!r}
       config.num_train_steps = 2
       assert jax.process_count() == 2 and jax.device_count() == 4, (jax.process_count(), jax.device_count())
-      results = train.train_and_evaluate(config, {str(tmp_path / "run")!r})
+      results = loop.train_and_evaluate(config, {str(tmp_path / "run")!r})
       print("RESULT", jax.process_index(), results["frames"], results["fused_micro_auc"])
   """)
   procs = []

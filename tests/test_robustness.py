@@ -20,12 +20,13 @@ import jax
 import numpy as np
 import pytest
 
-from vad_jax import checkpointing, metric_writers, plots, sharding, train, video_sources
+from vad_jax import checkpointing, loop, metric_writers, plots, sharding
 from vad_jax import state as state_lib
 from vad_jax import workdir as workdir_lib
 from vad_jax.configs import classifier, synthetic
 from vad_jax.data import prepare
 from vad_jax.tfds_builders import video as video_lib
+from vad_jax.video import sources
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,7 @@ def eval_records(workdir):
 @pytest.fixture(scope="module")
 def finished(data_dir, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("finished")
-  results = train.train_and_evaluate(tiny_config(data_dir), str(workdir))
+  results = loop.train_and_evaluate(tiny_config(data_dir), str(workdir))
   return workdir, results
 
 
@@ -78,7 +79,7 @@ def finished(data_dir, tmp_path_factory):
 )
 def test_invalid_settings_fail_before_the_workdir_is_touched(data_dir, tmp_path, overrides, message):
   with pytest.raises(ValueError, match=message):
-    train.train_and_evaluate(tiny_config(data_dir, **overrides), str(tmp_path / "run"))
+    loop.train_and_evaluate(tiny_config(data_dir, **overrides), str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
 
 
@@ -86,14 +87,14 @@ def test_a_misspelt_split_fails_before_training(data_dir, tmp_path):
   with pytest.raises(
     ValueError, match=r"data.eval_split='tset': no such split in .*its splits are \['test', 'train'\]"
   ):
-    train.train_and_evaluate(tiny_config(data_dir, **{"data.eval_split": "tset"}), str(tmp_path))
+    loop.train_and_evaluate(tiny_config(data_dir, **{"data.eval_split": "tset"}), str(tmp_path))
   assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()
 
 
 def test_a_path_that_is_not_utf8_is_refused_before_anything_is_written(data_dir, tmp_path):
   bad = os.fsdecode(bytes(tmp_path) + b"/run-\xff")
   with pytest.raises(ValueError, match=r"workdir .* is not a valid UTF-8 path"):
-    train.train_and_evaluate(tiny_config(data_dir), bad)
+    loop.train_and_evaluate(tiny_config(data_dir), bad)
   assert list(tmp_path.iterdir()) == []
 
 
@@ -115,7 +116,7 @@ def test_a_second_training_on_a_locked_workdir_fails_naming_the_first(data_dir, 
   try:
     assert holder.stdout.readline().strip() == "locked"
     with pytest.raises(workdir_lib.WorkdirBusyError, match=f"in use by process {holder.pid} on "):
-      train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
+      loop.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["LOCK"]  # nothing written
   finally:
     holder.kill()
@@ -137,7 +138,7 @@ def test_a_torn_metrics_line_is_repaired_and_a_rerun_keeps_one_eval_record(finis
   with open(run / "metrics.jsonl", "a") as f:
     f.write('{"step": 6, "train/lo')  # power loss in the middle of a write
   with warnings.catch_warnings():
-    rerun = train.train_and_evaluate(tiny_config(data_dir), str(run))  # case 7: rerun of a finished run
+    rerun = loop.train_and_evaluate(tiny_config(data_dir), str(run))  # case 7: rerun of a finished run
   assert curve(run) == before
   assert len(eval_records(run)) == 1 and eval_records(run)[0]["step"] == 6
   assert rerun["fused_micro_auc"] == pytest.approx(results["fused_micro_auc"])
@@ -181,7 +182,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(finishe
   config, state = state_lib.restore(run / "checkpoints", None, sharding.make_mesh())
   assert int(state.step) == 4
   assert "checkpoint step 6" in capsys.readouterr().out
-  train.train_and_evaluate(tiny_config(data_dir), str(run))
+  loop.train_and_evaluate(tiny_config(data_dir), str(run))
   assert (run / "checkpoints" / "unreadable_6").is_dir()
   assert curve(run) == curve(workdir)  # steps 5-6 trained again from step 4, identically
   assert len(eval_records(run)) == 1
@@ -192,11 +193,11 @@ def test_resuming_with_another_model_names_the_fields(finished, data_dir, tmp_pa
   run = tmp_path / "run"
   shutil.copytree(workdir, run)
   with pytest.raises(checkpointing.ConfigMismatchError, match=r"model.widths is \(4, 8, 16\) there, \(4, 8, 32\) now"):
-    train.train_and_evaluate(tiny_config(data_dir, **{"model.widths": (4, 8, 32)}), str(run))
+    loop.train_and_evaluate(tiny_config(data_dir, **{"model.widths": (4, 8, 32)}), str(run))
   hybrid = classifier.get_config("hybrid,synthetic,test")
   hybrid.data.data_dir = str(tmp_path / "tfds")
   with pytest.raises(checkpointing.ConfigMismatchError, match=r"model.name is 'dual_stream' there, 'hybrid' now"):
-    train.train_and_evaluate(hybrid, str(run))
+    loop.train_and_evaluate(hybrid, str(run))
 
 
 # ---- 9: detect checks its input and output first, and reports missing frames -----------
@@ -226,8 +227,8 @@ def test_detect_reports_frames_a_truncated_video_promised(tmp_path):
   video_lib.write_video(video, (np.random.default_rng(0).random((40, 32, 48, 3)) * 255).astype(np.uint8))
   data = video.read_bytes()
   video.write_bytes(data[: len(data) // 2])
-  with pytest.warns(video_sources.IncompleteVideoWarning, match=r"cut.avi: the container promises 40 frames"):
-    frames = list(video_sources.read_video(video))
+  with pytest.warns(sources.IncompleteVideoWarning, match=r"cut.avi: the container promises 40 frames"):
+    frames = list(sources.read_video(video))
   assert 0 < len(frames) < 40
 
 
@@ -301,8 +302,8 @@ def test_input_workers_end_with_a_killed_training_run(data_dir, tmp_path):
 
 def test_non_finite_loss_before_any_checkpoint_says_so(data_dir, tmp_path):
   config = tiny_config(data_dir, **{"loss.alpha": float("nan"), "log_every_steps": 1})
-  with pytest.raises(train.NonFiniteLossError, match="non-finite loss at step 1.*no checkpoint had been written yet"):
-    train.train_and_evaluate(config, str(tmp_path))
+  with pytest.raises(loop.NonFiniteLossError, match="non-finite loss at step 1.*no checkpoint had been written yet"):
+    loop.train_and_evaluate(config, str(tmp_path))
 
 
 # ---- 13: what a person sees --------------------------------------------------------------

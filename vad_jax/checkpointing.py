@@ -51,28 +51,58 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   return flat
 
 
-# Fields added to the configs after runs were saved, with the value that reproduces such
-# a run: a saved config without the field is no different from one holding that value.
-# A mapping gives the value per ``model.name``.
+DUAL_STREAM = ("dual_stream",)
+CLASSIFIERS = ("hybrid", "convlstm", "effnet_hog")
+# Fields added to the configs after runs were saved, per ``model.name``, with the value
+# that reproduces such a run: the one place that knows the defaults of old saved
+# configs. A restored config gets them (``with_added_fields``), so the code reads every
+# field directly, and a saved config without one is no different from one holding it.
 ADDED_FIELDS = {
-  "model.temporal_input": "frames",
+  "model.conv_impl": dict.fromkeys(DUAL_STREAM, "auto"),
+  "calibration.videos": dict.fromkeys(DUAL_STREAM, ""),
+  "calibration.false_alarm_rate": dict.fromkeys(DUAL_STREAM, 0.01),
+  "model.temporal_input": {"hybrid": "frames", "convlstm": "frames"},
   "model.pooling": {"hybrid": "mean", "convlstm": "flatten"},
-  "model.temporal_norm": "none",
-  "loss.class_weights": "none",  # only the ConvLSTM's loss lacked it: unweighted
-  "loss.shuffle_labels": False,
+  "model.temporal_norm": {"hybrid": "none", "convlstm": "none"},
+  "loss.class_weights": {"convlstm": "none"},  # only the ConvLSTM's loss lacked it: unweighted
+  "loss.shuffle_labels": dict.fromkeys(CLASSIFIERS, False),
+  "boxes.opening": {"hybrid": 1},
+  "boxes.dilation": {"hybrid": 2},
+  "data.train_videos": dict.fromkeys(CLASSIFIERS, ""),
+  "data.eval_videos": dict.fromkeys(CLASSIFIERS, ""),
+  "data.fold": dict.fromkeys(CLASSIFIERS, ""),
+  "data.fold_training": dict.fromkeys(CLASSIFIERS, "all"),
+  "data.augment.flip": dict.fromkeys(CLASSIFIERS, False),
+  "data.augment.max_shift": dict.fromkeys(CLASSIFIERS, 0.0),
+  "prediction_scores": dict.fromkeys(CLASSIFIERS, ""),
 }
+
+
+def _added(flat: Mapping[str, Any]) -> dict[str, Any]:
+  """The ``ADDED_FIELDS`` a flattened saved config lacks, with their values for its model."""
+  name = flat.get("model.name")
+  return {key: values[name] for key, values in ADDED_FIELDS.items() if key not in flat and name in values}
+
+
+def with_added_fields(saved: Mapping[str, Any]) -> dict[str, Any]:
+  """A saved config (nested dict) with the fields added since it was saved
+  (``ADDED_FIELDS``), nested in their sections."""
+  out = json.loads(json.dumps(saved))  # a deep copy of plain JSON values
+  for key, value in _added(flatten(saved)).items():
+    *sections, leaf = key.split(".")
+    node = out
+    for section in sections:
+      node = node.setdefault(section, {})
+    node[leaf] = value
+  return out
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
   """``(field, saved value, current value)`` for every field that differs (a field of
   ``ADDED_FIELDS`` absent from ``saved`` differs only from another value)."""
   a, b = flatten(saved), flatten(current)
+  a.update({k: v for k, v in _added(a).items() if k in b})
   missing = object()
-  for key, value in ADDED_FIELDS.items():
-    if isinstance(value, Mapping):
-      value = value.get(a.get("model.name"), missing)
-    if key not in a and key in b and value is not missing:
-      a[key] = value
   return [
     (k, a.get(k, "(absent)"), b.get(k, "(absent)"))
     for k in sorted(set(a) | set(b))
@@ -167,14 +197,15 @@ class Checkpointer:
     return state_template.replace(**restored["state"])
 
   def saved_config(self, step: int) -> dict[str, Any]:
-    """The config saved with checkpoint ``step`` (as a dict)."""
+    """The config saved with checkpoint ``step`` (as a dict), with the fields added to
+    the configs since (``with_added_fields``)."""
     try:
       restored = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
     except Exception as error:
       raise CheckpointError(
         f"could not read the config of checkpoint step {step} in {self.directory}: {type(error).__name__}: {error}"
       ) from error
-    return dict(restored["config"])
+    return with_added_fields(dict(restored["config"]))
 
   def restore_latest(
     self,

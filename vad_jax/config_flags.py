@@ -25,8 +25,11 @@ def shipped_dir() -> pathlib.Path:
 
 
 def shipped_configs() -> list[str]:
-  """Names of the shipped configs (``default``, ``ucsd_ped2``, ...)."""
-  return sorted(p.stem for p in shipped_dir().glob("*.py") if not p.name.startswith("_"))
+  """Names of the shipped configs (``default``, ``ucsd_ped2``, ...): the files with a
+  ``get_config`` (``common.py`` holds the shared base, not a config)."""
+  return sorted(
+    p.stem for p in shipped_dir().glob("*.py") if not p.name.startswith("_") and "def get_config(" in p.read_text()
+  )
 
 
 def resolve(spec: str) -> str:

@@ -11,12 +11,12 @@
   detector.export("ped2.jaxexport")            # runs with JAX alone (vad_jax.export)
 
 The config, weights and calibration come from the checkpoint; the scores are the task's
-(``Task.score_video``): for the dual-stream network the calibrated deployment score
+(``Scoring.video_scorer``): for the dual-stream network the calibrated deployment score
 (``vad_jax/dual_stream/calibration.py``, alarm at the calibrated false-alarm rate),
 or, when asked (``normalisation="video"`` / ``"causal"``), Eq. (16) normalised over the
 whole video or causally; for a classifier its anomaly probability with the
-moving-average alarm. ``python -m vad_jax.detect`` is a command
-line over this class.
+moving-average alarm. ``vad-jax detect`` is a command line over this class, ``vad-jax
+calibrate`` over ``calibrate``.
 """
 
 import dataclasses
@@ -29,8 +29,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from vad_jax import checkpointing, detection, export, sharding, tasks, video_sources
+from vad_jax import checkpointing, export, sharding, tasks
 from vad_jax import state as state_lib
+from vad_jax.video import results, sources, windows
 
 
 @dataclasses.dataclass
@@ -53,40 +54,42 @@ class Detector:
     return cls(config, state, pathlib.Path(checkpoint), calibration)
 
   @property
-  def task(self) -> tasks.Task:
+  def task(self) -> tasks.Scoring:
     return tasks.for_config(self.config)
+
+  def scorer(self, threshold: Optional[float] = None, normalisation: Optional[str] = None) -> tasks.VideoScorer:
+    """The task's scorer with this detector's calibration (tasks that calibrate) and the
+    ``normalisation`` asked for (tasks with several; the others have one score and
+    ignore it)."""
+    options = {}
+    if tasks.hook(self.task, "calibrate") is not None:
+      options["calibration"] = self.calibration
+    if normalisation is not None and tasks.hook(self.task, "NORMALISATIONS"):
+      options["normalisation"] = normalisation
+    return self.task.video_scorer(self.config, self.state, threshold=threshold, **options)
 
   def score(
     self,
-    source: str | os.PathLike | np.ndarray | Iterable[detection.Frame],
+    source: str | os.PathLike | np.ndarray | Iterable[windows.Frame],
     *,
     batch_size: int = 8,
     threshold: Optional[float] = None,
     normalisation: Optional[str] = None,
     name: Optional[str] = None,
-  ) -> detection.Detection:
+  ) -> results.Detection:
     """Scores a video file or frame folder (a path), a ``uint8 [N, H, W, 3]`` array, or
     any iterable of such frames (a generator reading a stream). ``normalisation``: see
-    the task's ``score_video`` (default: calibrated when the checkpoint has a
+    the task's ``video_scorer`` (default: calibrated when the checkpoint has a
     calibration; the dual-stream network refuses to guess otherwise)."""
     if isinstance(source, (str, os.PathLike)):
-      frames, name = video_sources.read_video(source), name or os.fspath(source)
+      frames, name = sources.read_video(source), name or os.fspath(source)
     else:
       frames = iter(source)
-    return self.task.score_video(
-      self.config,
-      self.state,
-      frames,
-      batch_size=batch_size,
-      threshold=threshold,
-      normalisation=normalisation,
-      calibration=self.calibration,
-      name=name or "frames",
-    )
+    return self.scorer(threshold, normalisation).score(frames, batch_size=batch_size, name=name or "frames")
 
   def stream(
     self,
-    source: str | os.PathLike | np.ndarray | Iterable[detection.Frame],
+    source: str | os.PathLike | np.ndarray | Iterable[windows.Frame],
     *,
     batch_size: int = 8,
     threshold: Optional[float] = None,
@@ -94,14 +97,14 @@ class Detector:
     min_frames: int = 1,
     keep_frames: bool = False,
     error_maps: bool = False,
-  ) -> Iterator[detection.FrameResult]:
+  ) -> Iterator[results.FrameResult]:
     """Every frame of a source (a file, frame folder, URL, device, array or iterable of
     frames) with its score and alarm as soon as its batch is scored, for sources that
     never end: memory stays flat. Alarm intervals of at least ``min_frames`` frames are
     announced on the results (``result.event``: when one reaches ``min_frames`` and
     when it ends). ``keep_frames`` hands each source frame back with its result and
     ``error_maps`` adds the prediction error per pixel (prediction network), both for
-    drawing (``detection.heat_map``). The scores equal ``score``'s frame for frame; the
+    drawing (``video.annotation.heat_map``). The scores equal ``score``'s frame for frame; the
     prediction network's ``video`` normalisation needs the whole video and is refused.
 
       for result in detector.stream("rtsp://camera.local/stream", min_frames=5):
@@ -109,25 +112,16 @@ class Detector:
           print("alarm from frame", result.event.first)
     """
     if isinstance(source, (str, os.PathLike)):
-      frames, name = video_sources.read_video(source), os.fspath(source)
+      frames, name = sources.read_video(source), os.fspath(source)
     else:
       frames, name = iter(source), "frames"
-    results = self.task.stream(
-      self.config,
-      self.state,
-      frames,
-      batch_size=batch_size,
-      threshold=threshold,
-      normalisation=normalisation,
-      calibration=self.calibration,
-      keep_frames=keep_frames,
-      error_maps=error_maps,
-      name=name,
+    found = self.scorer(threshold, normalisation).stream(
+      frames, batch_size=batch_size, keep_frames=keep_frames, error_maps=error_maps, name=name
     )
-    return detection.with_alarm_events(results, min_frames)
+    return results.with_alarm_events(found, min_frames)
 
   def heat_scale(self) -> Optional[float]:
-    """The per-pixel squared error drawn at full strength by ``detection.heat_map``: ten
+    """The per-pixel squared error drawn at full strength by ``annotation.heat_map``: ten
     times the mean error of the calibration's normal frames (``None`` without a
     calibration)."""
     if self.calibration is None or "pixel_error" not in self.calibration:
@@ -135,10 +129,42 @@ class Detector:
     return 10.0 * self.calibration["pixel_error"]
 
   @staticmethod
-  def alarm_intervals(result: detection.Detection, min_frames: int = 1) -> list[tuple[int, int]]:
+  def alarm_intervals(result: results.Detection, min_frames: int = 1) -> list[tuple[int, int]]:
     """Inclusive ``(first, last)`` frame ranges alarmed for at least ``min_frames``."""
-    return detection.alarm_intervals(result.frames, result.alarm, min_frames)
+    return results.alarm_intervals(result.frames, result.alarm, min_frames)
 
   def export(self, path: str | os.PathLike) -> pathlib.Path:
     """The scoring program for JAX alone (``vad_jax.export``)."""
     return export.export(self.config, self.state, path)
+
+
+def calibrate(
+  checkpoint: str | os.PathLike, videos: Iterable[str | os.PathLike] = (), false_alarm_rate: Optional[float] = None
+) -> pathlib.Path:
+  """Fits the deployment score of a checkpoint (a workdir or step folder) on the given
+  videos of normal activity, or on the training videos its config held out
+  (``calibration.videos``), and saves it beside the checkpoint; returns the file."""
+  directory, step, _ = state_lib.parse_checkpoint_path(checkpoint)
+  videos = [os.fspath(v) for v in videos]
+  for video in videos:
+    sources.check_source(pathlib.Path(video))
+  mesh = sharding.make_mesh(jax.devices()[:1] if videos else None)
+  config, state = state_lib.restore(directory, step, mesh)
+  task = tasks.for_config(config)
+  fit = tasks.hook(task, "calibrate")
+  if fit is None:
+    raise ValueError(
+      f"nothing to calibrate for {checkpoint}: model {config.model.name!r} has no deployment score to fit "
+      f"(a classifier's probability is its score)"
+    )
+  if false_alarm_rate is not None:
+    config.calibration.false_alarm_rate = false_alarm_rate
+  if not videos:
+    task.prepare(config)
+  frames = {video: sources.read_video(pathlib.Path(video)) for video in videos}
+  calibration = fit(config, state, mesh, frames or None)
+  if calibration is None:
+    raise ValueError(
+      f"nothing to calibrate for {checkpoint}: give --videos of normal activity, or train with calibration.videos set"
+    )
+  return checkpointing.write_calibration(directory, int(state.step), calibration)

@@ -57,6 +57,7 @@ def export(config: ml_collections.ConfigDict, state: Any, path: str | pathlib.Pa
   path.write_bytes(exported.serialize())
   outputs = jax.eval_shape(fn, *[jax.ShapeDtypeStruct((2, *s.shape[1:]), s.dtype) for s in specs])
   data = config.data
+  inputs = tasks.for_config(config).input_description(config)
   description = {
     "format_version": FORMAT_VERSION,
     "jax_version": jax.__version__,
@@ -68,14 +69,10 @@ def export(config: ml_collections.ConfigDict, state: Any, path: str | pathlib.Pa
     "preprocessing": {
       "image_size": [int(s) for s in data.image_size],
       "channels": int(data.channels),
-      "scaling": "[-1, 1]: (x - 127.5) / 127.5" if config.model.name == "dual_stream" else "[0, 1]: x / 255",
+      "scaling": inputs["scaling"],
       "resize": "Pillow bilinear (vad_jax.data.preprocessing.prepare_image)",
     },
-    "window": (
-      {"frames": int(config.model.sequence_length), "scores": "the last frame of each window"}
-      if config.model.name == "dual_stream"
-      else {"frames": int(data.clip_frames), "scores": "every frame of each window"}
-    ),
+    "window": inputs["window"],
   }
   path.with_suffix(".json").write_text(json.dumps(description, indent=2) + "\n")
   return path

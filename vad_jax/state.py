@@ -64,7 +64,7 @@ def create(model: flax.linen.Module, variables: dict[str, Any], tx: optax.Gradie
 
 
 def _initializer(
-  task: tasks.Task, model: flax.linen.Module, config: ml_collections.ConfigDict, tx: optax.GradientTransformation
+  task: tasks.Trainable, model: flax.linen.Module, config: ml_collections.ConfigDict, tx: optax.GradientTransformation
 ):
   """``rng -> state``: the task's model initialised on the task's example batch."""
   batch, _ = task.example_batch(config, 1)
@@ -76,7 +76,7 @@ def _initializer(
 
 
 def initial_state(
-  task: tasks.Task,
+  task: tasks.Trainable,
   model: flax.linen.Module,
   config: ml_collections.ConfigDict,
   tx: optax.GradientTransformation,
@@ -88,7 +88,7 @@ def initial_state(
 
 
 def abstract_state(
-  task: tasks.Task,
+  task: tasks.Trainable,
   model: flax.linen.Module,
   config: ml_collections.ConfigDict,
   tx: optax.GradientTransformation,

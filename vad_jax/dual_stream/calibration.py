@@ -46,7 +46,7 @@ QUANTILES = 1001  # stored points of each stream's distribution of normal raw sc
 
 
 def feature_values(stats: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """``FEATURES`` per frame from the model's statistics (``evaluation.STAT_KEYS``); higher
+  """``FEATURES`` per frame from the model's statistics (``scoring.STAT_KEYS``); higher
   is more anomalous."""
   values = {}
   for prefix in ("", "spatial_", "temporal_"):

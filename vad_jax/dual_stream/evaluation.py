@@ -19,25 +19,17 @@ import json
 import pathlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from vad_jax import metric_writers, metrics, plots, sharding
 from vad_jax.data import input_pipeline, loaders, preprocessing
-from vad_jax.dual_stream import scoring
+from vad_jax.dual_stream import calibration as calibration_lib
+from vad_jax.dual_stream import network, scoring, steps
 
-STAT_KEYS = (
-  "psnr",
-  "spatial_psnr",
-  "temporal_psnr",
-  "spatial_distance",
-  "temporal_distance",
-  "block_psnr",
-  "spatial_block_psnr",
-  "temporal_block_psnr",
-)
 STREAMS = ("fused", "spatial", "temporal")
 
 
@@ -49,7 +41,7 @@ class VideoScores:
   name: str
   frames: np.ndarray  # frame index of each scored frame
   labels: np.ndarray  # 0/1 (-1 where undefined)
-  stats: dict[str, np.ndarray]  # STAT_KEYS, raw per-frame values
+  stats: dict[str, np.ndarray]  # scoring.STAT_KEYS, raw per-frame values
   scores: dict[str, np.ndarray]  # STREAMS, per-video normalised anomaly scores
 
 
@@ -64,7 +56,7 @@ def per_video_scores(arrays: Mapping[str, np.ndarray], video_names: Sequence[str
     if np.any(np.diff(frames) == 0):
       dup = frames[np.flatnonzero(np.diff(frames) == 0)[0]]
       raise ValueError(f"frame {dup} of video {video_names[v]} was scored more than once")
-    stats = {key: arrays[key][rows].astype(np.float64) for key in STAT_KEYS}
+    stats = {key: arrays[key][rows].astype(np.float64) for key in scoring.STAT_KEYS}
     scores = {
       "fused": scoring.fused_score(stats["psnr"], stats["spatial_distance"], stats["temporal_distance"], lam),
       "spatial": scoring.stream_score(stats["spatial_psnr"], stats["spatial_distance"], lam),
@@ -75,10 +67,10 @@ def per_video_scores(arrays: Mapping[str, np.ndarray], video_names: Sequence[str
 
 
 def member_mean(arrays: Mapping[str, np.ndarray], members: slice) -> dict[str, np.ndarray]:
-  """An ensemble's frame statistics: each ``STAT_KEYS`` column of ``arrays`` holds
+  """An ensemble's frame statistics: each ``scoring.STAT_KEYS`` column of ``arrays`` holds
   ``[frames, members]``; its mean over ``members`` (PSNRs averaged in dB, distances as
   they are) is what the ensemble scores with Eq. (16). The other columns pass through."""
-  return {key: value[:, members].mean(axis=1) if key in STAT_KEYS else value for key, value in arrays.items()}
+  return {key: value[:, members].mean(axis=1) if key in scoring.STAT_KEYS else value for key, value in arrays.items()}
 
 
 def frame_level_metrics(videos: Sequence[VideoScores]) -> dict[str, float]:
@@ -109,7 +101,7 @@ def write_outputs(
   (eval_dir / "metrics.json").write_text(json.dumps(dict(results), indent=2, sort_keys=True) + "\n")
   with open(eval_dir / "scores.csv", "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
-    writer.writerow(["video", "frame", "label", *STAT_KEYS, *(f"score_{s}" for s in STREAMS)])
+    writer.writerow(["video", "frame", "label", *scoring.STAT_KEYS, *(f"score_{s}" for s in STREAMS)])
     for v in videos:
       for i in range(len(v.frames)):
         writer.writerow(
@@ -117,7 +109,7 @@ def write_outputs(
             v.name,
             int(v.frames[i]),
             int(v.labels[i]),
-            *(f"{v.stats[k][i]:.6g}" for k in STAT_KEYS),
+            *(f"{v.stats[k][i]:.6g}" for k in scoring.STAT_KEYS),
             *(f"{v.scores[s][i]:.6g}" for s in STREAMS),
           ]
         )
@@ -150,7 +142,7 @@ def frame_statistics(config, mesh, split, stats_fn: Callable[[Any], Mapping[str,
   """Scores every scorable frame of ``split``; host arrays without padding.
 
   ``stats_fn`` maps a global batch of clips ``[B, T, h, w, c]`` to per-example
-  ``STAT_KEYS`` arrays (``task.model_statistics`` for a trained state). Per-batch results stay
+  ``scoring.STAT_KEYS`` arrays (``steps.model_statistics`` for a trained state). Per-batch results stay
   on the device and are fetched once at the end (gathered from all hosts), so the loop
   never waits on a transfer.
   """
@@ -191,6 +183,67 @@ def frame_panels(config, model, state, split, videos: Sequence[VideoScores], pat
     np.asarray(fused),
     np.asarray(aux["spatial"]["attention_map"]),
   )
+
+
+def evaluate(
+  config,
+  state,
+  mesh,
+  split_name: Optional[str] = None,
+  eval_dir: Optional[pathlib.Path] = None,
+  calibration: Optional[Mapping[str, Any]] = None,
+) -> dict[str, float]:
+  """Evaluates ``state`` on ``split_name`` (default ``data.eval_split``) with the
+  literature's protocol, and the deployment protocol when a ``calibration`` is given;
+  writes the outputs to ``eval_dir`` when given (process 0 only)."""
+  split = input_pipeline.open_split(config.data, split_name or config.data.eval_split)
+  arrays = frame_statistics(config, mesh, split, steps.model_statistics(config, state))
+  videos = per_video_scores(arrays, [v["name"] for v in split.videos], config.score.lam)
+  results = frame_level_metrics(videos)
+  if calibration is not None:  # the deployment protocol beside the literature's
+    calibrated = [(v.frames, v.labels, calibration_lib.calibrated_scores(v.stats, calibration)) for v in videos]
+    results.update(calibration_lib.deployment_metrics(calibrated, calibration["threshold"]))
+  if eval_dir is not None and jax.process_index() == 0:
+    write_outputs(pathlib.Path(eval_dir), videos, results, curves=config.eval_plots)
+    if config.eval_plots and jax.process_count() == 1:
+      frame_panels(config, network.from_config(config), state, split, videos, pathlib.Path(eval_dir) / "frames.png")
+  return results
+
+
+def evaluate_ensemble(
+  members: Sequence[tuple[str, Any, Any]],
+  mesh,
+  split_name: Optional[str] = None,
+  eval_dir: Optional[pathlib.Path] = None,
+) -> dict[str, Any]:
+  """Evaluates networks ``(name, config, state)`` together, as one model whose per-frame
+  statistics (PSNRs, memory distances) are the mean of the members', scored with Eq. (16)
+  and the literature's protocol like ``evaluate``. The members must see the same frames
+  (``vad_jax.studies.ensemble`` checks their data settings); the first member's data
+  settings are used. Beside the ensemble's figures: ``members``, each network's own
+  figures, and ``first``, those of the ensembles of the first 1, 2, ... members (cost
+  against AUC)."""
+  config = members[0][1]
+  split = input_pipeline.open_split(config.data, split_name or config.data.eval_split)
+  statistics = [steps.model_statistics(member_config, state) for _, member_config, state in members]
+
+  def stats_fn(frames):  # [batch, members] per statistic; stays on the devices until the end
+    outputs = [fn(frames) for fn in statistics]
+    return {key: jnp.stack([o[key] for o in outputs], axis=1) for key in scoring.STAT_KEYS}
+
+  arrays = frame_statistics(config, mesh, split, stats_fn)
+  names = [v["name"] for v in split.videos]
+
+  def scored(chosen: slice) -> tuple[list[VideoScores], dict[str, Any]]:
+    videos = per_video_scores(member_mean(arrays, chosen), names, config.score.lam)
+    return videos, frame_level_metrics(videos)
+
+  videos, results = scored(slice(None))
+  results["members"] = [{"name": name, **scored(slice(i, i + 1))[1]} for i, (name, _, _) in enumerate(members)]
+  results["first"] = [{"members": k, **scored(slice(0, k))[1]} for k in range(1, len(members) + 1)]
+  if eval_dir is not None and jax.process_index() == 0:
+    write_outputs(pathlib.Path(eval_dir), videos, results, curves=config.eval_plots)
+  return results
 
 
 def summary(results: Mapping[str, float]) -> str:

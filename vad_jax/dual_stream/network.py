@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
+import ml_collections
 
 from vad_jax.dual_stream import conv as conv_lib
 from vad_jax.dual_stream.attention import ResidualChannelAttention
@@ -304,3 +305,28 @@ class DualStreamNet(nn.Module):
       "temporal": lambda: temporal["frame"],
     }[self.fusion]()
     return jnp.clip(fused, -1.0, 1.0), {"spatial": spatial, "temporal": temporal, "target": target}
+
+
+def from_config(config: ml_collections.ConfigDict) -> DualStreamNet:
+  """The network of ``config.model`` with the loss margins of ``config.loss``."""
+  m = config.model
+  return DualStreamNet(
+    widths=tuple(m.widths),
+    num_items=m.num_items,
+    spatial_inputs=m.spatial_inputs or None,
+    fusion=m.fusion,
+    update_memory_at_test=m.update_memory_at_test,
+    use_rtsm=m.use_rtsm,
+    use_rcam=m.use_rcam,
+    use_memory=m.use_memory,
+    skip_query=m.skip_query,
+    fold_fraction=m.fold_fraction,
+    circular_shift=m.circular_shift,
+    attention_reduction=m.attention_reduction,
+    margin_a=config.loss.margin_a,
+    margin_b=config.loss.margin_b,
+    hinge=config.loss.hinge,
+    negative_slope=m.negative_slope,
+    dtype=jnp.dtype(m.dtype),
+    conv_impl=m.conv_impl,
+  )

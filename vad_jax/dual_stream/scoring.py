@@ -12,6 +12,17 @@ import jax.numpy as jnp
 import numpy as np
 
 Array = Any
+# What ``frame_statistics`` returns per frame: the raw inputs of every score.
+STAT_KEYS = (
+  "psnr",
+  "spatial_psnr",
+  "temporal_psnr",
+  "spatial_distance",
+  "temporal_distance",
+  "block_psnr",
+  "spatial_block_psnr",
+  "temporal_block_psnr",
+)
 
 
 def psnr(prediction: Array, target: Array) -> Array:

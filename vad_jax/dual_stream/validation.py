@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from vad_jax.data import preprocessing
-from vad_jax.dual_stream import evaluation
+from vad_jax.dual_stream import evaluation, scoring
 
 Array = Any
 KINDS = ("mixed", "whole")
@@ -138,7 +138,7 @@ def validate(
   lam: float,
 ) -> dict[str, float]:
   """Scores the pseudo-videos with ``stats_fn`` (clips -> per-clip ``STAT_KEYS``, as
-  ``task.model_statistics``) in batches of ``batch_size`` (the last padded), keeping the
+  ``steps.model_statistics``) in batches of ``batch_size`` (the last padded), keeping the
   results on the device until all are scored.
 
   A clip's statistics depend only on its held-out video, its row and where it is sped up,
@@ -164,9 +164,9 @@ def validate(
         clips = np.concatenate([clips, np.zeros((batch_size - len(rows), *clips.shape[1:]), clips.dtype)])
       pending.append((key, rows, stats_fn(clips)))
   host = jax.device_get([stats for _, _, stats in pending])
-  table = {key: {k: np.full(len(v.labels), np.nan) for k in evaluation.STAT_KEYS} for key, (v, _) in groups.items()}
+  table = {key: {k: np.full(len(v.labels), np.nan) for k in scoring.STAT_KEYS} for key, (v, _) in groups.items()}
   for (key, rows, _), h in zip(pending, host):
-    for k in evaluation.STAT_KEYS:
+    for k in scoring.STAT_KEYS:
       table[key][k][rows] = h[k][: len(rows)]
   per_video = [
     {
@@ -175,7 +175,7 @@ def validate(
     }
     for v in videos
   ]
-  stats = {k: np.concatenate([s[k] for s in per_video]) for k in evaluation.STAT_KEYS}
+  stats = {k: np.concatenate([s[k] for s in per_video]) for k in scoring.STAT_KEYS}
   counts = [len(v.labels) for v in videos]
   arrays = {
     **stats,

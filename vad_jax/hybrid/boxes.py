@@ -30,11 +30,13 @@ Sources:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import ml_collections
 import numpy as np
 from PIL import Image
 from scipy import ndimage
@@ -327,3 +329,54 @@ class OnnxDetectorBoxSource:
         )
       per_frame.append(det)
     return pad_boxes(per_frame, self.max_boxes)
+
+
+# --------------------------------------------------------------------------------------
+# The configured source, applied to clip-level batches.
+# --------------------------------------------------------------------------------------
+
+
+def needs_boxes(config: ml_collections.ConfigDict) -> bool:
+  """Whether the configured model takes object boxes (HybridModel-1 with object features)."""
+  m = config.model
+  return m.name == "hybrid" and m.use_object_features and m.branches != "temporal"
+
+
+def make_box_source(config: ml_collections.ConfigDict):
+  """The configured box source (``config.boxes``)."""
+  b = config.boxes
+  if b.source == "motion":
+    return MotionBoxSource(
+      b.max_boxes,
+      threshold=b.threshold,
+      min_area=b.min_area,
+      opening=b.opening,
+      dilation=b.dilation,
+    )
+  if b.source == "file":
+    return FileBoxSource(b.path, max_boxes=b.max_boxes, normalized=b.normalized)
+  if b.source == "onnx":
+    return OnnxDetectorBoxSource(b.path, max_boxes=b.max_boxes)
+  raise ValueError(f"boxes.source must be 'motion', 'file' or 'onnx', got {b.source!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AddBoxes:
+  """Host transform: object boxes for every clip of a clip-level batch (uint8 frames)."""
+
+  box_source: Any
+  max_boxes: int
+  video_names: tuple[str, ...]
+
+  def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    b, n = batch["frames"].shape[:2]
+    out = {
+      "boxes": np.zeros((b, n, self.max_boxes, 4), np.float32),
+      "box_scores": np.zeros((b, n, self.max_boxes), np.float32),
+      "box_valid": np.zeros((b, n, self.max_boxes), bool),
+    }
+    for i in np.flatnonzero(batch["valid"]):  # one call per clip, whole-frame operations
+      video = self.video_names[int(batch["video_index"][i])]
+      found = self.box_source(batch["frames"][i], video=video, frame_indices=batch["frame_index"][i])
+      out["boxes"][i], out["box_scores"][i], out["box_valid"][i] = found.boxes, found.scores, found.valid
+    return {**batch, **out}

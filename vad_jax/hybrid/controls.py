@@ -1,10 +1,11 @@
 """Simple controls for the supervised classifiers: is there signal a learned model misses?
 
 A control scores the same clips and frames as the classifier of a config and is evaluated
-by the same code: ``task.controls`` runs it through ``task.score_clips`` (the classifiers'
-evaluation iterator: same split, windows, sampled frames, image size) and ``task.report``
-(``evaluation.classification_metrics``, the function behind ``task.evaluate``), so its
-figures sit beside the models' in one table (``python -m vad_jax.ablations``).
+by the same code: ``for_config`` runs it through ``evaluation.score_clips`` (the
+classifiers' evaluation iterator: same split, windows, sampled frames, image size) and
+``evaluation.report`` (``evaluation.classification_metrics``, the function behind
+``evaluation.evaluate``), so its figures sit beside the models' in one table
+(``python -m vad_jax.studies.ablations``).
 
 ``motion_energy``: a logistic regression on per-frame motion statistics fitted on the
 training split's frame labels. Per frame of a clip ``[n, h, w, c]`` in ``[0, 1]``
@@ -36,14 +37,19 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
+import pathlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Optional
 
 import jax
+import ml_collections
 import numpy as np
 
+from vad_jax.data import sources
 from vad_jax.hybrid import boxes as boxes_lib
+from vad_jax.hybrid import evaluation, inputs
 
 DIFF_THRESHOLDS = (0.04, 0.08, 0.16)
 _STATS = ("mean", "q90", "q99", "max", *(f"above_{t:g}" for t in DIFF_THRESHOLDS))
@@ -185,12 +191,12 @@ def fit_logistic(
 
 
 # --------------------------------------------------------------------------------------
-# The control on a split's clips (``task.score_clips`` outputs).
+# The control on a split's clips (``evaluation.score_clips`` outputs).
 # --------------------------------------------------------------------------------------
 
 
 def feature_step(box_source: Callable[..., boxes_lib.Boxes]) -> Callable[[Mapping[str, Any]], dict[str, np.ndarray]]:
-  """A ``task.score_clips`` step: ``motion_features`` of a batch's clips, on the host."""
+  """A ``evaluation.score_clips`` step: ``motion_features`` of a batch's clips, on the host."""
 
   def step(batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {"features": motion_features(jax.device_get(batch["frames"]), box_source)}
@@ -216,7 +222,7 @@ def logistic_control(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
   """Fits the regression on the training clips' frames and scores the test clips.
 
-  ``train``/``test``: ``task.score_clips`` outputs of a feature step (``features [B, N,
+  ``train``/``test``: ``evaluation.score_clips`` outputs of a feature step (``features [B, N,
   f]`` with the labels and indices). Returns the test arrays with ``frame_probs [B, N]``
   and ``clip_probs [B]`` in place of the features (what ``task.report`` evaluates), and
   a summary of the fit (weights by feature name).
@@ -272,7 +278,7 @@ def read_prediction_scores(path: str | os.PathLike) -> dict[str, dict[int, np.nd
 def lookup_step(
   table: Mapping[str, Mapping[int, np.ndarray]], video_names: Sequence[str]
 ) -> Callable[[Mapping[str, Any]], dict[str, np.ndarray]]:
-  """A ``task.score_clips`` step: the scores of each sampled frame looked up by video
+  """A ``evaluation.score_clips`` step: the scores of each sampled frame looked up by video
   name and frame index. A frame without a score (the prediction network scores a frame
   only once it has ``T`` predecessors) takes the mean of its video's scores."""
   means = {v: np.mean(list(frames.values()), axis=0) for v, frames in table.items() if frames}
@@ -291,3 +297,61 @@ def lookup_step(
     return {"features": out}
 
   return step
+
+
+# --------------------------------------------------------------------------------------
+# The controls of a config, evaluated like a classifier.
+# --------------------------------------------------------------------------------------
+
+
+def for_config(config: ml_collections.ConfigDict) -> dict[str, Callable[..., dict[str, Any]]]:
+  """Simple controls on the config's clips and frames (this module), each called as
+  ``control(config, mesh, eval_dir=None)`` and evaluated like a classifier: always the
+  motion-energy regression; the regression on the prediction network's scores when
+  ``prediction_scores`` names their folder."""
+  found = {"motion_energy": motion_energy_control}
+  if config.prediction_scores:
+    found["prediction_score"] = prediction_score_control
+  return found
+
+
+def _control(config, mesh, eval_dir, name: str, feature_names, step_for_split) -> dict[str, Any]:
+  """Fits the logistic regression ``name`` on the features that ``step_for_split(split,
+  split_names)`` gives for the training split's clips, evaluates it on the evaluation
+  split by ``report`` (as ``evaluate`` does a classifier) and adds the fit under
+  ``control``. The features are computed on the host: one process only."""
+  train_split = inputs.open_split(config, train=True)
+  train = evaluation.score_clips(
+    config, mesh, train_split, step_for_split(train_split, inputs.split_names(config, train=True))
+  )
+  split = inputs.open_split(config, train=False)
+  test = evaluation.score_clips(config, mesh, split, step_for_split(split, inputs.split_names(config, train=False)))
+  arrays, fit = logistic_control(name, train, test, feature_names)
+  results = evaluation.report(config, arrays, split, eval_dir)
+  if eval_dir is not None and jax.process_index() == 0:
+    (pathlib.Path(eval_dir) / "control.json").write_text(json.dumps(fit, indent=2) + "\n")
+  return {**results, "control": fit}
+
+
+def motion_energy_control(config, mesh, eval_dir: Optional[pathlib.Path] = None) -> dict[str, Any]:
+  """Logistic regression on per-frame motion statistics and motion boxes (the config's
+  box settings, or the defaults for a model without boxes)."""
+  source = boxes_lib.make_box_source(config) if "boxes" in config else boxes_lib.MotionBoxSource()
+  step = feature_step(source)
+  return _control(config, mesh, eval_dir, "motion_energy", FEATURE_NAMES, lambda split, name: step)
+
+
+def prediction_score_control(config, mesh, eval_dir: Optional[pathlib.Path] = None) -> dict[str, Any]:
+  """Logistic regression on the prediction network's per-frame statistics, read from
+  ``<prediction_scores>/<split>/scores.csv`` for every split the videos come from
+  (``split_names``; its evaluation of each split: ``python -m vad_jax.evaluate --split
+  SPLIT --output <prediction_scores>/SPLIT``)."""
+  folder = pathlib.Path(config.prediction_scores)
+
+  def step_for_split(split: sources.VideoSplit, names: str):
+    table = {}
+    for name in names.split("+"):
+      table.update(read_prediction_scores(folder / name / "scores.csv"))
+    return lookup_step(table, [str(v["name"]) for v in split.videos])
+
+  return _control(config, mesh, eval_dir, "prediction_score", PREDICTION_FEATURES, step_for_split)

@@ -11,16 +11,22 @@ Outputs in ``<workdir>/eval/``: ``metrics.json``, ``clip_scores.csv``,
 """
 
 import csv
+import functools
 import json
 import pathlib
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional
 
+import jax
 import ml_collections
 import numpy as np
 
-from vad_jax import metrics, plots
+from vad_jax import metric_writers, metrics, plots, sharding
+from vad_jax.data import input_pipeline, sources
+from vad_jax.hybrid import inputs, networks, steps
+
+Array = Any
 
 
 def _report(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -140,3 +146,101 @@ def summary(results: Mapping[str, Any]) -> str:
       f"confusion [[TN FP] [FN TP]] {cm}"
     )
   return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Evaluating a trained classifier.
+# --------------------------------------------------------------------------------------
+
+
+def score_clips(
+  config, mesh, split: sources.VideoSplit, step: Callable[[dict[str, Array]], Mapping[str, Array]]
+) -> dict[str, np.ndarray]:
+  """``step``'s outputs on every clip of ``split`` with labels and indices (padding
+  dropped): the evaluation iterator of the classifiers, shared by their controls."""
+  iterator, table = inputs.create_iterator(config, mesh, train=False, split=split)
+  batch_size = config.data.eval_batch_size or config.batch_size
+  iterator = metric_writers.counting(iterator, "evaluation", -(-len(table) // batch_size))
+  keys = ("label", "frame_labels", "video_index", "frame_index", "valid")
+  outputs = sharding.dispatch_in_order(lambda batch: {**step(batch), **{k: batch[k] for k in keys}}, iterator)
+  if not outputs:
+    raise ValueError(
+      f"the evaluation split of {config.data.name} has no clip of at least {config.data.clip_frames} frames"
+    )
+  return sharding.fetch(outputs)
+
+
+def collect(config, state, mesh, split: sources.VideoSplit) -> dict[str, np.ndarray]:
+  """Probabilities of every clip of ``split`` with labels and indices (padding dropped)."""
+  step = jax.jit(functools.partial(steps.eval_step, model=networks.build(config), config=config))
+  return score_clips(config, mesh, split, functools.partial(step, state))
+
+
+def report(
+  config, arrays: Mapping[str, np.ndarray], split: sources.VideoSplit, eval_dir: Optional[pathlib.Path] = None
+) -> dict[str, Any]:
+  """Clip, frame and alarm metrics of ``frame_probs``/``clip_probs`` (``arrays`` as
+  ``score_clips`` returns them); writes the outputs to ``eval_dir`` (process 0)."""
+  results = classification_metrics(arrays, config)
+  if eval_dir is not None and jax.process_index() == 0:
+    write_outputs(
+      pathlib.Path(eval_dir), arrays, results, [str(v["name"]) for v in split.videos], plot=config.eval_plots
+    )
+  return results
+
+
+def evaluate(
+  config,
+  state,
+  mesh,
+  split_name: Optional[str] = None,
+  eval_dir: Optional[pathlib.Path] = None,
+) -> dict[str, Any]:
+  """Evaluates a classifier on ``split_name`` (default ``data.eval_split`` with
+  ``data.eval_videos``); writes outputs to ``eval_dir`` (process 0)."""
+  split = evaluation_split(config, split_name)
+  return report(config, collect(config, state, mesh, split), split, eval_dir)
+
+
+def evaluation_split(config, split_name: Optional[str] = None) -> sources.VideoSplit:
+  """``split_name`` (default ``data.eval_split`` with its fold or ``data.eval_videos``)."""
+  if split_name in (None, config.data.eval_split):
+    return inputs.open_split(config, train=False)
+  return sources.select_videos(input_pipeline.open_split(config.data, split_name), config.data.eval_videos)
+
+
+def evaluate_ensemble(
+  members: Sequence[tuple[str, ml_collections.ConfigDict, Any]],
+  mesh,
+  split_name: Optional[str] = None,
+  eval_dir: Optional[pathlib.Path] = None,
+) -> dict[str, Any]:
+  """Evaluates classifiers ``(name, config, state)`` together: the ensemble's clip and
+  frame probabilities are the mean of the members'. The members must score the same
+  clips (``vad_jax.studies.ensemble`` checks their data settings). Beside the ensemble's figures:
+  ``members``, each classifier's own, and ``first``, those of the first 1, 2, ... members."""
+  config = members[0][1]
+  split = evaluation_split(config, split_name)
+  collected = [collect(member_config, state, mesh, split) for _, member_config, state in members]
+  probabilities = [key for key in collected[0] if key.endswith("_probs")]
+  for (name, _, _), arrays in zip(members, collected):
+    for key, value in arrays.items():
+      if key not in probabilities and not np.array_equal(value, collected[0][key]):
+        raise ValueError(f"ensemble member {name} scored other clips than {members[0][0]} ({key} differs)")
+
+  def mean(chosen: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {**chosen[0], **{key: np.mean([a[key] for a in chosen], axis=0) for key in probabilities}}
+
+  ensemble = mean(collected)
+  results = classification_metrics(ensemble, config)
+  results["members"] = [
+    {"name": name, **classification_metrics(arrays, config)} for (name, _, _), arrays in zip(members, collected)
+  ]
+  results["first"] = [
+    {"members": k, **classification_metrics(mean(collected[:k]), config)} for k in range(1, len(members) + 1)
+  ]
+  if eval_dir is not None and jax.process_index() == 0:
+    write_outputs(
+      pathlib.Path(eval_dir), ensemble, results, [str(v["name"]) for v in split.videos], plot=config.eval_plots
+    )
+  return results

@@ -1,0 +1,140 @@
+"""What ``vad-jax detect`` prints and writes, over a ``vad_jax.detector.Detector``.
+
+A single source is scored frame by frame as it is read (``stream``): one CSV line per
+scored frame on stdout, each alarm interval on stderr as it starts and ends, and the
+annotated video or image strip drawn as the frames go by. A whole-video normalisation
+prints the same lines once the video is scored (``print_detection``) and draws the
+output in a second pass (``write_output``). A folder of videos gives one result file per
+video and a summary (``folder``).
+"""
+
+import contextlib
+import dataclasses
+import pathlib
+import sys
+
+from vad_jax.tfds_builders import video as video_lib
+from vad_jax.video import annotation, results, sources
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """The detect command's scoring options."""
+
+  batch_size: int = 8
+  threshold: float | None = None
+  normalisation: str | None = None
+  min_frames: int = 5
+
+
+def check_output(output: pathlib.Path) -> None:
+  """Raises before any work for an output format ``annotation.AnnotatedOutput`` cannot
+  write, or a folder that does not exist."""
+  if output.suffix.lower() not in annotation.VIDEO_OUTPUTS + annotation.IMAGE_OUTPUTS:
+    raise ValueError(
+      f"--output {output}: unsupported format {output.suffix or '(none)'!r}; use "
+      f"{'/'.join(annotation.VIDEO_OUTPUTS)} for an annotated video or {'/'.join(annotation.IMAGE_OUTPUTS)} for an "
+      f"image strip"
+    )
+  if not output.parent.is_dir():
+    raise FileNotFoundError(f"--output {output}: the folder {output.parent} does not exist")
+
+
+def stream(detector, source: str, output: pathlib.Path | None, options: Options) -> list[tuple[int, int]]:
+  """Scores ``source`` frame by frame as it is read (decoded once), printing each scored
+  frame and each alarm as it starts and ends, and drawing the annotated video or strip
+  as the frames go by (``annotation.AnnotatedOutput``). Ctrl-C ends a live stream
+  cleanly; returns the alarm intervals."""
+  fps = sources.frame_rate(source)
+  found = detector.stream(
+    source,
+    batch_size=options.batch_size,
+    threshold=options.threshold,
+    normalisation=options.normalisation,
+    min_frames=options.min_frames,
+    keep_frames=output is not None,
+    error_maps=output is not None,
+  )
+  intervals, header = [], False
+  with contextlib.ExitStack() as stack:
+    drawn = None
+    if output is not None:
+      drawn = stack.enter_context(annotation.AnnotatedOutput(output, fps, detector.heat_scale()))
+    try:
+      for r in found:
+        if drawn is not None:
+          drawn.add(r)
+        if r.score is not None:
+          if not header:
+            print("frame,score,alarm")
+            header = True
+          print(f"{r.index},{r.score:.4f},{int(r.alarm)}", flush=True)
+        if r.event is not None:
+          if r.event.last is None:
+            print(f"alarm from frame {r.event.first} ({r.event.first / fps:.2f} s)", file=sys.stderr)
+          else:
+            intervals.append((r.event.first, r.event.last))
+            print(f"alarm ended: frames {r.event.first}-{r.event.last}", file=sys.stderr)
+    except KeyboardInterrupt:
+      print("stopped", file=sys.stderr)  # what was drawn so far is kept
+  print(
+    f"alarm intervals (>= {options.min_frames} frames): " + (", ".join(f"{a}-{b}" for a, b in intervals) or "none"),
+    file=sys.stderr,
+  )
+  if output is not None:
+    print(f"wrote {output}", file=sys.stderr)
+  return intervals
+
+
+def write_output(output: pathlib.Path, detector, source: str, result: results.Detection, batch_size: int) -> None:
+  """The annotated video or strip of a whole-video (``video``-normalised) result: the
+  source is read a second time for the frames and the prediction errors, and drawn with
+  the result's scores (memory does not grow with the video beyond the scores)."""
+  level_of = dict(zip(result.frames.tolist(), result.level.tolist()))
+  alarm_of = dict(zip(result.frames.tolist(), result.alarm.tolist()))
+  frames = detector.stream(source, batch_size=batch_size, normalisation="causal", keep_frames=True, error_maps=True)
+  with annotation.AnnotatedOutput(output, sources.frame_rate(source), detector.heat_scale()) as drawn:
+    for r in frames:
+      drawn.add(r, level=level_of.get(r.index), alarm=alarm_of.get(r.index, False))
+
+
+def print_detection(result: results.Detection, min_frames: int) -> list[tuple[int, int]]:
+  """A whole video's scores as CSV lines, then its alarm intervals."""
+  print("frame,score,alarm")
+  for i, s, a in zip(result.frames, result.scores, result.alarm):
+    print(f"{i},{s:.4f},{int(a)}")
+  intervals = results.alarm_intervals(result.frames, result.alarm, min_frames)
+  print(
+    f"alarm intervals ({result.rule}, >= {min_frames} frames): "
+    + (", ".join(f"{a}-{b}" for a, b in intervals) or "none"),
+    file=sys.stderr,
+  )
+  return intervals
+
+
+def folder(detector, videos: pathlib.Path, output_dir: pathlib.Path | None, options: Options) -> None:
+  """Each video of a folder: a result file per video and a summary (``output_dir``),
+  and one summary line per video on the terminal."""
+  rows = []
+  for video in sources.video_files(videos):
+    try:
+      result = detector.score(
+        video, batch_size=options.batch_size, threshold=options.threshold, normalisation=options.normalisation
+      )
+    except (ValueError, video_lib.VideoDecodeError) as error:
+      print(f"{video.name}: error: {error}", file=sys.stderr)
+      rows.append((video.name, 0, "error", str(error)))
+      continue
+    intervals = results.alarm_intervals(result.frames, result.alarm, options.min_frames)
+    if output_dir is not None:
+      with open(output_dir / f"{video.stem}.csv", "w", encoding="utf-8") as out:
+        out.write("frame,score,alarm\n")
+        out.writelines(f"{i},{s:.6g},{int(a)}\n" for i, s, a in zip(result.frames, result.scores, result.alarm))
+    spans = " ".join(f"{a}-{b}" for a, b in intervals)
+    rows.append((video.name, int(result.frames.size), len(intervals), spans))
+    print(f"{video.name}: {result.frames.size} frames scored, {len(intervals)} alarm intervals {spans}".rstrip())
+  if output_dir is not None:
+    with open(output_dir / "summary.csv", "w", encoding="utf-8") as out:
+      out.write("video,frames_scored,alarm_intervals,intervals\n")
+      out.writelines(f"{name},{n},{k},{spans}\n" for name, n, k, spans in rows)
+    print(f"wrote {output_dir}", file=sys.stderr)

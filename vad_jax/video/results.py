@@ -1,0 +1,126 @@
+"""Per-frame results of a video scorer and the alarms drawn from them.
+
+``Detection`` holds a whole video's scores (``Detector.score``), ``FrameResult`` one
+frame's as soon as it is scored (``Detector.stream``); ``with_alarm_events`` marks alarm
+intervals on a stream of results as they start and end; ``CausalMinMax`` normalises a
+series by what was seen so far.
+"""
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+
+from vad_jax.video import windows
+
+
+@dataclasses.dataclass
+class Detection:
+  """Per-frame results of one video.
+
+  ``frames`` are the indices of the scored frames (a prediction model cannot score the
+  first ``T - 1``); ``scores`` the anomaly scores; ``level`` the value compared with
+  ``threshold`` (the score itself, or its moving average); ``alarm`` whether the
+  frame is alarmed; ``rule`` the alarm rule in words; ``details`` task-specific
+  per-frame arrays (e.g. the raw statistics behind the scores).
+  """
+
+  frames: np.ndarray
+  scores: np.ndarray
+  level: np.ndarray
+  alarm: np.ndarray
+  threshold: float
+  rule: str
+  details: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+class CausalMinMax:
+  """Normalisation by the running min/max of the values so far (0 while constant), over
+  a series given whole or in consecutive parts (the running min/max carry over)."""
+
+  def __init__(self):
+    self.lo, self.hi = np.inf, -np.inf
+
+  def __call__(self, values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, np.float64)
+    lo = np.minimum.accumulate(np.concatenate([[self.lo], values]))[1:]
+    hi = np.maximum.accumulate(np.concatenate([[self.hi], values]))[1:]
+    if values.size:
+      self.lo, self.hi = lo[-1], hi[-1]
+    span = hi - lo
+    return np.where(span > 0, (values - lo) / np.where(span > 0, span, 1.0), 0.0)
+
+
+def causal_minmax(values: np.ndarray) -> np.ndarray:
+  """``CausalMinMax`` over one whole series."""
+  return CausalMinMax()(values)
+
+
+def alarm_intervals(frames: np.ndarray, alarm: np.ndarray, min_frames: int = 1) -> list[tuple[int, int]]:
+  """Inclusive ``(first, last)`` frame ranges where ``alarm`` holds for at least
+  ``min_frames`` consecutive scored frames."""
+  edges = np.flatnonzero(np.diff(np.concatenate([[0], alarm.astype(int), [0]])))
+  return [(int(frames[a]), int(frames[b - 1])) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_frames]
+
+
+# --------------------------------------------------------------------------------------
+# Frame-by-frame results, as frames arrive.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class AlarmEvent:
+  """An alarm interval: ``first`` alarmed frame and, once it has ended, its ``last``
+  (``None`` while it lasts) and its highest ``level``."""
+
+  first: int
+  last: int | None
+  peak: float
+
+
+@dataclasses.dataclass
+class FrameResult:
+  """One frame of a source, in order, as soon as it is scored.
+
+  ``score`` and ``level`` are ``None`` for frames the model cannot score (the first
+  ``T - 1`` of a prediction model); ``frame`` is the source's frame (decoded or still
+  encoded: ``to_rgb``) when asked for; ``error_map`` the prediction model's per-pixel
+  squared error ``[h, w]`` at the model's resolution (frame scale ``[0, 1]``) when asked
+  for; ``event`` an alarm interval that started (``last`` is ``None``) or ended at this
+  frame.
+  """
+
+  index: int
+  score: float | None
+  level: float | None
+  alarm: bool
+  frame: windows.Frame | None = None
+  error_map: np.ndarray | None = None
+  event: AlarmEvent | None = None
+
+
+def with_alarm_events(results: Iterator[FrameResult], min_frames: int = 1) -> Iterator[FrameResult]:
+  """Marks alarm intervals of at least ``min_frames`` consecutive alarmed frames on the
+  results: ``event`` (``last = None``) on the frame where an interval reaches
+  ``min_frames``, and the completed interval on the first frame after it (or on the
+  source's last frame when the alarm lasts to the end)."""
+  if min_frames < 1:
+    raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+  first, run, peak, previous = None, 0, -np.inf, None
+  for result in results:
+    if previous is not None:
+      yield previous
+    if result.alarm:
+      first = result.index if run == 0 else first
+      run, peak = run + 1, max(peak, result.level)
+      if run == min_frames:
+        result.event = AlarmEvent(first, None, peak)
+    elif run:
+      if run >= min_frames:
+        result.event = AlarmEvent(first, result.index - 1, peak)
+      first, run, peak = None, 0, -np.inf
+    previous = result
+  if previous is not None:
+    if run >= min_frames and previous.event is None:
+      previous.event = AlarmEvent(first, previous.index, peak)
+    yield previous
