@@ -29,3 +29,6 @@ os.environ["JAX_THREEFRY_PARTITIONABLE"] = "0"
 os.environ.setdefault("TFDS_DISABLE_TF", "1")
 
 SHARED = pathlib.Path(__file__).resolve().parent.parent / "shared"
+
+# CI fails on a skip that is not allowed (tests/skip_policy.py).
+pytest_plugins = ("tests.skip_policy",)

@@ -4,6 +4,7 @@ user's mistake ending in one ``error:`` line instead of a traceback.
 
 Each case runs in a process of its own (absl's flags are global to a process)."""
 
+import pathlib
 import subprocess
 import sys
 
@@ -51,3 +52,19 @@ def test_a_missing_checkpoint_ends_in_one_error_line_naming_it(tmp_path):
 def test_a_wrong_number_of_arguments_is_a_usage_error():
   result = run("-m", "vad_jax", "detect", "--checkpoint", "x")
   assert result.returncode == 1 and "detect: expected positional arguments VIDEO, got none" in result.stderr
+
+
+def test_ci_fails_on_a_skip_that_is_not_allowed(tmp_path):
+  """``tests/skip_policy.py``: with ``VAD_JAX_CI`` set, a skip outside ``ALLOWED_SKIPS``
+  fails the run (and is named); without it the run passes with the skip reported."""
+  import os
+
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  (tmp_path / "test_skipping.py").write_text("import pytest\n\ndef test_skips():\n  pytest.skip('no data')\n")
+  env = {**os.environ, "PYTHONPATH": str(repo)}
+  command = ["-m", "pytest", "-p", "tests.skip_policy", "-p", "no:cacheprovider", str(tmp_path / "test_skipping.py")]
+  ci = subprocess.run([sys.executable, *command], capture_output=True, text=True, env={**env, "VAD_JAX_CI": "1"})
+  assert ci.returncode == 1 and "1 skip(s) not allowed in CI" in ci.stdout and "test_skips" in ci.stdout
+  env.pop("VAD_JAX_CI", None)
+  local = subprocess.run([sys.executable, *command], capture_output=True, text=True, env=env)
+  assert local.returncode == 0 and "skips allowed in CI" in local.stdout

@@ -193,3 +193,29 @@ def test_bfloat16_training_step_is_finite_and_keeps_float32_state(setup):
   assert np.isfinite(float(terms["loss"]))
   leaves = jax.tree.leaves((new_state.params, new_state.opt_state, new_state.batch_stats, new_state.memory))
   assert {a.dtype for a in leaves if jnp.issubdtype(a.dtype, jnp.floating)} == {jnp.dtype(jnp.float32)}
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_the_prediction_cannot_see_the_frame_it_predicts(setup, train):
+  """Replacing every clip's last frame (the target) by noise changes nothing the network
+  predicts: the fused frame, each stream's frame, the memory read-outs and distances
+  (evaluation), and in training also the memory updates and BatchNorm statistics. Only
+  what compares with the target (the target itself, the losses' error) may differ. A
+  leak of the target into the prediction would raise every AUC and pass every other
+  test."""
+  _, model, frames, variables = setup
+  noise = jax.random.uniform(jax.random.key(7), frames.shape[:1] + frames.shape[2:], minval=-1, maxval=1)
+  replaced = frames.at[:, -1].set(noise)
+  assert not np.allclose(frames[:, -1], replaced[:, -1])
+  apply = jax.jit(functools.partial(model.apply, train=train, mutable=MUTABLE if train else False))
+  (out, new_vars), (out_r, new_vars_r) = [
+    (o, {}) if not train else o for o in (apply(variables, frames), apply(variables, replaced))
+  ]
+  (fused, aux), (fused_r, aux_r) = out, out_r
+  np.testing.assert_array_equal(fused, fused_r)
+  for stream in ("spatial", "temporal"):
+    np.testing.assert_array_equal(aux[stream]["frame"], aux_r[stream]["frame"])
+    np.testing.assert_array_equal(aux[stream]["distance"], aux_r[stream]["distance"])
+  assert not np.array_equal(aux["target"], aux_r["target"])
+  chex_like = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), new_vars, new_vars_r)
+  assert all(jax.tree.leaves(chex_like)), "the memory items or BatchNorm statistics saw the target"

@@ -10,6 +10,7 @@ import json
 import pathlib
 import shutil
 
+import flax
 import jax
 import numpy as np
 import pytest
@@ -56,9 +57,24 @@ def test_ablation_runner_trains_each_variant_and_writes_the_table(ablation_run):
     assert (run / "eval" / "frame_scores.csv").exists() and (run / "eval" / "clip_scores.csv").exists()
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines if "train/loss" in x] == [2, 4]
-  # The two variants differ in the fusion module only.
-  full = (workdir / "full" / "checkpoints").exists()
-  assert full
+  # The two variants differ in the fusion module only: the AFFM's parameters, and the
+  # width of what reads the fused features (concatenation doubles it); everything else
+  # has the same parameters of the same shapes.
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  params = {
+    v: flax.traverse_util.flatten_dict(state_lib.restore(workdir / v / "checkpoints", None, mesh)[1].params)
+    for v in rows
+  }
+  shapes = {v: {"/".join(k): x.shape for k, x in p.items()} for v, p in params.items()}
+  full, concat = shapes["full"], shapes["no_affm"]
+  assert sorted(set(full) - set(concat)) == ["affm/w1/bias", "affm/w1/kernel", "affm/w2/bias", "affm/w2/kernel"]
+  assert not set(concat) - set(full)
+  widened = {k: (full[k], concat[k]) for k in full.keys() & concat.keys() if full[k] != concat[k]}
+  assert widened == {
+    "head/kernel": ((16, 1), (32, 1)),
+    "head_norm/scale": ((16,), (32,)),
+    "head_norm/bias": ((16,), (32,)),
+  }
 
 
 def test_restored_classifier_evaluates_identically_on_one_device(ablation_run, data_dir):

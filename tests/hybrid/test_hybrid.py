@@ -8,6 +8,8 @@ import numpy as np
 import optax
 import pytest
 
+from vad_jax.configs import classifier
+from vad_jax.hybrid import boxes as boxes_lib
 from vad_jax.hybrid.boxes import FileBoxSource, MotionBoxSource, OnnxDetectorBoxSource, decode_detections, pad_boxes
 from vad_jax.hybrid.model import (
   AdaptiveFeatureFusion,
@@ -118,20 +120,67 @@ def test_file_box_sources_and_padding(tmp_path):
     FileBoxSource(csv_path)(np.zeros((1, 8, 8, 3)))
 
 
-def test_detector_decoding_and_missing_onnxruntime(tmp_path):
+def test_detector_decoding(tmp_path):
   rows = np.array([[[0, 0, 10, 10, 0.9, 0], [0, 0, 5, 5, 0.95, 2], [1, 1, 4, 4, 0.1, 0]]], np.float32)
   det = decode_detections(rows, score_threshold=0.25, class_ids=(0,), scale=(2.0, 0.5))
   np.testing.assert_allclose(det, [[0, 0, 20, 5, 0.9]])
   padded = pad_boxes([det, np.zeros((0, 5))], 2)
   assert padded.valid.tolist() == [[True, False], [False, False]]
-  try:
-    import onnxruntime  # noqa: F401
-  except ImportError:
-    with pytest.raises(ImportError, match="onnxruntime"):
-      OnnxDetectorBoxSource(tmp_path / "yolo.onnx")
-  else:
-    with pytest.raises(FileNotFoundError):
-      OnnxDetectorBoxSource(tmp_path / "yolo.onnx")
+
+
+def _tiny_detector(path, input_size=(8, 16)):
+  """An ONNX "detector" in the YOLO-with-NMS layout: ``images [1, 3, H, W]`` -> ``[1, 2,
+  6]`` rows ``(x1, y1, x2, y2, score, class)`` in input pixels: a person at (2, 1)-(10, 5)
+  and a class-2 object at (0, 0)-(4, 4), both scored by the image's mean brightness."""
+  import onnx
+  from onnx import TensorProto, helper, numpy_helper
+
+  rows = np.array([[[2, 1, 10, 5, 0, 0], [0, 0, 4, 4, 0, 2]]], np.float32)
+  score_column = np.array([[[0, 0, 0, 0, 1, 0]]], np.float32)
+  nodes = [
+    helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=1),
+    helper.make_node("Reshape", ["mean", "shape"], ["mean3"]),
+    helper.make_node("Mul", ["mean3", "score_column"], ["scores"]),
+    helper.make_node("Add", ["rows", "scores"], ["detections"]),
+  ]
+  initializers = [
+    numpy_helper.from_array(rows, "rows"),
+    numpy_helper.from_array(score_column, "score_column"),
+    numpy_helper.from_array(np.array([1, 1, 1], np.int64), "shape"),
+  ]
+  graph = helper.make_graph(
+    nodes,
+    "tiny_detector",
+    [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, *input_size])],
+    [helper.make_tensor_value_info("detections", TensorProto.FLOAT, [1, 2, 6])],
+    initializers,
+  )
+  model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+  model.ir_version = 8
+  onnx.checker.check_model(model)
+  onnx.save(model, path)
+  return path
+
+
+def test_onnx_detector_boxes_from_a_generated_model(tmp_path):
+  """The ONNX source runs a real (tiny, generated) model through onnxruntime: frames are
+  resized to the input size, scaled to [0, 1] and given channel-first; detections are
+  kept by class and score and scaled back to the frame's pixels."""
+  path = _tiny_detector(tmp_path / "tiny.onnx")
+  source = OnnxDetectorBoxSource(path, max_boxes=2, input_size=(8, 16), score_threshold=0.25)
+  frames = np.zeros((3, 16, 64, 3), np.uint8)
+  frames[0] = 255  # bright: mean 1.0, the person is kept
+  frames[1] = 51  # mean 0.2: below the 0.25 threshold
+  frames[2, :, :, 0] = 255  # mean 1/3 over the three channels: kept, scored 1/3
+  found = source(frames)
+  assert found.boxes.shape == (3, 2, 4) and found.valid.tolist() == [[True, False], [False, False], [True, False]]
+  np.testing.assert_allclose(found.boxes[0, 0], [8, 2, 40, 10])  # input (2, 1)-(10, 5) x (64/16, 16/8)
+  np.testing.assert_allclose(found.scores[[0, 2], 0], [1.0, 1 / 3], rtol=1e-5)
+  config = classifier.get_config("hybrid,synthetic,test")
+  config.boxes.source, config.boxes.path = "onnx", str(path)
+  assert isinstance(boxes_lib.make_box_source(config), OnnxDetectorBoxSource)
+  with pytest.raises(FileNotFoundError, match="missing.onnx"):
+    OnnxDetectorBoxSource(tmp_path / "missing.onnx")
 
 
 # ----------------------------------------------------------------------------- AFFM
