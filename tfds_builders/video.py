@@ -124,8 +124,11 @@ def iter_frames(
   stride: int = 1,
   size: tuple[int, int] | None = None,
   check_count: bool = True,
-) -> Generator[np.ndarray, None, int]:
-  """Yields frames 0, stride, 2 * stride, ... of ``path`` as uint8 ``[H, W, 3]`` RGB.
+  with_times: bool = False,
+) -> Generator[np.ndarray | tuple[np.ndarray, float | None], None, int]:
+  """Yields frames 0, stride, 2 * stride, ... of ``path`` as uint8 ``[H, W, 3]`` RGB
+  (with ``with_times``: ``(frame, seconds)`` from the frame's presentation timestamp, or
+  ``None`` where the container gives none).
 
   The generator returns the number of frames decoded (before striding), so a caller
   that needs it writes ``decoded = yield from iter_frames(...)``.
@@ -155,7 +158,8 @@ def iter_frames(
     try:
       for frame in container.decode(stream):
         if decoded % stride == 0:
-          yield common.resize_frame(frame.to_ndarray(format="rgb24"), size)
+          pixels = common.resize_frame(frame.to_ndarray(format="rgb24"), size)
+          yield (pixels, frame.time) if with_times else pixels
         decoded += 1
     except (av.FFmpegError, ValueError) as error:
       raise VideoDecodeError(path, f"decoding failed after {decoded} frames ({error})") from error

@@ -19,6 +19,7 @@ moving-average alarm. ``vad-jax detect`` is a command line over this class, ``va
 calibrate`` over ``calibrate``.
 """
 
+import collections
 import dataclasses
 import os
 import pathlib
@@ -100,11 +101,13 @@ class Detector:
   ) -> Iterator[results.FrameResult]:
     """Every frame of a source (a file, frame folder, URL, device, array or iterable of
     frames) with its score and alarm as soon as its batch is scored, for sources that
-    never end: memory stays flat. Alarm intervals of at least ``min_frames`` frames are
-    announced on the results (``result.event``: when one reaches ``min_frames`` and
-    when it ends). ``keep_frames`` hands each source frame back with its result and
-    ``error_maps`` adds the prediction error per pixel (prediction network), both for
-    drawing (``video.annotation.heat_map``). The scores equal ``score``'s frame for frame; the
+    never end: memory stays flat. Each result carries the frame's time in seconds from
+    the source's clock (``None`` for frame folders and arrays). Alarm intervals of at
+    least ``min_frames`` frames are announced on the results (``result.event``: when
+    one reaches ``min_frames``, when it ends, or ``open`` when the source ends during
+    it). ``keep_frames`` hands each source frame back with its result and ``error_maps``
+    adds the prediction error per pixel (prediction network), both for drawing
+    (``video.annotation.heat_map``). The scores equal ``score``'s frame for frame; the
     prediction network's ``video`` normalisation needs the whole video and is refused.
 
       for result in detector.stream("rtsp://camera.local/stream", min_frames=5):
@@ -112,12 +115,20 @@ class Detector:
           print("alarm from frame", result.event.first)
     """
     if isinstance(source, (str, os.PathLike)):
-      frames, name = sources.read_video(source), os.fspath(source)
+      timed, name = sources.read_timed(source), os.fspath(source)
     else:
-      frames, name = iter(source), "frames"
+      timed, name = ((frame, None) for frame in source), "frames"
+    times = collections.deque()  # of the frames read whose results are not out yet
+
+    def frames() -> Iterator[windows.Frame]:
+      for frame, time in timed:
+        times.append(time)
+        yield frame
+
     found = self.scorer(threshold, normalisation).stream(
-      frames, batch_size=batch_size, keep_frames=keep_frames, error_maps=error_maps, name=name
+      frames(), batch_size=batch_size, keep_frames=keep_frames, error_maps=error_maps, name=name
     )
+    found = (dataclasses.replace(r, time=times.popleft()) for r in found)  # one result per frame, in order
     return results.with_alarm_events(found, min_frames)
 
   def heat_scale(self) -> Optional[float]:

@@ -28,15 +28,15 @@ def heat_map(frame: np.ndarray, error_map: np.ndarray, scale: float, opacity: fl
 def annotate(
   frame: np.ndarray,
   index: int,
-  fps: float,
+  time: float | None,
   score: float | None,
   alarmed: bool,
   error_map: np.ndarray | None = None,
   heat_scale: float | None = None,
 ) -> np.ndarray:
   """The frame with the prediction error drawn over it (when given, ``heat_map``),
-  its number, time, score (``n/a`` while the model cannot score yet), a score bar and a
-  red border while alarmed."""
+  its number, its time from the source's clock (when it has one), score (``n/a`` while
+  the model cannot score yet), a score bar and a red border while alarmed."""
   if error_map is not None and heat_scale:
     frame = heat_map(frame, error_map, heat_scale)
   image = Image.fromarray(frame).convert("RGB")
@@ -47,8 +47,8 @@ def annotate(
   draw.rectangle([0, h - bar, int(w * level), h], fill=(230, 40, 40) if alarmed else (40, 160, 230))
   if alarmed:
     draw.rectangle([0, 0, w - 1, h - 1], outline=(230, 40, 40), width=max(2, w // 100))
-  seconds = index / fps
-  text = f"#{index}  {int(seconds // 60):02d}:{seconds % 60:06.3f}  " + ("n/a" if score is None else f"{score:.3f}")
+  clock = "" if time is None else f"{int(time // 60):02d}:{time % 60:06.3f}  "
+  text = f"#{index}  {clock}" + ("n/a" if score is None else f"{score:.3f}")
   draw.text((4, 4), text, fill=(255, 255, 0))
   return np.asarray(image)
 
@@ -98,7 +98,8 @@ class StripTiles:
 
 
 class AnnotatedOutput:
-  """An annotated video (``.mp4``/``.avi``, at ``fps``) or image strip (``.png``/``.jpg``)
+  """An annotated video (``.mp4``/``.avi``, written at ``fps``: the source's rate, or 25
+  for a frame folder) or image strip (``.png``/``.jpg``)
   drawn from ``results.FrameResult`` s as they arrive (results need ``frame``; with
   ``error_map`` the error is drawn too, at ``heat_scale``, else at the largest error so
   far). The video is written under a hidden name and renamed when complete; an error
@@ -121,7 +122,7 @@ class AnnotatedOutput:
 
     def draw():
       frame = windows.to_rgb(result.frame)
-      return annotate(frame, result.index, self.fps, level, alarm, result.error_map, heat)
+      return annotate(frame, result.index, result.time, level, alarm, result.error_map, heat)
 
     if self._writer is not None:
       self._writer.write(draw())

@@ -40,12 +40,18 @@ def check_output(output: pathlib.Path) -> None:
     raise FileNotFoundError(f"--output {output}: the folder {output.parent} does not exist")
 
 
+def _when(index: int, time: float | None) -> str:
+  """A frame in words: its number, and its time where the source has a clock."""
+  return f"frame {index}" + (f" ({time:.2f} s)" if time is not None else "")
+
+
 def stream(detector, source: str, output: pathlib.Path | None, options: Options) -> list[tuple[int, int]]:
   """Scores ``source`` frame by frame as it is read (decoded once), printing each scored
   frame and each alarm as it starts and ends, and drawing the annotated video or strip
-  as the frames go by (``annotation.AnnotatedOutput``). Ctrl-C ends a live stream
-  cleanly; returns the alarm intervals."""
-  fps = sources.frame_rate(source)
+  as the frames go by (``annotation.AnnotatedOutput``). Times come from the source's own
+  clock (none for a frame folder). Ctrl-C ends a live stream cleanly; an alarm still on
+  when the source ends or is stopped is reported as open. Returns the alarm intervals
+  ``(first, last)``."""
   found = detector.stream(
     source,
     batch_size=options.batch_size,
@@ -55,13 +61,15 @@ def stream(detector, source: str, output: pathlib.Path | None, options: Options)
     keep_frames=output is not None,
     error_maps=output is not None,
   )
-  intervals, header = [], False
+  intervals, open_at, header = [], None, False
+  started, last = None, None  # the alarm under way; the last result seen
   with contextlib.ExitStack() as stack:
     drawn = None
     if output is not None:
-      drawn = stack.enter_context(annotation.AnnotatedOutput(output, fps, detector.heat_scale()))
+      drawn = stack.enter_context(annotation.AnnotatedOutput(output, sources.frame_rate(source), detector.heat_scale()))
     try:
       for r in found:
+        last = r
         if drawn is not None:
           drawn.add(r)
         if r.score is not None:
@@ -69,18 +77,29 @@ def stream(detector, source: str, output: pathlib.Path | None, options: Options)
             print("frame,score,alarm")
             header = True
           print(f"{r.index},{r.score:.4f},{int(r.alarm)}", flush=True)
-        if r.event is not None:
-          if r.event.last is None:
-            print(f"alarm from frame {r.event.first} ({r.event.first / fps:.2f} s)", file=sys.stderr)
+        if r.event is None:
+          continue
+        if r.event.last is None or (r.event.open and started is None):
+          started = r.event
+          print(f"alarm from {_when(r.event.first, r.event.first_time)}", file=sys.stderr)
+        if r.event.last is not None:
+          intervals.append((r.event.first, r.event.last))
+          started = None
+          if r.event.open:
+            open_at = r.event.last
+            print(
+              f"alarm still on at the end of the source ({_when(r.event.last, r.event.last_time)})", file=sys.stderr
+            )
           else:
-            intervals.append((r.event.first, r.event.last))
             print(f"alarm ended: frames {r.event.first}-{r.event.last}", file=sys.stderr)
     except KeyboardInterrupt:
       print("stopped", file=sys.stderr)  # what was drawn so far is kept
-  print(
-    f"alarm intervals (>= {options.min_frames} frames): " + (", ".join(f"{a}-{b}" for a, b in intervals) or "none"),
-    file=sys.stderr,
-  )
+      if started is not None:
+        intervals.append((started.first, last.index))
+        open_at = last.index
+        print(f"alarm still on when stopped ({_when(last.index, last.time)})", file=sys.stderr)
+  spans = [f"{a}-{b}" + (" (still on at the end)" if b == open_at else "") for a, b in intervals]
+  print(f"alarm intervals (>= {options.min_frames} frames): " + (", ".join(spans) or "none"), file=sys.stderr)
   if output is not None:
     print(f"wrote {output}", file=sys.stderr)
   return intervals

@@ -71,11 +71,16 @@ def alarm_intervals(frames: np.ndarray, alarm: np.ndarray, min_frames: int = 1) 
 @dataclasses.dataclass
 class AlarmEvent:
   """An alarm interval: ``first`` alarmed frame and, once it has ended, its ``last``
-  (``None`` while it lasts) and its highest ``level``."""
+  (``None`` while it lasts) and its highest ``level``; the frames' times in seconds where
+  the source has a clock (``FrameResult.time``); ``open`` when the source ended while the
+  alarm still held (``last`` is then the source's last frame)."""
 
   first: int
   last: int | None
   peak: float
+  first_time: float | None = None
+  last_time: float | None = None
+  open: bool = False
 
 
 @dataclasses.dataclass
@@ -87,7 +92,8 @@ class FrameResult:
   encoded: ``to_rgb``) when asked for; ``error_map`` the prediction model's per-pixel
   squared error ``[h, w]`` at the model's resolution (frame scale ``[0, 1]``) when asked
   for; ``event`` an alarm interval that started (``last`` is ``None``) or ended at this
-  frame.
+  frame; ``time`` the frame's presentation time in seconds from the source's own clock
+  (``None`` for a source without one: a frame folder, an array).
   """
 
   index: int
@@ -97,30 +103,36 @@ class FrameResult:
   frame: windows.Frame | None = None
   error_map: np.ndarray | None = None
   event: AlarmEvent | None = None
+  time: float | None = None
 
 
 def with_alarm_events(results: Iterator[FrameResult], min_frames: int = 1) -> Iterator[FrameResult]:
   """Marks alarm intervals of at least ``min_frames`` consecutive alarmed frames on the
   results: ``event`` (``last = None``) on the frame where an interval reaches
-  ``min_frames``, and the completed interval on the first frame after it (or on the
-  source's last frame when the alarm lasts to the end)."""
+  ``min_frames``, and the completed interval on the first frame after it, or, when the
+  alarm lasts to the end of the source, on the source's last frame (``open``)."""
   if min_frames < 1:
     raise ValueError(f"min_frames must be >= 1, got {min_frames}")
-  first, run, peak, previous = None, 0, -np.inf, None
+  first, first_time, run, peak, previous = None, None, 0, -np.inf, None
   for result in results:
-    if previous is not None:
-      yield previous
     if result.alarm:
-      first = result.index if run == 0 else first
+      if run == 0:
+        first, first_time = result.index, result.time
       run, peak = run + 1, max(peak, result.level)
       if run == min_frames:
-        result.event = AlarmEvent(first, None, peak)
+        result.event = AlarmEvent(first, None, peak, first_time)
     elif run:
       if run >= min_frames:
-        result.event = AlarmEvent(first, result.index - 1, peak)
-      first, run, peak = None, 0, -np.inf
+        result.event = AlarmEvent(first, result.index - 1, peak, first_time, previous.time)
+      first, first_time, run, peak = None, None, 0, -np.inf
+    if previous is not None:
+      yield previous
     previous = result
   if previous is not None:
-    if run >= min_frames and previous.event is None:
-      previous.event = AlarmEvent(first, previous.index, peak)
+    if run >= min_frames:
+      ended = AlarmEvent(first, previous.index, peak, first_time, previous.time, open=True)
+      if previous.event is None:
+        previous.event = ended
+      else:  # the alarm reached min_frames on the very last frame: it started and is still open
+        previous.event.last, previous.event.last_time, previous.event.open = ended.last, ended.last_time, True
     yield previous

@@ -45,8 +45,9 @@ def frame_rate(source: str | os.PathLike) -> float:
   return video_lib.probe(source).fps or DEFAULT_FPS
 
 
-def read_stream(url: str) -> Iterator[np.ndarray]:
-  """Frames of a network stream or capture device as they arrive (until it ends)."""
+def read_stream(url: str) -> Iterator[tuple[np.ndarray, float | None]]:
+  """Frames of a network stream or capture device as they arrive (until it ends), each
+  with its presentation time in seconds (``None`` where the stream gives none)."""
   try:
     container = av.open(url, format="v4l2" if url.startswith("/dev/video") else None)
   except (av.FFmpegError, OSError) as error:
@@ -54,7 +55,7 @@ def read_stream(url: str) -> Iterator[np.ndarray]:
   with container:
     try:
       for frame in container.decode(video=0):
-        yield frame.to_ndarray(format="rgb24")
+        yield frame.to_ndarray(format="rgb24"), frame.time
     except av.FFmpegError as error:
       raise video_lib.VideoDecodeError(url, f"the stream failed ({error})") from error
 
@@ -138,7 +139,16 @@ def check_source(path: str | os.PathLike) -> None:
 
 def read_video(source: str | os.PathLike) -> Iterator[windows.Frame]:
   """The frames of a video file or stream (uint8 ``[H, W, 3]``) or a frame folder (the
-  files' encoded bytes, ``windows.EncodedFrame``), in order.
+  files' encoded bytes, ``windows.EncodedFrame``), in order (``read_timed`` without the
+  times)."""
+  for frame, _ in read_timed(source):
+    yield frame
+
+
+def read_timed(source: str | os.PathLike) -> Iterator[tuple[windows.Frame, float | None]]:
+  """``(frame, seconds)`` of every frame of a video file, stream or frame folder, in
+  order: the time is the frame's presentation timestamp in the container or stream, and
+  ``None`` for a frame folder (it has no clock).
 
   A video file that ends early (truncated, or a decoding error after some frames) gives
   the frames that decode and an ``IncompleteVideoWarning`` saying how many the
@@ -150,15 +160,15 @@ def read_video(source: str | os.PathLike) -> Iterator[windows.Frame]:
   path = pathlib.Path(source)
   if path.is_dir():
     for f in frame_files(path):  # decoded later, by the input pipeline's path
-      yield windows.EncodedFrame(f.read_bytes(), str(f))
+      yield windows.EncodedFrame(f.read_bytes(), str(f)), None
     return
   check_source(path)
   promised = video_lib.probe(path).num_frames
   decoded, problem = 0, ""
   try:
-    for frame in video_lib.iter_frames(path, check_count=False):
+    for frame, time in video_lib.iter_frames(path, check_count=False, with_times=True):
       decoded += 1
-      yield frame
+      yield frame, time
   except video_lib.VideoDecodeError as error:
     if decoded == 0:
       raise
