@@ -1,8 +1,9 @@
 """Builds ``ucsd_ped/ped2`` from the real pre-extracted release in ``../shared/data``.
 
 The folder is the JPEG release (``training/frames``, ``testing/frames``) with the
-official ``UCSDped2.m`` beside it; the counts below are the published ones. Skipped
-when the folder is absent (it is not part of the repository).
+official ``UCSDped2.m`` and the archive's pixel masks (``masks/TestNNN_gt/``) beside it;
+the counts below are the published ones. Skipped when the folder is absent (it is not
+part of the repository).
 """
 
 import pathlib
@@ -50,6 +51,25 @@ def test_real_ped2_counts(prepared):
   np.testing.assert_array_equal(labels[:180], (np.arange(180) >= 60).astype(int))
   assert all(v["label"] == 1 for v in test)
   assert testing.decode(source[0]).shape == (240, 360, 3)
+
+
+def test_real_ped2_masks_give_the_m_labels(prepared):
+  """Every one of the 2,010 test frames has its mask (the 12 TestNNN_gt folders in
+  masks/, three of them named frameNNN.bmp), and a frame is anomalous in UCSDped2.m
+  exactly when its mask has an anomalous pixel."""
+  _, builder = prepared
+  source = builder.as_data_source(split="test")
+  records = [source[i] for i in range(len(source))]
+  assert all(bool(r["has_mask"]) for r in records)
+  from_masks = np.array([testing.decode(r, "mask").any() for r in records], dtype=int)
+  from_m = np.array([r["label"] for r in records])
+  assert from_masks.shape == (2010,) and int(from_masks.sum()) == 1648
+  np.testing.assert_array_equal(from_masks, from_m)
+  assert {testing.decode(r, "mask").shape for r in records[::100]} == {(240, 360)}
+  masks = builder.info.metadata["masks"]
+  assert masks["folder"] == str(PED2 / "masks") and masks["without"] == []
+  assert sorted(masks["videos"]) == [f"Test{i:03d}" for i in range(1, 13)]
+  assert not any(bool(r["has_mask"]) for r in (builder.as_data_source(split="train")[i] for i in range(0, 2550, 50)))
 
 
 @pytest.mark.parametrize("model", ["hybrid", "convlstm"])

@@ -13,7 +13,14 @@ Two on-disk layouts are read (``docs/DATASETS.md``):
   with (``gt``: per test video a ``2 x K`` array of 1-based inclusive intervals; for
   Ped1 these equal ``UCSDped1.m``). Video folders may be named ``NN`` or, as in the
   distributed Ped1 release, ``ped1_train_NN`` / ``ped1_test_NN``; frame files may be
-  numbered from 0 or 1. It has no pixel masks.
+  numbered from 0 or 1. The release has no pixel masks; the archive's ``TestNNN_gt``
+  folders, copied beside it, are read (``mask_folders`` lists the accepted places).
+
+Mask files are one 8-bit BMP per frame, 0 normal / 255 anomalous (any nonzero pixel is
+anomalous), named ``001.bmp`` or ``frame001.bmp`` (Ped2's Test006, Test009, Test012),
+numbered from 1 against the video's frames; they must cover every frame and have the
+frame's size. ``metadata["masks"]`` records the folder of each video's masks and the
+test videos without any (Ped1 ships masks for 10 of its 36).
 
 All give the same videos under the official names (``Train001``, ``Test001``, ...) and
 the same frame labels. Frames differ in encoding: the TIFFs are stored as grayscale
@@ -33,6 +40,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
+from PIL import Image
 
 from .. import common
 
@@ -57,6 +65,16 @@ ground truth file copied beside it, or with the release's own ped1.mat / ped2.ma
   <manual_dir>/ped2/testing/frames/01/000.jpg ...    (or .../frames/ped2_test_01/...)
   <manual_dir>/ped2/UCSDped2.m   or   <manual_dir>/ped2/ped2.mat   or   <manual_dir>/ped2.mat
   (or the frame folders and the label file directly in <manual_dir>)
+
+Pixel masks for the JPEG release: copy the archive's UCSDped2/Test/TestNNN_gt/ folders
+(one BMP per frame, 001.bmp or frame001.bmp) into one of these, beside the frames
+(<release> is the folder holding training/ and testing/):
+
+  <release>/masks/TestNNN_gt/   <release>/TestNNN_gt/   <release>/testing/TestNNN_gt/
+  <manual_dir>/masks/TestNNN_gt/   <manual_dir>/TestNNN_gt/   (when <release> is <manual_dir>/ped2)
+
+Video N of testing/frames/NN pairs with TestNNN_gt; a test video without a _gt folder
+keeps its frame labels only.
 """
 
 # ``TestVideoFile{end+1}.gt_frame = [61:180];`` and ``[5:90, 140:200]``.
@@ -104,13 +122,20 @@ class _Video:
   frames: tuple[epath.Path, ...]
   labels: np.ndarray
   masks: tuple[epath.Path, ...] = ()
+  mask_dir: epath.Path | None = None
 
 
 class Builder(common.FrameBuilder):
   """UCSD Ped1 / Ped2: one record per frame, frame labels from the official ``.m``."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+    "1.0.0": "Initial release.",
+    "1.1.0": (
+      "Pixel masks (TestNNN_gt) also read beside the JPEG release; mask files named "
+      "frameNNN.bmp read (Ped2 Test006, Test009, Test012); metadata['masks']."
+    ),
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
   BUILDER_CONFIGS = [
     UcsdConfig(
@@ -176,10 +201,11 @@ class Builder(common.FrameBuilder):
       else:
         gt_path = root / f"{official}.m"
         labels = f"official {official}.m frame ranges"
-      videos = _release_videos(root, gt_path, subset)
+      videos = _release_videos(root, gt_path, subset, mask_folders(root, manual_dir))
 
     common.empty_metadata(self.info.metadata, videos)
-    self.record_source(layout=layout, labels=labels)
+    self.info.metadata["masks"] = mask_metadata(videos["test"])
+    self.record_source(layout=layout, labels=labels + _masks_note(self.info.metadata["masks"]))
     return {split: self._generate_examples(split, v) for split, v in videos.items()}
 
   def _generate_examples(self, split: str, videos: Sequence[_Video]):
@@ -196,11 +222,122 @@ def _frame_records(video: _Video, config: UcsdConfig) -> Iterator[dict]:
       mask = common.read_image(video.masks[i], video=video.name, index=i)
       if mask.ndim == 3:
         mask = mask.max(axis=-1)
-      if config.frame_size is None and mask.shape != shape[:2]:
-        raise ValueError(f"Video {video.name}: mask {video.masks[i]} is {mask.shape} but its frame is {shape[:2]}.")
+      native = shape[:2] if config.frame_size is None else _image_size(video.frames[i])
+      if mask.shape != tuple(native):
+        raise ValueError(
+          f"Video {video.name}: mask {video.masks[i]} is {mask.shape[0]}x{mask.shape[1]} (height x width) "
+          f"but its frame {video.frames[i]} is {native[0]}x{native[1]}."
+        )
       mask = common.resize_mask(mask, config.frame_size)
       record.update(mask=common.encode_mask(mask), has_mask=True)
     yield record
+
+
+def _image_size(path: epath.Path) -> tuple[int, int]:
+  """``(height, width)`` of an image file from its header (the frame is decoded in full
+  by ``common.image_file_frame``)."""
+  with Image.open(os.fspath(path)) as image:
+    width, height = image.size
+  return height, width
+
+
+# ---------------------------------------------------------------------------- masks
+
+# ``TestNNN_gt`` folders; files ``001.bmp`` (most videos) or ``frame001.bmp`` (Ped2
+# Test006, Test009, Test012), numbered from 1.
+_MASK_DIR = re.compile(r"Test(\d+)_gt", re.IGNORECASE)
+_MASK_FILE = re.compile(r"(?:frame)?(\d+)\.bmp", re.IGNORECASE)
+
+
+def mask_files(mask_dir: epath.Path, num_frames: int, video: str) -> tuple[epath.Path, ...]:
+  """The masks of a video's ``num_frames`` frames, in frame order, from ``TestNNN_gt/``.
+
+  Files are ``NNN.bmp`` or ``frameNNN.bmp``, sorted by their number, which counts from 1
+  (the first frame, 0 of the JPEG release). Other files are ignored, junk too. Raises
+  ``ValueError`` naming the file for a ``.bmp`` named otherwise, two files with one
+  number, a frame without a mask and a mask past the last frame.
+  """
+  numbered: dict[int, epath.Path] = {}
+  for path in common.list_visible(mask_dir, suffixes=(".bmp",), dirs=False):
+    match = _MASK_FILE.fullmatch(path.name)
+    if not match:
+      raise ValueError(f"{path}: a mask file of video {video} must be named NNN.bmp or frameNNN.bmp.")
+    number = int(match.group(1))
+    if number in numbered:
+      raise ValueError(f"{path} and {numbered[number]} are both the mask of frame {number} of video {video}.")
+    numbered[number] = path
+  missing = [n for n in range(1, num_frames + 1) if n not in numbered]
+  if missing:
+    example = next(iter(numbered.values()), None)
+    prefix = "frame" if example is not None and example.name.lower().startswith("frame") else ""
+    raise ValueError(
+      f"{mask_dir / f'{prefix}{missing[0]:03d}.bmp'} is missing: video {video} has {num_frames} frames "
+      f"(masks numbered from 1), {len(missing)} have no mask (first: {missing[:5]})."
+    )
+  extra = sorted(n for n in numbered if not 1 <= n <= num_frames)
+  if extra:
+    raise ValueError(
+      f"{numbered[extra[0]]} is the mask of frame {extra[0]} (numbered from 1) but video {video} has "
+      f"{num_frames} frames."
+    )
+  return tuple(numbered[n] for n in range(1, num_frames + 1))
+
+
+def mask_folders(root: epath.Path, manual_dir: epath.Path) -> list[epath.Path]:
+  """Where ``TestNNN_gt`` folders are looked for beside the JPEG release in ``root``
+  (which holds ``training/`` and ``testing/``), in this order."""
+  folders = [root / "masks", root, root / "testing"]
+  if root != manual_dir:
+    folders += [manual_dir / "masks", manual_dir]
+  return folders
+
+
+def find_mask_dirs(folders: Sequence[epath.Path]) -> dict[int, epath.Path]:
+  """``{video number: TestNNN_gt folder}`` from the one of ``folders`` holding them.
+
+  ``ValueError`` naming the folders when ``TestNNN_gt`` folders are in more than one,
+  or when two are for one video number.
+  """
+  found: dict[epath.Path, dict[int, epath.Path]] = {}
+  for folder in folders:
+    if not folder.is_dir():
+      continue
+    dirs: dict[int, epath.Path] = {}
+    for path in common.list_visible(folder, dirs=True):
+      match = _MASK_DIR.fullmatch(path.name)
+      if match:
+        number = int(match.group(1))
+        if number in dirs:
+          raise ValueError(f"{dirs[number]} and {path} are both the masks of test video {number}.")
+        dirs[number] = path
+    if dirs:
+      found[folder] = dirs
+  if len(found) > 1:
+    raise ValueError(
+      f"TestNNN_gt mask folders are in more than one place: {', '.join(map(str, found))}; keep them in one."
+    )
+  return next(iter(found.values()), {})
+
+
+def mask_metadata(test_videos: Sequence[_Video]) -> dict:
+  """``metadata["masks"]``: the folder of each test video's masks, the videos without."""
+  with_masks = {v.name: os.fspath(v.mask_dir) for v in test_videos if v.mask_dir is not None}
+  parents = sorted({os.path.dirname(path) for path in with_masks.values()})
+  return {
+    "folder": parents[0] if len(parents) == 1 else None,
+    "videos": with_masks,
+    "without": [v.name for v in test_videos if v.mask_dir is None],
+  }
+
+
+def _masks_note(masks: dict) -> str:
+  count, total = len(masks["videos"]), len(masks["videos"]) + len(masks["without"])
+  if not count:
+    return "; no pixel masks"
+  return f"; pixel masks of {count} of {total} test videos (TestNNN_gt BMPs in {masks['folder']})"
+
+
+# --------------------------------------------------------------------------- videos
 
 
 def _official_videos(subset_dir: epath.Path, official: str) -> dict[str, list[_Video]]:
@@ -228,13 +365,13 @@ def _official_videos(subset_dir: epath.Path, official: str) -> dict[str, list[_V
         labels = common.labels_from_ranges(
           ranges[i], len(frames), first_frame=1, video=video_dir.name, source=os.fspath(gt_path)
         )
-      masks = ()
       mask_dir = video_dir.parent / f"{video_dir.name}_gt"
       if mask_dir.is_dir():
-        masks = common.numbered_files(mask_dir, (".bmp",), first=1)
-        if len(masks) != len(frames):
-          raise ValueError(f"Video {video_dir.name}: {mask_dir} has {len(masks)} masks for {len(frames)} frames.")
-      videos.append(_Video(video_dir.name, tuple(frames), labels, tuple(masks)))
+        videos.append(
+          _Video(video_dir.name, tuple(frames), labels, mask_files(mask_dir, len(frames), video_dir.name), mask_dir)
+        )
+      else:
+        videos.append(_Video(video_dir.name, tuple(frames), labels))
     splits[split] = videos
   return splits
 
@@ -250,13 +387,17 @@ def _release_ranges(gt_path: epath.Path) -> list[list[tuple[int, int]]]:
 _RELEASE_VIDEO = re.compile(r"^(?:ped\d_)?(?:train|test|training|testing)?_?(\d+)$", re.IGNORECASE)
 
 
-def _release_videos(root: epath.Path, gt_path: epath.Path, subset: str = "") -> dict[str, list[_Video]]:
+def _release_videos(
+  root: epath.Path, gt_path: epath.Path, subset: str = "", mask_places: Sequence[epath.Path] = ()
+) -> dict[str, list[_Video]]:
   """``{training,testing}/frames/<video>/NNN.jpg`` videos, renamed ``TrainNNN`` / ``TestNNN``.
 
   Video folders are ``NN`` or ``pedN_train_NN`` / ``pedN_test_NN``; frame files are
-  numbered from 0 (the usual release) or 1.
+  numbered from 0 (the usual release) or 1. Test video N takes its masks from the
+  ``TestNNN_gt`` folder in the first of ``mask_places`` that has any (``find_mask_dirs``).
   """
   ranges = _release_ranges(gt_path)
+  mask_dirs = find_mask_dirs(mask_places)
   splits = {}
   for split, folder, prefix in (("train", "training", "Train"), ("test", "testing", "Test")):
     frames_dir = root / folder / "frames"
@@ -291,6 +432,12 @@ def _release_videos(root: epath.Path, gt_path: epath.Path, subset: str = "") -> 
         labels = np.zeros(len(frames), np.int32)
       else:
         labels = common.labels_from_ranges(ranges[i], len(frames), first_frame=1, video=name, source=os.fspath(gt_path))
-      videos.append(_Video(name, tuple(frames), labels))
+      mask_dir = mask_dirs.get(number) if split == "test" else None
+      masks = mask_files(mask_dir, len(frames), name) if mask_dir is not None else ()
+      videos.append(_Video(name, tuple(frames), labels, masks, mask_dir))
+    if split == "test":
+      unknown = sorted(set(mask_dirs) - {n for n, _ in numbered})
+      if unknown:
+        raise ValueError(f"{mask_dirs[unknown[0]]} has no test video: {frames_dir} has no video {unknown[0]}.")
     splits[split] = videos
   return splits

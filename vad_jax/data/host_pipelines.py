@@ -161,17 +161,20 @@ def eval_dataset(
   process_index: int | None = None,
   process_count: int | None = None,
   reader: ReaderSettings = ReaderSettings(),
+  mask_size: tuple[int, int] | None = None,
 ) -> grain.IterDataset:
   """Every scorable frame once, in order, as this host's padded evaluation batches.
 
   ``global_batch_size`` is rounded up to a multiple of ``num_devices`` and of the host
-  count (``indexing.eval_global_batch_size``).
+  count (``indexing.eval_global_batch_size``). ``mask_size`` ``(height, width)`` adds
+  each target frame's pixel mask, ``masks`` ``uint8 [b, height, width]`` and
+  ``has_mask`` ``bool [b]`` (``loaders.EvalClipLoader``); None (the default) reads none.
   """
   host = HostShard.current(process_index, process_count)
   index = indexing.ClipIndex.from_videos(split.videos, sequence_length, frame_stride)
   batch = indexing.eval_global_batch_size(global_batch_size, num_devices, host.process_count)
   ds = _position_batches(len(index), batch, host, pad=True)
-  ds = ds.map(loaders.EvalClipLoader(split.source, index, frames))
+  ds = ds.map(loaders.EvalClipLoader(split.source, index, frames, None if mask_size is None else tuple(mask_size)))
   return _to_iter_dataset(ds, reader, frames)
 
 

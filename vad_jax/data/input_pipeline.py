@@ -20,7 +20,11 @@ Batch formats are those of ``docs/conventions.md``:
   the target of exactly one example, in order (video by video, frame by frame); the
   global batch is rounded up to a multiple of the device count (and of the host
   count), and the last batch is padded with ``valid=False`` examples (black frames,
-  indices and label -1). Every host yields the same number of batches.
+  indices and label -1). Every host yields the same number of batches. On request
+  (``create_eval_iterator(..., mask_size=(h, w))``) also the target frame's pixel mask,
+  ``masks`` uint8 [B, h, w] in {0, 1} (nearest-neighbour resized when stored at another
+  size; ``loaders.stored_mask_size`` gives the stored one), and ``has_mask`` [B] (zeros
+  and False where a frame has none).
 * clip level: ``frames`` float32 [B, N, H, W, C] in [0, 1], ``label`` [B],
   ``frame_labels`` [B, N], ``valid`` [B], plus ``video_index`` [B] and
   ``frame_index`` [B, N] for frame-level metrics.
@@ -162,8 +166,11 @@ def create_eval_iterator(
   mesh: jax.sharding.Mesh,
   *,
   split: sources.VideoSplit | None = None,
+  mask_size: tuple[int, int] | None = None,
 ) -> grain.DatasetIterator:
-  """One ordered pass over every scorable frame, as padded global batches."""
+  """One ordered pass over every scorable frame, as padded global batches; with
+  ``mask_size`` ``(height, width)`` each batch also holds the target frames' ``masks``
+  and ``has_mask`` (see the module docstring)."""
   data = config.data
   split = split or open_split(data, data.get("eval_split", "test"))
   ds = host_pipelines.eval_dataset(
@@ -174,6 +181,7 @@ def create_eval_iterator(
     frames=frame_settings(data, "signed_unit"),
     frame_stride=data.get("frame_stride", 1),
     reader=reader_settings(data),
+    mask_size=mask_size,
   )
   return _globalise(ds, mesh)
 

@@ -13,9 +13,11 @@ over a quarter of the bytes.
 from __future__ import annotations
 
 import dataclasses
+import io
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from vad_jax.data import indexing, preprocessing, sources
 
@@ -58,6 +60,37 @@ def read_frames(source: Any, record_indices: np.ndarray, frames: FrameSettings) 
   return decoded[inverse], labels[inverse]
 
 
+def read_masks(source: Any, record_indices: np.ndarray, mask_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+  """The pixel masks of the records at ``record_indices`` ``[n]``.
+
+  Returns:
+    ``(masks, has_mask)``: ``uint8 [n, height, width]`` in {0, 1} at ``mask_size``
+    (``preprocessing.decode_mask``) and ``bool [n]``; a record without a mask (no
+    ``mask`` key, ``has_mask`` False or empty bytes) gives zeros and False.
+  """
+  records = sources.read_records(source, np.asarray(record_indices).reshape(-1).tolist())
+  masks = np.zeros((len(records), *mask_size), dtype=np.uint8)
+  has_mask = np.zeros((len(records),), dtype=bool)
+  for i, record in enumerate(records):
+    data = record.get("mask", b"")
+    if bool(record.get("has_mask", bool(data))) and data:
+      masks[i], has_mask[i] = preprocessing.decode_mask(data, mask_size), True
+  return masks, has_mask
+
+
+def stored_mask_size(split: sources.VideoSplit) -> tuple[int, int] | None:
+  """``(height, width)`` of a split's stored masks: those of the first video whose first
+  frame has one (builders store every frame of a video with or without a mask); None
+  when no video has masks. Reads one record per video at most."""
+  for video in split.videos:
+    record = sources.read_records(split.source, [int(video["start"])])[0]
+    if record.get("has_mask") and record.get("mask"):
+      with Image.open(io.BytesIO(record["mask"])) as img:
+        width, height = img.size
+      return height, width
+  return None
+
+
 @dataclasses.dataclass(frozen=True)
 class ScaleFrames:
   """Batch with ``uint8`` ``frames`` -> the same batch with ``float32`` ``frames``."""
@@ -86,12 +119,16 @@ class EvalClipLoader:
   """Positions in the ordered evaluation sequence -> one evaluation batch.
 
   Positions ``>= len(index)`` are padding: black frames, ``video_index``,
-  ``frame_index`` and ``label`` of -1, ``valid=False``.
+  ``frame_index`` and ``label`` of -1, ``valid=False``. With ``mask_size`` the batch also
+  holds the target frame's pixel mask, ``masks`` ``uint8 [b, height, width]`` in {0, 1}
+  (``read_masks``), and ``has_mask`` ``bool [b]`` (zeros and False for a frame without
+  one and for padding); without it, nothing more is read.
   """
 
   source: Any
   index: indexing.ClipIndex
   frames: FrameSettings
+  mask_size: tuple[int, int] | None = None
 
   def __call__(self, positions: np.ndarray) -> dict[str, np.ndarray]:
     positions = np.asarray(positions, dtype=np.int64)
@@ -112,6 +149,13 @@ class EvalClipLoader:
       out["video_index"][valid] = video
       out["frame_index"][valid] = first + self.index.target_offset
       out["label"][valid] = labels[:, -1]
+    if self.mask_size is not None:
+      out["masks"] = np.zeros((b, *self.mask_size), dtype=np.uint8)
+      out["has_mask"] = np.zeros((b,), dtype=bool)
+      if ids.size:
+        out["masks"][valid], out["has_mask"][valid] = read_masks(
+          self.source, self.index.records(ids)[:, -1], self.mask_size
+        )
     return out
 
 

@@ -60,6 +60,17 @@ def prepare_image(img: Image.Image, image_size: tuple[int, int], channels: int, 
   return array[:, :, None] if array.ndim == 2 else array
 
 
+def decode_mask(data: bytes, mask_size: tuple[int, int]) -> np.ndarray:
+  """A stored pixel mask (PNG, nonzero = anomalous) as ``uint8 [height, width]`` in {0, 1}
+  at ``mask_size``; resized with nearest neighbour when stored at another size."""
+  height, width = mask_size
+  with Image.open(io.BytesIO(data)) as img:
+    img = img.convert("L")
+    if img.size != (width, height):
+      img = img.resize((width, height), Image.Resampling.NEAREST)
+    return (np.asarray(img) != 0).astype(np.uint8)
+
+
 def to_signed_unit(frames: np.ndarray) -> np.ndarray:
   """``uint8`` pixels to ``float32`` in [-1, 1]: ``(x - 127.5) / 127.5`` (0 -> -1, 255 -> 1)."""
   out = np.subtract(frames, np.float32(127.5), dtype=np.float32)

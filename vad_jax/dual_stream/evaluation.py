@@ -11,6 +11,10 @@ Nothing is smoothed.
 
 Outputs in ``<workdir>/eval/``: ``metrics.json``, ``scores.csv`` (one row per scored
 frame), ``roc.png``, ``score_curves/<video>.png`` and ``frames.png``.
+
+``pixel_level_metrics`` turns per-frame anomaly maps and the datasets' pixel masks into
+the localisation figures (pixel AUROC, the UCSD pixel-level criterion, RBDC/TBDC);
+``evaluate`` does not call it yet.
 """
 
 import csv
@@ -25,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vad_jax import metric_writers, metrics, plots, sharding
+from vad_jax import localisation, metric_writers, metrics, plots, sharding
 from vad_jax.data import input_pipeline, loaders, preprocessing
 from vad_jax.dual_stream import calibration as calibration_lib
 from vad_jax.dual_stream import network, scoring, steps
@@ -92,6 +96,56 @@ def frame_level_metrics(videos: Sequence[VideoScores]) -> dict[str, float]:
       result[f"{stream}_macro_auc"] = float(np.mean(per_video)) if per_video else float("nan")
   result["macro_auc_videos"] = sum(len(np.unique(v.labels[v.labels >= 0])) == 2 for v in videos)
   return result
+
+
+def pixel_level_metrics(
+  score_maps: Any,
+  masks: Any,
+  has_mask: Any,
+  video_index: Any,
+  *,
+  thresholds: Any = None,
+  region_thresholds: Any = None,
+  num_thresholds: int = 1024,
+  num_region_thresholds: int = 64,
+) -> dict[str, float]:
+  """Localisation metrics of per-frame anomaly maps against pixel masks
+  (``localisation.LocalisationAccumulator``; its docstring states the definitions).
+
+  Args:
+    score_maps: ``[N, h, w]`` per-frame anomaly maps (larger = more anomalous), any
+      resolution: each is enlarged bilinearly to its mask's.
+    masks: ``[N, H, W]`` pixel masks (nonzero anomalous), e.g. the evaluation batches'
+      ``masks`` (``input_pipeline.create_eval_iterator(..., mask_size=...)``).
+    has_mask: ``[N]`` bool; frames without a mask are left out.
+    video_index: ``[N]`` the frames' videos; frames in order within each video (as the
+      evaluation pipeline yields them), so that regions link into tracks.
+    thresholds: the pixel grid; default ``num_thresholds`` points evenly from the lowest
+      to the highest score of the masked frames.
+    region_thresholds: the region grid; default ``num_region_thresholds`` quantiles of
+      the masked frames' maximum scores, where 0 to 1 false-positive regions per frame
+      lie.
+
+  Returns:
+    ``pixel_auroc``, ``pixel_criterion_auc``, ``pixel_criterion_eer``, ``rbdc``,
+    ``tbdc``, ``rbdc_005``, ``tbdc_005`` and the counts ``mask_frames``,
+    ``anomalous_mask_frames``, ``gt_regions``, ``gt_tracks``; ``{}`` when no frame has a
+    mask.
+  """
+  has_mask = np.asarray(has_mask, dtype=bool).reshape(-1)
+  rows = np.flatnonzero(has_mask)
+  if not rows.size:
+    return {}
+  maps = [np.asarray(score_maps[i], dtype=np.float32) for i in rows]
+  if thresholds is None:
+    low, high = min(float(m.min()) for m in maps), max(float(m.max()) for m in maps)
+    thresholds = np.unique(np.linspace(low, high, num_thresholds))
+  if region_thresholds is None:
+    region_thresholds = np.unique(np.quantile([float(m.max()) for m in maps], np.linspace(0, 1, num_region_thresholds)))
+  accumulator = localisation.LocalisationAccumulator(thresholds, region_thresholds)
+  for score_map, i in zip(maps, rows):
+    accumulator.add(score_map, masks[i], video=int(video_index[i]))
+  return accumulator.result()
 
 
 def write_outputs(
