@@ -10,9 +10,9 @@ import jax
 import numpy as np
 import pytest
 
-from vad_jax import loop, sharding
+from vad_jax import sharding
 from vad_jax import state as state_lib
-from vad_jax.configs import classifier, synthetic
+from vad_jax.configs import classifier
 from vad_jax.data import sources
 from vad_jax.detector import Detector
 from vad_jax.dual_stream import evaluation, scoring, steps
@@ -22,12 +22,8 @@ from vad_jax.video import windows
 
 
 @pytest.fixture(scope="module")
-def trained(data_dir, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("run")
-  config = synthetic.get_config("test")
-  config.data.data_dir = str(data_dir)
-  loop.train_and_evaluate(config, str(workdir))
-  return workdir
+def trained(tiny_run):
+  return tiny_run[0]
 
 
 def write_video_frames(split, video: int, folder: pathlib.Path) -> list[int]:

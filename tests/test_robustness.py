@@ -50,10 +50,8 @@ def eval_records(workdir):
 
 
 @pytest.fixture(scope="module")
-def finished(data_dir, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("finished")
-  results = loop.train_and_evaluate(tiny_config(data_dir), str(workdir))
-  return workdir, results
+def finished(tiny_run):
+  return tiny_run
 
 
 # ---- 1, 3, 10: the config and paths are checked before any work ------------------------

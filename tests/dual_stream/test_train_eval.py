@@ -35,10 +35,8 @@ def read_jsonl(workdir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(data_dir, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("run_a")
-  results = loop.train_and_evaluate(tiny_config(data_dir), str(workdir))
-  return workdir, results
+def uninterrupted(tiny_run):
+  return tiny_run
 
 
 def test_training_writes_everything(uninterrupted):
