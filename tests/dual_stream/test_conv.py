@@ -196,6 +196,7 @@ def test_resolve_picks_per_backend():
 
 def test_network_loss_gradients_and_state_updates_agree():
   config = config_flags.load("default:test")
+  config.model.widths = (4, 8)  # two levels: every layer kind, a third of the compile time
   frames = jax.random.uniform(jax.random.key(0), (4, 5, 16, 16, 3), minval=-1, maxval=1)
 
   def step(impl):

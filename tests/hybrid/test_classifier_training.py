@@ -18,7 +18,6 @@ import pytest
 from vad_jax import loop, sharding
 from vad_jax import state as state_lib
 from vad_jax.configs import classifier
-from vad_jax.data import prepare
 from vad_jax.detector import Detector
 from vad_jax.hybrid import evaluation as hybrid_evaluation
 from vad_jax.hybrid import inputs as hybrid_inputs
@@ -116,68 +115,6 @@ def test_baselines_train_and_evaluate(variant, data_dir, tmp_path):
   assert results["clip"]["count"] == 8 * 15  # 8 test videos of 120 frames in windows of 8
   assert 0.0 <= results["clip"]["roc_auc"] <= 1.0
   assert (tmp_path / "run" / "eval" / "metrics.json").exists()
-
-
-# HybridModel-1 at the CPU size with the revised temporal branch (frame differences, a
-# BatchNorm of the ConvLSTM's input, max pooling; 1,000 steps) on
-# ``synthetic_surveillance/supervised_large`` (64 training videos with anomalies; on the
-# 16 videos of ``supervised``, 10 anomalous events, it memorises them: docs/hybrid.md).
-# Frame AUC on the 32 held-out test videos measured by this test (pytest -s, 8 virtual
-# CPU devices, the 2 cores otherwise quiet, empty compilation cache; 276 s, on 9f433f5):
-# trained 0.873, labels shuffled 0.489, untrained 0.505 (with one device: 0.872, 0.487,
-# 0.505; 220 s). An earlier code state gave 0.898 / 0.507 / 0.505. The trained model must
-# score above the threshold on videos it never saw; both controls must stay the margin
-# below it.
-SEPARATION_VARIANT = "hybrid,synthetic,cpu,revised"
-SEPARATION_THRESHOLD = 0.80
-SEPARATION_MARGIN = 0.15
-
-
-@pytest.fixture(scope="module")
-def large_data_dir(tmp_path_factory):
-  """A TFDS data directory holding ``synthetic_surveillance/supervised_large`` (8 s to build)."""
-  path = tmp_path_factory.mktemp("tfds_supervised_large")
-  config = make_config(SEPARATION_VARIANT, path, **{"data.builder_config": "supervised_large"})
-  prepare.ensure_prepared(config.data)
-  return path
-
-
-def test_hybrid_detects_anomalies_in_held_out_synthetic_videos_far_above_shuffled_and_untrained_models(
-  large_data_dir, tmp_path
-):
-  """HybridModel-1 at the CPU size with the revised temporal branch
-  (``configs/classifier.py:hybrid,synthetic,cpu,revised``) finds the anomalous frames of
-  held-out synthetic test videos far better than the same model untrained, or trained
-  as long with its labels permuted among the clips of each batch (``loss.shuffle_labels``:
-  labels that carry no information, the class balance kept). A model that cannot learn
-  from its labels (a broken loss, labels not reaching the step, frames misaligned with
-  their labels), or one that only memorises its training videos, cannot pass.
-  """
-  overrides = {
-    "log_every_steps": 500,
-    "checkpoint_every_steps": 1000,
-    "eval_plots": False,
-    "data.builder_config": "supervised_large",
-  }
-  config = make_config(SEPARATION_VARIANT, large_data_dir, **overrides)
-  assert config.data.eval_split == "test" and config.num_train_steps == 1000
-  trained = loop.train_and_evaluate(config, str(tmp_path / "trained"))
-  shuffled = loop.train_and_evaluate(
-    make_config(SEPARATION_VARIANT, large_data_dir, **overrides, **{"loss.shuffle_labels": True}),
-    str(tmp_path / "shuffled"),
-  )
-  mesh = sharding.make_mesh()
-  state = state_lib.initial_state(
-    classification, build_model(config), config, state_lib.make_optimizer(config, 1), mesh
-  )
-  untrained = classification.evaluate(config, state, mesh)
-  runs = {"trained": trained, "shuffled": shuffled, "untrained": untrained}
-  held_out = {name: r["frame"]["roc_auc"] for name, r in runs.items()}
-  print("frame AUC on the held-out test videos", held_out)
-  assert {r["frame"]["count"] for r in runs.values()} == {32 * 120}
-  assert held_out["trained"] > SEPARATION_THRESHOLD, held_out
-  assert held_out["untrained"] < SEPARATION_THRESHOLD - SEPARATION_MARGIN, held_out
-  assert held_out["shuffled"] < SEPARATION_THRESHOLD - SEPARATION_MARGIN, held_out
 
 
 def test_hybrid_trains_and_evaluates_on_the_dcsass_fixture(tmp_path):
