@@ -26,8 +26,16 @@ ENTRY_POINTS = {
   "vad_jax.curve",
   "vad_jax.ensemble",
   "vad_jax.data.benchmark",
+  "vad_jax.studies.aot",
 }
-LOOP_AND_STATE = {"vad_jax.state", "vad_jax.tasks", "vad_jax.config_flags", "vad_jax.detector", "vad_jax.export"}
+LOOP_AND_STATE = {
+  "vad_jax.state",
+  "vad_jax.tasks",
+  "vad_jax.config_flags",
+  "vad_jax.detector",
+  "vad_jax.export",
+  "vad_jax.aot",
+}
 
 
 def module_files() -> dict[str, pathlib.Path]:
