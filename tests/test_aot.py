@@ -157,3 +157,15 @@ def test_largest_fit_finds_the_boundary_of_a_nearly_linear_memory():
 
   refused = aot.largest_fit(lambda side: None if side > 9 else 50 * side**2, 2, 4, capacity=10**6, scale=lambda s: s**2)
   assert refused["largest"] == 9 and refused["tried"][10] is None
+
+
+def test_the_scaling_model_rings_the_all_reduce_over_the_slowest_link():
+  from vad_jax.studies import scaling
+
+  h100 = scaling.CHIPS["h100"]
+  assert scaling.all_reduce_seconds(1e9, 1, h100) == 0.0
+  assert scaling.all_reduce_seconds(1e9, 2, h100) == pytest.approx(1e9 / 450e9)  # 2 (n-1)/n = 1
+  assert scaling.all_reduce_seconds(1e9, 64, h100) == pytest.approx(2 * 63 / 64 * 1e9 / 50e9)  # across hosts
+  rows = scaling.step_times(197e12 * 0.5 * 0.01, 1e8, scaling.CHIPS["tpu_v5e"], mfu=0.5)
+  assert [r["chips"] for r in rows] == [1, 8, 64, 256] and rows[0]["compute_s"] == pytest.approx(0.01)
+  assert rows[0]["efficiency_serial"] == 1.0 and rows[-1]["all_reduce_s"] == pytest.approx(2 * 255 / 256 * 1e8 / 200e9)

@@ -27,6 +27,7 @@ ENTRY_POINTS = {
   "vad_jax.ensemble",
   "vad_jax.data.benchmark",
   "vad_jax.studies.aot",
+  "vad_jax.studies.scaling",
 }
 LOOP_AND_STATE = {
   "vad_jax.state",
