@@ -145,9 +145,13 @@ def parse_target(spec: str) -> Target:
 
 
 def _tpu_environment() -> None:
-  """Keeps libtpu from asking a metadata server for a TPU VM's settings on a host that is none."""
+  """Keeps libtpu from asking a metadata server for a TPU VM's settings on a host that is none,
+  and lets several processes that only compile load it."""
   os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
   os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
+  # libtpu locks /tmp/libtpu_lockfile for the process that loads it; compiling needs no
+  # TPU, so processes that only compile (a test worker, this command) may share it.
+  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 
 
 def target_devices(target: Target) -> list[jax.Device]:
