@@ -59,4 +59,5 @@ def test_accelerator_extras_name_jaxs_own_plugins():
   extras = PROJECT["optional-dependencies"]
   assert extras["cuda12"] == ["jax[cuda12]"] and extras["cuda13"] == ["jax[cuda13]"]
   assert extras["tpu"] == ["jax[tpu]"] and extras["cuda"] == extras["cuda12"]
-  assert "jax[tpu]" in extras["test"]
+  assert extras["aot"] == ["jax[tpu,cuda12-local]"]
+  assert not any(r.startswith(("jax[", "libtpu")) for r in extras["test"])  # the test venv stays CPU-only
