@@ -40,6 +40,7 @@ LOOP_AND_STATE = {
   "vad_jax.detector",
   "vad_jax.export",
   "vad_jax.throughput",
+  "vad_jax.aot",
 }
 MAX_LINES = 450
 

@@ -310,7 +310,10 @@ def test_the_stream_gives_the_offline_scores_frame_by_frame_with_alarm_events(ca
     streamed = list(detector.stream(iter(frames), batch_size=3, normalisation=normalisation, threshold=0.5))
     assert [r.index for r in streamed] == list(range(40))  # every frame, in order
     assert all(r.score is None and not r.alarm for r in streamed[:4])
-    np.testing.assert_allclose([r.score for r in streamed[4:]], offline.scores, atol=1e-5)
+    # Batches of 3 and of the offline pass are different programs: their float32 PSNRs
+    # differ by a few ulps (~1e-6 dB on JAX 0.10 and 0.12 alike), which the normalisation's
+    # division by the spread of the scores amplifies (1.2e-5 on one frame with JAX 0.12).
+    np.testing.assert_allclose([r.score for r in streamed[4:]], offline.scores, atol=5e-5)
     assert [r.alarm for r in streamed[4:]] == offline.alarm.tolist()
   kept = list(detector.stream(iter(frames), keep_frames=True))
   assert all(r.frame is frames[r.index] for r in kept)

@@ -27,6 +27,9 @@ def test_tiny_mode_runs_end_to_end_and_writes_its_results(data_dir, tmp_path):
   assert 0.0 <= training["metrics"]["fused_micro_auc"] <= 1.0
   assert (tmp_path / "check" / "train" / "checkpoints" / "4").is_dir()
 
+  report = results["aot"]["programs"]["eval_step"]  # the AOT report for the local devices
+  assert report["status"] == "compiled" and report["memory"]["peak_bytes"] > 0 and report["flops"] > 0
+
   table = (tmp_path / "check" / "device_check.md").read_text()
   assert "| float32 | 8 | native |" in table and "## Training and evaluation" in table
-  assert "fused" in table
+  assert "fused" in table and "| eval_step | compiled |" in table

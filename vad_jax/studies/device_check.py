@@ -16,7 +16,11 @@ results and the next one runs:
    convolution implementation ``auto`` does not train with on this backend (``mixed``
    on accelerators, ``native`` on CPUs; ``model.conv_impl``) at the last dtype and
    batch, to check that choice;
-3. training ``--train_config`` (``ucsd_ped2``) for about ``--train_seconds``: the number
+3. the AOT report (``vad_jax.aot``) of ``--bench_config`` in ``--train_dtype`` at the first
+   batch, compiled for the local devices: memory per chip, collectives and FLOPs per step
+   as the compiler plans them, beside the measured rows (``docs/scaling.md`` models step
+   times from the same figures);
+4. training ``--train_config`` (``ucsd_ped2``) for about ``--train_seconds``: the number
    of steps is the budget divided by the measured step time (the larger of the
    benchmark's step and the input pipeline's batch time), so the learning-rate schedule
    runs to its end; then the task's evaluation of the test split.
@@ -47,7 +51,7 @@ import jaxlib
 import ml_collections
 from absl import flags
 
-from vad_jax import cli, config_flags, loop, metric_writers, tasks, throughput
+from vad_jax import aot, cli, config_flags, loop, metric_writers, tasks, throughput
 from vad_jax import sharding as sharding_lib
 
 # Kept free for the training run's compilation, checkpoint and evaluation when the
@@ -71,6 +75,8 @@ class Options:
   started_at: float = dataclasses.field(default_factory=time.time)
   compare_conv_impl: str = ""  # an extra row with this model.conv_impl ("": none)
   reserve_seconds: float = TRAIN_RESERVE_SECONDS
+  aot_programs: Sequence[str] = aot.PROGRAMS  # compiled for the local devices ((): no AOT report)
+  aot_seconds: float = 90.0  # skipped unless this much time is left besides training
   mode: str = "full"
 
 
@@ -98,6 +104,8 @@ def tiny_options(workdir: pathlib.Path, data_dir: str = "") -> Options:
     deadline_seconds=1e9,
     reserve_seconds=0.0,
     compare_conv_impl="mixed",
+    aot_programs=("eval_step",),
+    aot_seconds=0.0,
     mode="tiny",
   )
 
@@ -168,6 +176,27 @@ def benchmark_rows(options: Options, clock: Clock) -> list[dict[str, Any]]:
     row["seconds"] = time.time() - start
     rows.append(row)
   return rows
+
+
+def aot_report(options: Options, clock: Clock) -> dict[str, Any]:
+  """The AOT report of the benchmarked network for the local devices (or why it is missing)."""
+  if not options.aot_programs:
+    return {"skipped": "no programs"}
+  if clock.left() - options.reserve_seconds - options.train_seconds < options.aot_seconds:
+    return {"skipped": f"time budget ({clock.elapsed():.0f} s of {options.deadline_seconds:.0f} s spent)"}
+  config = options.bench_config.copy_and_resolve_references()
+  config.model.dtype = options.train_dtype
+  batch = options.batches[0] * jax.device_count()
+  metric_writers.say(f"AOT report: {', '.join(options.aot_programs)} at batch {batch}, {options.train_dtype}")
+  start = time.time()
+  try:
+    report = aot.compile_target(config, "local", batch, options.aot_programs)
+  except Exception as error:  # recorded: the check goes on to training
+    return {"error": _error(error), "seconds": time.time() - start}
+  for entry in report["programs"].values():
+    entry.pop("collectives", None)  # the summary by op stays; the op list is long
+  report["seconds"] = time.time() - start
+  return report
 
 
 def input_seconds_per_batch(config: ml_collections.ConfigDict) -> float:
@@ -255,6 +284,7 @@ def run_check(options: Options) -> dict[str, Any]:
   start = time.time()
   results["benchmarks"] = benchmark_rows(options, clock)
   results["benchmark_seconds"] = time.time() - start
+  results["aot"] = aot_report(options, clock)
   write(options.workdir, results)  # something to read even if training fails badly
   try:
     results["training"] = train_run(options, clock, results["benchmarks"])
@@ -304,6 +334,12 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     digits = [1, 1, 1, 3, 1, 1, 1, 0]
     lines.append(head + "".join(f" {_number(c, d)} |" for c, d in zip(cells, digits)))
+  report = results.get("aot", {})
+  lines += ["", "## AOT report (compiled for these devices)", ""]
+  if "programs" in report:
+    lines += aot.markdown(report).splitlines()[2:]
+  else:
+    lines.append(f"Not made: {report.get('skipped') or report.get('error') or 'not run'}")
   training = results.get("training", {})
   lines += ["", "## Training and evaluation", ""]
   if "error" in training:
