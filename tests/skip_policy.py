@@ -12,6 +12,10 @@ import pytest
 
 ALLOWED_SKIPS = {
   "tests/test_robustness.py::test_input_workers_end_with_a_killed_training_run": "the parent-death signal is Linux's",
+  "tests/test_aot.py::test_a_tpu_slice_compiles_from_this_cpu": (
+    "needs libtpu (the aot extra), kept out of the test extra: with it installed, JAX programs"
+    " run without JAX_PLATFORMS=cpu wait on a TPU; docs/aot/ holds the reports it checks"
+  ),
 }
 
 

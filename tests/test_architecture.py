@@ -228,3 +228,10 @@ def test_every_vad_jax_path_named_in_the_docs_exists():
   docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
   missing = {str(d.relative_to(REPO)): found for d in docs if (found := missing_doc_paths(d.read_text()))}
   assert not missing, f"docs name vad_jax paths that do not exist: {missing}"
+
+
+def test_test_modules_have_unique_names():
+  """pytest imports test modules by base name (the test folders are not packages): two
+  ``test_x.py`` in different folders stop the collection of the second."""
+  names = [p.name for p in (REPO / "tests").rglob("test_*.py")]
+  assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
