@@ -5,6 +5,7 @@ Case 0 (multi-device evaluation abort) is in test_sharding.py; cases 2 and 10's 
 part (frames and archives checked at preparation) are in the builder tests.
 """
 
+import collections
 import json
 import os
 import pathlib
@@ -48,6 +49,12 @@ def curve(workdir):
 
 def eval_records(workdir):
   return [r for r in records(workdir) if any(k.startswith("eval/") for k in r)]
+
+
+def tensorboard_points(workdir) -> collections.Counter:
+  """How often each ``(tag, step)`` is in the TensorBoard files of ``workdir``."""
+  events = metric_writers.read_events(pathlib.Path(workdir) / "tensorboard")
+  return collections.Counter((value.tag, event.step) for event in events for value in event.summary.value)
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +193,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(finishe
   assert (run / "checkpoints" / "unreadable_6").is_dir()
   assert curve(run) == curve(workdir)  # steps 5-6 trained again from step 4, identically
   assert len(eval_records(run)) == 1
+  assert tensorboard_points(run) == tensorboard_points(workdir) == {k: 1 for k in tensorboard_points(workdir)}
 
 
 def test_resuming_with_another_model_names_the_fields(finished, data_dir, tmp_path):
@@ -376,4 +384,6 @@ def test_kills_during_a_save_and_after_evaluation_leave_duplicate_free_identical
   assert [loss for _, loss in resumed] == pytest.approx([loss for _, loss in reference], rel=1e-5)
   (record,) = eval_records(tmp_path / "run")
   assert record["eval/fused_micro_auc"] == pytest.approx(results["fused_micro_auc"], abs=1e-6)
+  points = tensorboard_points(tmp_path / "run")  # each point once, the same as the uninterrupted run's
+  assert points == tensorboard_points(workdir) == {k: 1 for k in points}
   assert jax.device_count() >= 1
