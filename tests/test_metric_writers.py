@@ -1,9 +1,13 @@
 """The training logs (``vad_jax.metric_writers``): TensorBoard files that hold every step
-once after a resumed run or a new evaluation."""
+once after a resumed run or a new evaluation, and progress that shows on a terminal that
+reports no width (a pseudo-terminal) as well as off a terminal."""
 
 import collections
+import re
+import sys
 
 import numpy as np
+import terminal
 from PIL import Image
 
 from vad_jax import metric_writers
@@ -67,3 +71,36 @@ def test_writers_opened_in_the_same_second_write_files_of_their_own(tmp_path):
   first.close()
   second.close()
   assert points(tmp_path) == {("a", 1): 1, ("b", 2): 1}
+
+
+PROGRESS = """
+import time
+from vad_jax import metric_writers
+progress = metric_writers.Progress(6, 0)
+progress.early_step(1, 0.9)
+for step in (2, 4, 6):
+  time.sleep(0.05)
+  progress.update(step, {"loss": 1.0 / step, "steps_per_second": 20.0})
+progress.close()
+for _ in metric_writers.counting(range(5), "evaluation", 5):
+  time.sleep(0.05)
+"""
+
+
+def test_progress_shows_on_a_pseudo_terminal_that_reports_no_width():
+  status, shown = terminal.run_on_a_pseudo_terminal([sys.executable, "-c", PROGRESS], timeout=60)
+  assert status == 0, shown
+  assert "step 1/6  loss 0.90000  first step" in shown  # the first step at once, as a line
+  assert "6/6" in shown and "loss=0.1667" in shown  # the bar, drawn 80 columns wide
+  assert re.search(r"evaluation: +\d+%\|.*\| [1-5]/5 ", shown)  # the evaluation's bar
+
+
+def test_progress_off_a_terminal_shows_the_first_step_and_the_first_batch(capsys):
+  progress = metric_writers.Progress(6, 0, interactive=False)
+  progress.early_step(1, 0.9)
+  progress.early_step(3, 0.8)
+  list(metric_writers.counting(range(20), "evaluation", 20))
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].startswith("step 1/6  loss 0.90000  first step ") and "(compilation included)" in lines[0]
+  assert lines[1].startswith("step 3/6  loss 0.80000  ") and " s/step after the first: about " in lines[1]
+  assert lines[2].startswith("evaluation: 1/20 batches")  # after the first batch, not after a tenth

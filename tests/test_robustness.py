@@ -20,6 +20,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
+import terminal
 
 from vad_jax import checkpointing, loop, metric_writers, plots, sharding
 from vad_jax import state as state_lib
@@ -318,24 +319,15 @@ def test_non_finite_loss_before_any_checkpoint_says_so(data_dir, tmp_path):
 
 
 def test_the_terminal_shows_progress_checkpoints_and_paths_not_library_logs(data_dir, tmp_path):
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "vad_jax.train",
-      "--config",
-      "synthetic:test",
-      "--workdir",
-      str(tmp_path / "run"),
-      f"--config.data.data_dir={data_dir}",
-    ],
-    capture_output=True,
-    text=True,
-    timeout=600,
-    cwd=tmp_path,
-  )
-  assert result.returncode == 0, result.stderr[-3000:]
-  out = result.stdout + result.stderr
+  """On a pseudo-terminal that reports no size (``script``, another program's pty): the
+  bar, the first step as soon as it is done, the evaluation's bar, one line per
+  checkpoint, the paths and the summary (off a terminal: test_metric_writers.py)."""
+  command = [sys.executable, "-m", "vad_jax.train", "--config", "synthetic:test", "--workdir", str(tmp_path / "run")]
+  status, out = terminal.run_on_a_pseudo_terminal([*command, f"--config.data.data_dir={data_dir}"], cwd=tmp_path)
+  assert status == 0, out[-3000:]
+  assert "training steps 1-6 of 6 (batch 8)" in out and re.search(r"step 1/6  loss \S+  first step \d+s", out)
+  assert re.search(r"\| 6/6 \[.*loss=", out), out[-3000:]  # the bar, drawn
+  assert re.search(r"evaluation: +\d+%\|", out), out[-3000:]  # the evaluation's bar
   assert out.count("checkpoint step ") == 3 and "evaluating the model of step 6" in out
   assert f"wrote {tmp_path / 'run'}" in out and "micro AUC" in out
   assert not re.findall(r"^I\d{4} ", out, flags=re.MULTILINE), out[-3000:]  # no absl/orbax INFO lines

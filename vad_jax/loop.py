@@ -250,6 +250,13 @@ def _train_and_evaluate(
   ckpt_every = max(log_every, config.checkpoint_every_steps // log_every * log_every)
   last_step = total_steps if stop_after_steps is None else min(total_steps, start_step + stop_after_steps)
   pending, pending_start = [], start_step
+  # Lines before the first logging step: the first step (compilation included), then the time per step.
+  early = [s for s in (start_step + 1, start_step + 3) if s < (start_step // log_every + 1) * log_every]
+  if start_step < last_step:
+    metric_writers.say(
+      f"training steps {start_step + 1}-{last_step} of {total_steps} (batch {config.batch_size}), "
+      f"compiling the training step first"
+    )
   # Several CPU devices: one step in flight at a time (sharding.dispatch_in_order).
   serialize = sharding_lib.serial_dispatch()
   try:
@@ -259,6 +266,8 @@ def _train_and_evaluate(
         jax.block_until_ready(pending[-1])
       state, terms = step_fn(state, batch)
       pending.append(terms)  # stays on the device until the next log step
+      if step in early and step != last_step:
+        progress.early_step(step, float(jax.device_get(terms["loss"])) if "loss" in terms else float("nan"))
       if step % log_every and step % ckpt_every and step != last_step:
         continue
       history = jax.device_get(pending)

@@ -10,10 +10,12 @@ the same way (``prune_events``: the events of the steps a resumed run does again
 evaluation's points that a new evaluation replaces, a torn last record), and events are
 on disk at every logging step.
 
-On a terminal the progress is a tqdm bar with step, loss, steps/s and ETA; otherwise
-(CI, redirected output) one plain line per logging interval. Checkpoints, evaluation
-progress and the paths of what was written get one line each; library INFO logs (orbax,
-absl) appear only with ``--verbosity=0``.
+On a terminal the progress is a tqdm bar with step, loss, steps/s and ETA (on a terminal
+that reports no width, as under ``script`` or a pseudo-terminal of a program, 80
+columns); otherwise (CI, redirected output) one plain line per logging interval. Either
+shows the first step as soon as it is done (compilation included), and evaluation its
+first batch. Checkpoints, evaluation progress and the paths of what was written get one
+line each; library INFO logs (orbax, absl) appear only with ``--verbosity=0``.
 """
 
 import itertools
@@ -256,6 +258,25 @@ def say(message: str) -> None:
     sys.stdout.flush()
 
 
+def duration(seconds: float) -> str:
+  """``"2 h 05 min"``, ``"12 min"`` or ``"40 s"``."""
+  seconds = max(0, round(seconds))
+  if seconds >= 3600:
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+  return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
+
+
+def _bar_size(stream) -> dict[str, Any]:
+  """tqdm's size options for ``stream``: the terminal's own, or 80 columns and 24 lines
+  where the terminal reports no size (a pseudo-terminal under ``script`` or another
+  program), where tqdm would draw nothing at all."""
+  try:
+    columns = os.get_terminal_size(stream.fileno()).columns
+  except (OSError, ValueError, AttributeError):
+    columns = 0
+  return {"dynamic_ncols": True} if columns else {"ncols": 80, "nrows": 24}
+
+
 class Progress:
   """Step counter with loss, steps/s and ETA: a bar on a terminal, log lines elsewhere."""
 
@@ -263,9 +284,11 @@ class Progress:
     self.total, self.initial = total_steps, initial_step
     self.interactive = sys.stderr.isatty() if interactive is None else interactive
     self.enabled = jax.process_index() == 0
-    self._last_time, self._last_step = time.perf_counter(), initial_step
+    self._start = self._last_time = time.perf_counter()
+    self._last_step = initial_step
+    self._first: Optional[tuple[int, float]] = None  # (step, time) of this run's first step
     self._bar = (
-      tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
+      tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", file=sys.stderr, **_bar_size(sys.stderr))
       if self.enabled and self.interactive
       else None
     )
@@ -277,6 +300,24 @@ class Progress:
     rate = (step - self._last_step) / elapsed if elapsed > 0 else 0.0
     self._last_time, self._last_step = now, step
     return rate
+
+  def early_step(self, step: int, loss: float) -> None:
+    """A line for one of the first steps of this run, before the first logging step:
+    the first (its time includes compilation), then a later one with the time per step
+    since the first and the time left. Logs nothing."""
+    if not self.enabled:
+      return
+    now = time.perf_counter()
+    if self._first is None:
+      self._first = (step, now)
+      timing = f"first step {now - self._start:.0f}s (compilation included)"
+    else:
+      per_step = (now - self._first[1]) / max(1, step - self._first[0])
+      timing = f"{per_step:.2f} s/step after the first: about {duration(per_step * (self.total - step))} left"
+    if self._bar is not None:
+      self._bar.n = step
+      self._bar.set_postfix(loss=f"{loss:.4f}", refresh=True)
+    say(f"step {step}/{self.total}  loss {loss:.5f}  {timing}")
 
   def update(self, step: int, scalars: Mapping[str, float]) -> None:
     if not self.enabled:
@@ -299,9 +340,14 @@ class Progress:
 
 def counting(items: Iterable[Any], what: str, total: Optional[int] = None) -> Iterator[Any]:
   """Yields ``items`` and shows how many were done: a bar on a terminal, else a plain
-  line at every tenth of ``total`` (every 100 items when the total is unknown)."""
+  line after the first item (its time includes compilation) and at every tenth of
+  ``total`` (every 100 items when the total is unknown)."""
   interactive = sys.stderr.isatty() and jax.process_index() == 0
-  bar = tqdm.tqdm(total=total, desc=what, unit="batch", leave=False) if interactive else None
+  bar = (
+    tqdm.tqdm(total=total, desc=what, unit="batch", leave=False, file=sys.stderr, **_bar_size(sys.stderr))
+    if interactive
+    else None
+  )
   every = max(1, total // 10) if total else 100
   count = 0
   start = time.perf_counter()
@@ -311,7 +357,7 @@ def counting(items: Iterable[Any], what: str, total: Optional[int] = None) -> It
       count += 1
       if bar is not None:
         bar.update(1)
-      elif count % every == 0:
+      elif count == 1 or count % every == 0:
         say(f"{what}: {count}/{total if total else '?'} batches ({time.perf_counter() - start:.0f}s)")
   finally:
     if bar is not None:
