@@ -21,6 +21,7 @@ import jax
 import numpy as np
 import pytest
 import terminal
+from PIL import Image
 
 from vad_jax import checkpointing, loop, metric_writers, plots, sharding
 from vad_jax import state as state_lib
@@ -239,6 +240,24 @@ def test_detect_reports_frames_a_truncated_video_promised(tmp_path):
   with pytest.warns(sources.IncompleteVideoWarning, match=r"cut.avi: the container promises 40 frames"):
     frames = list(sources.read_video(video))
   assert 0 < len(frames) < 40
+
+
+def test_detect_refuses_frames_that_change_size_part_way(tmp_path):
+  folder = tmp_path / "frames"
+  folder.mkdir()
+  for i, shape in enumerate([(16, 16, 3)] * 3 + [(24, 32, 3)]):
+    Image.fromarray(np.zeros(shape, np.uint8)).save(folder / f"{i:03d}.png")
+  with pytest.raises(
+    ValueError, match=r"frames/003\.png is 32x24 pixels \(width x height\) but .* before it are 16x16"
+  ):
+    list(sources.read_video(folder))
+  parts = []
+  for i, size in enumerate([16, 32]):  # two recordings joined, as a camera that changed resolution writes them
+    video_lib.write_video(tmp_path / f"part{i}.ts", np.full((4, size, size, 3), 60 * i, np.uint8))
+    parts.append((tmp_path / f"part{i}.ts").read_bytes())
+  (tmp_path / "joined.ts").write_bytes(b"".join(parts))
+  with pytest.raises(ValueError, match=r"joined\.ts: frame 4 is 32x32 pixels \(width x height\) but .* are 16x16"):
+    list(sources.read_video(tmp_path / "joined.ts"))
 
 
 # ---- 11: nothing left behind by a killed run ---------------------------------------------
