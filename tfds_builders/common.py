@@ -1165,6 +1165,15 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     kwargs["file_format"] = kwargs.get("file_format") or FILE_FORMAT
     super().__init__(**kwargs)
 
+  # ``vad_jax.data.prepare`` says what it prepares, from where, and what was skipped; TFDS's
+  # own lines ("Downloading and preparing dataset Unknown size (download: Unknown size,
+  # ...)", "Dataset ... downloaded and prepared") say nothing true of a manual dir.
+  def _log_download_bytes(self) -> None:
+    pass
+
+  def _log_download_done(self) -> None:
+    pass
+
   def check_prepared_source(self, manual_dir: epath.PathLike) -> None:
     """Called on an already prepared dataset with the manual dir of the current run.
 

@@ -280,3 +280,9 @@ def test_a_truncated_jpeg_is_named_with_its_video_and_frame(tmp_path):
     common.FrameDecodeError, match=r"Cannot decode image .*train/cam/2\.jpg \(video train/cam, frame 2\)"
   ):
     _prepare(tmp_path, manual)
+
+
+def test_preparing_prints_none_of_tfds_download_lines(tmp_path, capsys):
+  _prepare(tmp_path, _footage(tmp_path / "m"))
+  out = capsys.readouterr().out
+  assert "Downloading and preparing" not in out and "downloaded and prepared" not in out, out
