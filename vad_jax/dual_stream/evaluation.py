@@ -247,6 +247,9 @@ def evaluate_ensemble(
 
 
 def summary(results: Mapping[str, float]) -> str:
+  """Terminal lines: frame counts, then per stream the micro AUC, macro AUC and EER; a
+  ``nan`` among them is followed by a line saying why (a single class, no video with
+  both)."""
   lines = [
     f"frame-level evaluation: {results['frames']} frames ({results['anomalous_frames']} anomalous) "
     f"in {results['videos']} videos"
@@ -256,4 +259,9 @@ def summary(results: Mapping[str, float]) -> str:
       f"  {stream:<8} micro AUC {results[f'{stream}_micro_auc']:.4f}   "
       f"macro AUC {results[f'{stream}_macro_auc']:.4f}   EER {results[f'{stream}_eer']:.4f}"
     )
+  reason = metrics.undefined_auc_reason(results["frames"], results["anomalous_frames"])
+  if reason:
+    lines.append(f"  micro AUC and EER nan: {reason}")
+  if results.get("macro_auc_videos") == 0:
+    lines.append("  macro AUC nan: no video has both normal and anomalous labelled frames")
   return "\n".join(lines)
