@@ -154,3 +154,14 @@ def _untrained_state():
   model = fake_task.build_model(None)
   batch, _ = fake_task.example_batch(None, 1)
   return state_lib.create(model, model.init(jax.random.key(0), batch["x"]), optax.sgd(0.0))
+
+
+def test_the_first_steps_show_before_the_first_logging_step(tmp_path, capsys):
+  config = fake_config()
+  config.log_every_steps = config.checkpoint_every_steps = 8
+  loop.train_and_evaluate(config, str(tmp_path), stop_after_steps=8)
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == "training steps 1-8 of 16 (batch 8), compiling the training step first"
+  assert lines[1].startswith("step 1/16  loss ") and lines[1].endswith("s (compilation included)")
+  assert lines[2].startswith("step 3/16  loss ") and " s/step after the first: about " in lines[2]
+  assert lines[3].startswith("step 8/16  loss ")  # the first logging step
