@@ -10,7 +10,10 @@ Variants:
 * ``''``: the paper's network and settings at 256x256, 20 epochs (between the paper's 50
   on Avenue, 15 k training frames, and 10 on ShanghaiTech, 275 k); for a GPU.
 * ``cpu``: the CPU-sized network at 128x128 with Adam 1e-3 for 3,000 steps (as the
-  other datasets' ``cpu`` variants).
+  other datasets' ``cpu`` variants). Cost: 9.6-10.0 s per step of batch 8 on a 2-core
+  CPU shared with other jobs (``vad-jax benchmark --config own_videos:cpu --batch 8
+  --steps 3``), so about 8 hours for the 3,000 steps there; training prints the time per
+  step and the time left after its third step.
 * ``test``: the tiny network of ``default:test`` on 16x16 frames, for the test suite.
 
 Colour frames (3 channels). The frames are prepared at the network's input size

@@ -1,8 +1,9 @@
 """The training loop knows no task: a linear-regression task of about 20 lines, defined
 here with the training part of the task interface alone (``tasks.Trainable``), trains
 through ``loop.train_and_evaluate``, checkpoints, is interrupted, resumes identically and
-is evaluated."""
+is evaluated; a finished run is left as it is unless asked to evaluate again."""
 
+import collections
 import json
 import shutil
 import types
@@ -16,7 +17,7 @@ import optax
 import pytest
 from ml_collections import ConfigDict
 
-from vad_jax import loop, tasks
+from vad_jax import loop, metric_writers, tasks
 from vad_jax import state as state_lib
 
 TRUE_WEIGHTS = np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)
@@ -104,6 +105,12 @@ def losses(workdir):
   return [(r["step"], r["train/loss"]) for r in rows if "train/loss" in r]
 
 
+def tensorboard_points(workdir) -> collections.Counter:
+  """How often each ``(tag, step)`` is in the TensorBoard files of ``workdir``."""
+  events = metric_writers.read_events(workdir / "tensorboard")
+  return collections.Counter((value.tag, event.step) for event in events for value in event.summary.value)
+
+
 def test_a_task_defined_outside_the_package_trains_resumes_and_evaluates(tmp_path):
   whole = tmp_path / "whole"
   results = loop.train_and_evaluate(fake_config(), str(whole))
@@ -117,9 +124,44 @@ def test_a_task_defined_outside_the_package_trains_resumes_and_evaluates(tmp_pat
   resumed = loop.train_and_evaluate(fake_config(), str(cut))
   assert losses(cut) == losses(whole)  # identical curve, nothing lost or logged twice
   assert resumed == results
+  assert tensorboard_points(cut) == tensorboard_points(whole) == {k: 1 for k in tensorboard_points(whole)}
+
+
+def test_a_finished_run_is_not_evaluated_again_unless_asked(tmp_path, monkeypatch, capsys):
+  results = loop.train_and_evaluate(fake_config(), str(tmp_path))
+  points = tensorboard_points(tmp_path)
+  evaluations = []
+  monkeypatch.setattr(
+    fake_task, "evaluate", lambda *args, **kwargs: evaluations.append(1) or _evaluate(*args, **kwargs)
+  )
+  capsys.readouterr()
+  assert loop.train_and_evaluate(fake_config(), str(tmp_path)) == results  # the saved evaluation
+  assert evaluations == []
+  assert capsys.readouterr().out == (
+    f"{tmp_path} is finished: trained to step 16, evaluated (eval/metrics.json); nothing to do. "
+    f"To evaluate it again: --reevaluate, or vad-jax evaluate --workdir {tmp_path}\n"
+  )
+  assert loop.train_and_evaluate(fake_config(), str(tmp_path), reevaluate=True) == results
+  assert evaluations == [1]
+  (tmp_path / "eval" / "metrics.json").write_text('{"mse": 9.0}')  # another evaluation wrote there since
+  assert loop.train_and_evaluate(fake_config(), str(tmp_path)) == results
+  assert evaluations == [1, 1]
+  assert tensorboard_points(tmp_path) == points == {k: 1 for k in points}  # each point once
+  assert [r["step"] for r in metric_writers.read_records(tmp_path / "metrics.jsonl") if "eval/mse" in r] == [16]
 
 
 def _untrained_state():
   model = fake_task.build_model(None)
   batch, _ = fake_task.example_batch(None, 1)
   return state_lib.create(model, model.init(jax.random.key(0), batch["x"]), optax.sgd(0.0))
+
+
+def test_the_first_steps_show_before_the_first_logging_step(tmp_path, capsys):
+  config = fake_config()
+  config.log_every_steps = config.checkpoint_every_steps = 8
+  loop.train_and_evaluate(config, str(tmp_path), stop_after_steps=8)
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == "training steps 1-8 of 16 (batch 8), compiling the training step first"
+  assert lines[1].startswith("step 1/16  loss ") and lines[1].endswith("s (compilation included)")
+  assert lines[2].startswith("step 3/16  loss ") and " s/step after the first: about " in lines[2]
+  assert lines[3].startswith("step 8/16  loss ")  # the first logging step

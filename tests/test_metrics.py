@@ -14,6 +14,7 @@ from vad_jax.metrics import (
   moving_average_alarm,
   roc_auc,
   roc_curve,
+  undefined_auc_reason,
 )
 
 
@@ -136,3 +137,16 @@ def test_moving_average_alarm():
   np.testing.assert_allclose(avg, 0.5)
   with pytest.raises(ValueError):
     moving_average_alarm(probs, window=0)
+
+
+@pytest.mark.parametrize(
+  "count, anomalous, reason",
+  [
+    (0, 0, "no labelled frames to score: an AUC needs labels"),
+    (1, 1, "all 1 scored frames are anomalous: an AUC needs both classes"),
+    (5, 0, "all 5 scored frames are normal: an AUC needs both classes"),
+    (5, 2, ""),
+  ],
+)
+def test_the_reason_an_auc_is_undefined(count, anomalous, reason):
+  assert undefined_auc_reason(count, anomalous) == reason

@@ -5,6 +5,7 @@ Case 0 (multi-device evaluation abort) is in test_sharding.py; cases 2 and 10's 
 part (frames and archives checked at preparation) are in the builder tests.
 """
 
+import collections
 import json
 import os
 import pathlib
@@ -18,6 +19,8 @@ import warnings
 
 import numpy as np
 import pytest
+import terminal
+from PIL import Image
 
 from vad_jax import checkpointing, loop, metric_writers, plots, sharding
 from vad_jax import state as state_lib
@@ -47,6 +50,12 @@ def curve(workdir):
 
 def eval_records(workdir):
   return [r for r in records(workdir) if any(k.startswith("eval/") for k in r)]
+
+
+def tensorboard_points(workdir) -> collections.Counter:
+  """How often each ``(tag, step)`` is in the TensorBoard files of ``workdir``."""
+  events = metric_writers.read_events(pathlib.Path(workdir) / "tensorboard")
+  return collections.Counter((value.tag, event.step) for event in events for value in event.summary.value)
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +192,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(finishe
   assert (run / "checkpoints" / "unreadable_6").is_dir()
   assert curve(run) == curve(workdir)  # steps 5-6 trained again from step 4, identically
   assert len(eval_records(run)) == 1
+  assert tensorboard_points(run) == tensorboard_points(workdir) == {k: 1 for k in tensorboard_points(workdir)}
 
 
 def test_resuming_with_another_model_names_the_fields(finished, data_dir, tmp_path):
@@ -227,6 +237,24 @@ def test_detect_reports_frames_a_truncated_video_promised(tmp_path):
   with pytest.warns(sources.IncompleteVideoWarning, match=r"cut.avi: the container promises 40 frames"):
     frames = list(sources.read_video(video))
   assert 0 < len(frames) < 40
+
+
+def test_detect_refuses_frames_that_change_size_part_way(tmp_path):
+  folder = tmp_path / "frames"
+  folder.mkdir()
+  for i, shape in enumerate([(16, 16, 3)] * 3 + [(24, 32, 3)]):
+    Image.fromarray(np.zeros(shape, np.uint8)).save(folder / f"{i:03d}.png")
+  with pytest.raises(
+    ValueError, match=r"frames/003\.png is 32x24 pixels \(width x height\) but .* before it are 16x16"
+  ):
+    list(sources.read_video(folder))
+  parts = []
+  for i, size in enumerate([16, 32]):  # two recordings joined, as a camera that changed resolution writes them
+    video_lib.write_video(tmp_path / f"part{i}.ts", np.full((4, size, size, 3), 60 * i, np.uint8))
+    parts.append((tmp_path / f"part{i}.ts").read_bytes())
+  (tmp_path / "joined.ts").write_bytes(b"".join(parts))
+  with pytest.raises(ValueError, match=r"joined\.ts: frame 4 is 32x32 pixels \(width x height\) but .* are 16x16"):
+    list(sources.read_video(tmp_path / "joined.ts"))
 
 
 # ---- 11: nothing left behind by a killed run ---------------------------------------------
@@ -307,24 +335,15 @@ def test_non_finite_loss_before_any_checkpoint_says_so(data_dir, tmp_path):
 
 
 def test_the_terminal_shows_progress_checkpoints_and_paths_not_library_logs(data_dir, tmp_path):
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "vad_jax.train",
-      "--config",
-      "synthetic:test",
-      "--workdir",
-      str(tmp_path / "run"),
-      f"--config.data.data_dir={data_dir}",
-    ],
-    capture_output=True,
-    text=True,
-    timeout=600,
-    cwd=tmp_path,
-  )
-  assert result.returncode == 0, result.stderr[-3000:]
-  out = result.stdout + result.stderr
+  """On a pseudo-terminal that reports no size (``script``, another program's pty): the
+  bar, the first step as soon as it is done, the evaluation's bar, one line per
+  checkpoint, the paths and the summary (off a terminal: test_metric_writers.py)."""
+  command = [sys.executable, "-m", "vad_jax.train", "--config", "synthetic:test", "--workdir", str(tmp_path / "run")]
+  status, out = terminal.run_on_a_pseudo_terminal([*command, f"--config.data.data_dir={data_dir}"], cwd=tmp_path)
+  assert status == 0, out[-3000:]
+  assert "training steps 1-6 of 6 (batch 8)" in out and re.search(r"step 1/6  loss \S+  first step \d+s", out)
+  assert re.search(r"\| 6/6 \[.*loss=", out), out[-3000:]  # the bar, drawn
+  assert re.search(r"evaluation: +\d+%\|", out), out[-3000:]  # the evaluation's bar
   assert out.count("checkpoint step ") == 3 and "evaluating the model of step 6" in out
   assert f"wrote {tmp_path / 'run'}" in out and "micro AUC" in out
   assert not re.findall(r"^I\d{4} ", out, flags=re.MULTILINE), out[-3000:]  # no absl/orbax INFO lines
@@ -375,3 +394,5 @@ def test_kills_during_a_save_and_after_evaluation_leave_duplicate_free_identical
   assert [loss for _, loss in resumed] == pytest.approx([loss for _, loss in reference], rel=1e-5)
   (record,) = eval_records(tmp_path / "run")
   assert record["eval/fused_micro_auc"] == pytest.approx(results["fused_micro_auc"], abs=1e-6)
+  points = tensorboard_points(tmp_path / "run")  # each point once, the same as the uninterrupted run's
+  assert points == tensorboard_points(workdir) == {k: 1 for k in points}

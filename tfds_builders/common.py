@@ -306,6 +306,38 @@ class FrameDecodeError(DecodeError):
     self.detail, self.video, self.index = detail, video, index
 
 
+class FrameSizeError(_PicklableError, ValueError):
+  """A video whose frames change size part-way: ``where`` is the video file (with the
+  frame's index) or the frame file, ``size`` and ``first_size`` are ``(width, height)``."""
+
+  def __init__(self, where: str, size: tuple[int, int], first_size: tuple[int, int], remedy: str):
+    super().__init__(
+      f"{where} is {size[0]}x{size[1]} pixels (width x height) but the frames before it are "
+      f"{first_size[0]}x{first_size[1]}: every frame of a video must have one size ({remedy})"
+    )
+    self.where, self.size, self.first_size = where, size, first_size
+
+
+def check_frame_size(
+  first_size: tuple[int, int] | None, size: tuple[int, int], where: str, remedy: str
+) -> tuple[int, int]:
+  """``first_size`` (or ``size`` for a video's first frame); ``FrameSizeError`` when a
+  later frame's ``(width, height)`` differs."""
+  if first_size is not None and tuple(size) != tuple(first_size):
+    raise FrameSizeError(where, tuple(size), tuple(first_size), remedy)
+  return tuple(first_size or size)
+
+
+def image_size(path: epath.PathLike) -> tuple[int, int] | None:
+  """``(width, height)`` from an image file's header (nothing decoded); ``None`` when it
+  does not open (decoding it reports why)."""
+  try:
+    with Image.open(os.fspath(path)) as image:
+      return image.size
+  except _PIL_ERRORS:
+    return None
+
+
 _PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
@@ -1132,6 +1164,15 @@ class FrameBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._pool: concurrent.futures.ProcessPoolExecutor | None = None
     kwargs["file_format"] = kwargs.get("file_format") or FILE_FORMAT
     super().__init__(**kwargs)
+
+  # ``vad_jax.data.prepare`` says what it prepares, from where, and what was skipped; TFDS's
+  # own lines ("Downloading and preparing dataset Unknown size (download: Unknown size,
+  # ...)", "Dataset ... downloaded and prepared") say nothing true of a manual dir.
+  def _log_download_bytes(self) -> None:
+    pass
+
+  def _log_download_done(self) -> None:
+    pass
 
   def check_prepared_source(self, manual_dir: epath.PathLike) -> None:
     """Called on an already prepared dataset with the manual dir of the current run.

@@ -125,6 +125,7 @@ def iter_frames(
   size: tuple[int, int] | None = None,
   check_count: bool = True,
   with_times: bool = False,
+  one_size: bool = False,
 ) -> Generator[np.ndarray | tuple[np.ndarray, float | None], None, int]:
   """Yields frames 0, stride, 2 * stride, ... of ``path`` as uint8 ``[H, W, 3]`` RGB
   (with ``with_times``: ``(frame, seconds)`` from the frame's presentation timestamp, or
@@ -139,12 +140,15 @@ def iter_frames(
       regardless.
     size: ``(height, width)`` to resize to (``common.resize_frame``), None = native.
     check_count: compare the decoded count with the container's at the end.
+    one_size: refuse a video whose frames change size part-way (before resizing).
 
   Raises:
     FileNotFoundError: ``path`` does not exist.
     VideoDecodeError: the file cannot be opened or decoded, or holds no frame.
     FrameCountError: the decoded count is off by more than ``count_tolerance``;
       raised after the last frame was yielded, so buffer frames if that matters.
+    common.FrameSizeError: with ``one_size``, a frame whose size differs from the
+      first's (not a ``VideoDecodeError``: the frames before it are not kept).
   """
   if stride < 1:
     raise ValueError(f"stride must be >= 1, got {stride}.")
@@ -154,13 +158,22 @@ def iter_frames(
     info = _stream_info(path, container)
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
-    decoded = 0
+    decoded, first_size = 0, None
     try:
       for frame in container.decode(stream):
+        if one_size:
+          first_size = common.check_frame_size(
+            first_size,
+            (frame.width, frame.height),
+            f"{path}: frame {decoded}",
+            "re-encode the video at one size, or cut it where the size changes",
+          )
         if decoded % stride == 0:
           pixels = common.resize_frame(frame.to_ndarray(format="rgb24"), size)
           yield (pixels, frame.time) if with_times else pixels
         decoded += 1
+    except common.FrameSizeError:
+      raise
     except (av.FFmpegError, ValueError) as error:
       raise VideoDecodeError(path, f"decoding failed after {decoded} frames ({error})") from error
   finally:

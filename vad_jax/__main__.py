@@ -7,9 +7,10 @@
   vad-jax export     --checkpoint DIR --output FILE           the scoring program for JAX alone
   vad-jax benchmark  --config NAME                            frames/s, step time, GFLOP/s
 
-``vad-jax COMMAND --help`` lists a command's flags. The study tools (ablations, folds,
-learning curves, ensembles, device check, data throughput, ahead-of-time compilation)
-run as ``python -m vad_jax.studies.NAME``.
+``vad-jax COMMAND --help`` lists a command's flags. A mistake in the input ends a command
+with one line, ``error: ...`` naming the file or value; ``-v 1`` adds its traceback. The
+study tools (ablations, folds, learning curves, ensembles, device check, data
+throughput, ahead-of-time compilation) run as ``python -m vad_jax.studies.NAME``.
 """
 
 import sys

@@ -7,7 +7,9 @@ A command is a ``Command``: its help text, its flags, its positional arguments a
 turns library INFO logs off unless ``--verbosity`` is given, joins a multi-process run
 when the command trains or evaluates, and ends with a one-line ``error: ...`` for the
 errors a user can fix (a missing file, a bad value, a busy workdir, an unreadable
-checkpoint or video) instead of a traceback.
+checkpoint, video or image, a non-finite loss) instead of a traceback, exit status 1.
+Such an error raised inside a library that wrapped it (TFDS preparing a dataset) is
+found in the chain of causes. With ``--verbosity`` given (``-v 1``) the traceback shows.
 """
 
 import dataclasses
@@ -18,7 +20,7 @@ from absl import app, flags
 
 from vad_jax import checkpointing, metric_writers, sharding
 from vad_jax import workdir as workdir_lib
-from vad_jax.tfds_builders import video as video_lib
+from vad_jax.tfds_builders import common as builder_common
 
 # Errors that end a command with one line naming the file or value.
 USER_ERRORS = (
@@ -26,8 +28,26 @@ USER_ERRORS = (
   FileNotFoundError,
   workdir_lib.WorkdirBusyError,
   checkpointing.CheckpointError,
-  video_lib.VideoDecodeError,
+  builder_common.DecodeError,  # a video or image that does not decode (VideoDecodeError, FrameDecodeError)
+  FloatingPointError,  # a non-finite loss (loop.NonFiniteLossError)
 )
+HELP_FOOTER = """
+A mistake in the input (a missing or damaged file, a bad value) ends the command with one
+line, "error: ..." naming the file or value, and exit status 1. With --verbosity given
+(-v 0: the libraries' INFO logs too; -v 1: their debug logs) its traceback shows as well."""
+
+
+def user_error(error: BaseException) -> BaseException | None:
+  """``error``, or the first of its causes (``raise ... from``), that is one of
+  ``USER_ERRORS``: what a library raised when it wrapped a user's mistake. ``None`` for
+  anything else (a bug: its traceback is shown)."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    if isinstance(error, USER_ERRORS):
+      return error
+    seen.add(id(error))
+    error = error.__cause__
+  return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +70,7 @@ def run(command: Command, argv: Sequence[str] | None = None) -> None:
   command.define_flags()
   for name in sorted(set(flags.FLAGS) - before):  # --help lists them, wherever they were defined
     flags.FLAGS.register_key_flag_for_module(argv[0], flags.FLAGS[name])
-  sys.modules["__main__"].__doc__ = command.doc  # absl's --help prints the main module's docstring
+  sys.modules["__main__"].__doc__ = command.doc + HELP_FOOTER  # absl's --help prints the main module's docstring
   app.run(lambda parsed: _main(command, parsed), argv=argv)
 
 
@@ -64,5 +84,8 @@ def _main(command: Command, argv: Sequence[str]) -> None:
     sharding.maybe_initialize_distributed()
   try:
     command.main(arguments)
-  except USER_ERRORS as error:
-    raise SystemExit(f"error: {error}") from None
+  except Exception as error:
+    found = user_error(error)
+    if found is None or flags.FLAGS["verbosity"].present:
+      raise
+    raise SystemExit(f"error: {found}") from None

@@ -12,17 +12,21 @@ every device holds the same state.
 Metrics stay on the device between logging steps and are fetched in one transfer; a
 non-finite loss stops training there, before any later checkpoint is written.
 Starting again with the same workdir resumes from its latest checkpoint, with the data
-iterator at the exact next batch.
+iterator at the exact next batch; a finished run (trained to the end and evaluated) is
+left as it is, unless ``reevaluate`` asks for its evaluation again.
 """
 
 import contextlib
 import functools
+import json
+import math
 import pathlib
 from typing import Any, Optional
 
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from vad_jax import checkpointing, metric_writers, tasks
 from vad_jax import sharding as sharding_lib
@@ -117,13 +121,35 @@ def first_non_finite(history: list[dict[str, Any]], first_step: int) -> Optional
   return None
 
 
+def saved_evaluation(task, workdir: pathlib.Path, step: int) -> Optional[dict[str, Any]]:
+  """The results in ``eval/metrics.json`` if they are the end-of-training evaluation of
+  ``step`` that ``metrics.jsonl`` recorded (not, say, another split's that ``vad-jax
+  evaluate`` wrote there since); ``None`` otherwise."""
+  path = workdir / "eval" / "metrics.json"
+  logged = [r for r in metric_writers.read_records(workdir / "metrics.jsonl") if r["step"] == step]
+  logged = {k[len("eval/") :]: v for r in logged for k, v in r.items() if k.startswith("eval/")}
+  if not logged or not path.is_file():
+    return None
+  try:
+    results = json.loads(path.read_text(encoding="utf-8"))
+    saved = task.scalar_metrics(results)
+  except (ValueError, KeyError, TypeError):
+    return None
+  same = saved.keys() == logged.keys() and all(
+    math.isclose(saved[k], logged[k], rel_tol=1e-9) or (math.isnan(saved[k]) and math.isnan(logged[k])) for k in saved
+  )
+  return results if same else None
+
+
 def train_and_evaluate(
-  config: ml_collections.ConfigDict, workdir: str, stop_after_steps: Optional[int] = None
-) -> dict[str, float]:
+  config: ml_collections.ConfigDict, workdir: str, stop_after_steps: Optional[int] = None, reevaluate: bool = False
+) -> dict[str, Any]:
   """Trains (resuming from ``workdir`` if it holds a checkpoint), then evaluates.
 
   The config is checked before any work; the workdir is locked while training (a second
-  run on it fails at once, naming the first).
+  run on it fails at once, naming the first). A finished run (its last checkpoint is
+  the last step, and its evaluation of that step is saved) is neither trained nor
+  evaluated again: it says so and returns the saved evaluation.
 
   Args:
     config: see ``configs/default.py``.
@@ -131,6 +157,9 @@ def train_and_evaluate(
     stop_after_steps: leave after this many steps of *this* invocation, once the
       checkpoint of that step is written (time-sliced jobs; tests use it to simulate a
       killed run). ``None`` trains to the end.
+
+    reevaluate: evaluate a finished run again (and calibrate it again, if its config
+      holds videos out for that).
 
   Returns:
     The evaluation metrics (empty when evaluation is off or the run stopped early).
@@ -145,10 +174,35 @@ def train_and_evaluate(
     workdir_lib.check_path(config.data.data_dir, "data.data_dir")
   lock = workdir_lib.WorkdirLock(workdir_path) if jax.process_index() == 0 else contextlib.nullcontext()
   with lock:
-    return _train_and_evaluate(task, config, workdir_path, stop_after_steps, best_mode)
+    return _train_and_evaluate(task, config, workdir_path, stop_after_steps, best_mode, reevaluate)
 
 
-def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_steps: Optional[int], best_mode: str):
+def _finished(task, config, workdir_path: pathlib.Path, total_steps: int) -> Optional[dict[str, Any]]:
+  """The saved evaluation of a finished run (``{}`` when the config evaluates nothing at
+  the end), or ``None`` when there is work left. Process 0 decides for all."""
+  results = {} if not config.eval_at_end else None
+  if jax.process_index() == 0:
+    if config.eval_at_end:
+      results = saved_evaluation(task, workdir_path, total_steps)
+    metric_writers.repair_records(workdir_path / "metrics.jsonl")
+  if jax.process_count() > 1:
+    if not bool(multihost_utils.broadcast_one_to_all(np.int32(results is not None))):
+      return None
+    results = results if results is not None else {}  # other processes print nothing
+  if results is None:
+    return None
+  metric_writers.say(
+    f"{workdir_path} is finished: trained to step {total_steps}"
+    + (", evaluated (eval/metrics.json)" if config.eval_at_end else "")
+    + "; nothing to do. To evaluate it again: --reevaluate, or vad-jax evaluate --workdir "
+    + str(workdir_path)
+  )
+  return results
+
+
+def _train_and_evaluate(
+  task, config, workdir_path: pathlib.Path, stop_after_steps: Optional[int], best_mode: str, reevaluate: bool
+):
   mesh = sharding_lib.make_mesh()
   task.prepare(config)
   task.check_config(config)
@@ -168,6 +222,11 @@ def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_ste
     check = functools.partial(check_saved_config, current=config.to_dict(), directory=checkpointer.directory)
     template = state_lib.abstract_state(task, model, config, tx, mesh)
     state, start_step = checkpointer.restore_latest(template, train_iter, check_config=check, set_aside=True)
+    if start_step == total_steps and not reevaluate:
+      finished = _finished(task, config, workdir_path, total_steps)
+      if finished is not None:
+        checkpointer.close()
+        return finished
     metric_writers.say(f"resumed from {checkpointer.directory / str(start_step)}")
   else:
     state = state_lib.initial_state(task, model, config, tx, mesh)
@@ -191,6 +250,13 @@ def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_ste
   ckpt_every = max(log_every, config.checkpoint_every_steps // log_every * log_every)
   last_step = total_steps if stop_after_steps is None else min(total_steps, start_step + stop_after_steps)
   pending, pending_start = [], start_step
+  # Lines before the first logging step: the first step (compilation included), then the time per step.
+  early = [s for s in (start_step + 1, start_step + 3) if s < (start_step // log_every + 1) * log_every]
+  if start_step < last_step:
+    metric_writers.say(
+      f"training steps {start_step + 1}-{last_step} of {total_steps} (batch {config.batch_size}), "
+      f"compiling the training step first"
+    )
   # Several CPU devices: one step in flight at a time (sharding.dispatch_in_order).
   serialize = sharding_lib.serial_dispatch()
   try:
@@ -200,6 +266,8 @@ def _train_and_evaluate(task, config, workdir_path: pathlib.Path, stop_after_ste
         jax.block_until_ready(pending[-1])
       state, terms = step_fn(state, batch)
       pending.append(terms)  # stays on the device until the next log step
+      if step in early and step != last_step:
+        progress.early_step(step, float(jax.device_get(terms["loss"])) if "loss" in terms else float("nan"))
       if step % log_every and step % ckpt_every and step != last_step:
         continue
       history = jax.device_get(pending)

@@ -1,23 +1,31 @@
 """Training logs: TensorBoard event files (written by tensorboardX, no TensorFlow), a
 ``metrics.jsonl`` in the workdir, and what a person sees in the terminal.
 
-``metrics.jsonl`` holds one JSON record per line and survives interruptions: a torn
-last line (power loss mid-write) is dropped with a warning when the file is opened
-again, a resumed run drops what was logged after its checkpoint, and records that are
-written again for the same step (an evaluation rerun) replace the old ones. TensorBoard
-events are flushed at every logging step.
+Both logs hold every step once, whatever happened to the runs that wrote them.
+``metrics.jsonl`` holds one JSON record per line: a torn last line (power loss
+mid-write) is dropped with a warning when the file is opened again, a resumed run drops
+what was logged after its checkpoint, and records that are written again for the same
+step (an evaluation rerun) replace the old ones. The TensorBoard event files are pruned
+the same way (``prune_events``: the events of the steps a resumed run does again, an
+evaluation's points that a new evaluation replaces, a torn last record), and events are
+on disk at every logging step.
 
-On a terminal the progress is a tqdm bar with step, loss, steps/s and ETA; otherwise
-(CI, redirected output) one plain line per logging interval. Checkpoints, evaluation
-progress and the paths of what was written get one line each; library INFO logs (orbax,
-absl) appear only with ``--verbosity=0``.
+On a terminal the progress is a tqdm bar with step, loss, steps/s and ETA (on a terminal
+that reports no width, as under ``script`` or a pseudo-terminal of a program, 80
+columns); otherwise (CI, redirected output) one plain line per logging interval. Either
+shows the first step as soon as it is done (compilation included), and evaluation its
+first batch. Checkpoints, evaluation progress and the paths of what was written get one
+line each; library INFO logs (orbax, absl) appear only with ``--verbosity=0``.
 """
 
+import itertools
 import json
+import os
 import pathlib
+import struct
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Optional
 
 import jax
@@ -28,6 +36,7 @@ from PIL import Image
 from tensorboardX import summary as tb_summary
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.record_writer import masked_crc32c
 
 from vad_jax import workdir as workdir_lib
 
@@ -54,15 +63,70 @@ def read_records(path: pathlib.Path) -> list[dict[str, Any]]:
   return records
 
 
+EVENT_FILES = "events.out.tfevents.*"
+_EVENT_FILE_NUMBERS = itertools.count()
+
+
+def _event_records(path: pathlib.Path) -> Iterator[tuple[bytes, Event]]:
+  """``(record bytes, event)`` of every whole record of a TensorBoard event file (TFRecord
+  framing: length, its CRC, the event, its CRC); a torn last record is left out."""
+  data = path.read_bytes()
+  start = 0
+  while start + 12 <= len(data):
+    header = data[start : start + 8]
+    (length,) = struct.unpack("<Q", header)
+    end = start + 12 + length + 4
+    if struct.unpack("<I", data[start + 8 : start + 12])[0] != masked_crc32c(header) or end > len(data):
+      return  # torn (or damaged) from here on
+    yield data[start:end], Event.FromString(data[start + 12 : end - 4])
+    start = end
+
+
+def read_events(directory: str | pathlib.Path) -> list[Event]:
+  """Every event of the TensorBoard files in ``directory``, file by file (oldest first)."""
+  return [event for path in sorted(pathlib.Path(directory).glob(EVENT_FILES)) for _, event in _event_records(path)]
+
+
+def prune_events(directory: pathlib.Path, drop: Callable[[Event], bool], keep: Optional[pathlib.Path] = None) -> int:
+  """Rewrites the event files in ``directory`` (all but ``keep``) without the events that
+  ``drop`` picks and without a torn last record; returns how many events were dropped.
+
+  Each file is replaced whole (written aside, then renamed); records are copied as they
+  are. A TensorBoard already running keeps what it loaded: the resumed run's purge
+  event (``EventFile``) makes it discard the steps done again."""
+  dropped = 0
+  for path in sorted(directory.glob(EVENT_FILES)):
+    if keep is not None and path == keep:
+      continue
+    kept, count, size = [], 0, 0
+    for record, event in _event_records(path):
+      count += 1
+      size += len(record)
+      if not event.HasField("file_version") and drop(event):
+        continue
+      kept.append(record)
+    if len(kept) == count and size == path.stat().st_size:
+      continue
+    dropped += count - len(kept)
+    aside = path.with_name(f".{path.name}.pruned")
+    aside.write_bytes(b"".join(kept))
+    os.replace(aside, path)
+  return dropped
+
+
 class EventFile:
   """A TensorBoard event file written synchronously: every ``add`` is on disk when it
   returns (tensorboardX's ``SummaryWriter`` queues events in a thread and flushes every
-  two minutes, so a killed run lost them). ``purge_step``: TensorBoard hides the events
-  of earlier files at and after that step (a resumed run)."""
+  two minutes, so a killed run lost them). Each file has a name of its own (tensorboardX
+  names files by the second, and a second file opened in the same second truncated the
+  first). ``purge_step``: a TensorBoard that is running discards the events it loaded
+  from earlier files at and after that step (a resumed run)."""
 
   def __init__(self, directory: pathlib.Path, purge_step: Optional[int] = None):
     directory.mkdir(parents=True, exist_ok=True)
-    self._writer = EventsWriter(str(directory / "events"))
+    suffix = f".{os.getpid()}.{next(_EVENT_FILE_NUMBERS):03d}"
+    self._writer = EventsWriter(str(directory / "events"), filename_suffix=suffix)
+    self.path = pathlib.Path(self._writer._file_name)  # noqa: SLF001  (tensorboardX has no public name for it)
     if purge_step is not None:
       self._write(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
 
@@ -96,12 +160,24 @@ def _write_records(path: pathlib.Path, records: list[dict[str, Any]]) -> None:
   workdir_lib.write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
+def repair_records(path: pathlib.Path, resume_step: Optional[int] = None) -> None:
+  """Rewrites a ``metrics.jsonl`` without its unreadable lines (a torn write) and, for a
+  run resumed from the checkpoint of ``resume_step``, without the records after it."""
+  if not path.exists():
+    return
+  records = read_records(path)
+  kept = [r for r in records if resume_step is None or r["step"] <= resume_step]
+  if len(kept) != len(path.read_text(encoding="utf-8", errors="replace").splitlines()):
+    _write_records(path, kept)
+
+
 class MetricWriter:
   """Writes scalars to TensorBoard and ``metrics.jsonl``; only process 0 writes.
 
-  ``resume_step``: a run resumed from the checkpoint of that step first drops what an
-  interrupted run logged after it (``metrics.jsonl`` lines, and TensorBoard events via
-  ``purge_step``), so every step is logged exactly once.
+  ``resume_step``: a run resumed from the checkpoint of that step (0: started afresh)
+  first drops what earlier runs logged after it, in ``metrics.jsonl`` and in the
+  TensorBoard files (``prune_events``; a fresh start drops everything, the config text
+  of step 0 included), so every step is logged exactly once.
   """
 
   def __init__(self, workdir: str | pathlib.Path, resume_step: Optional[int] = None, enabled: Optional[bool] = None):
@@ -110,18 +186,19 @@ class MetricWriter:
     if self.enabled:
       self.workdir.mkdir(parents=True, exist_ok=True)
       self._path = self.workdir / "metrics.jsonl"
-      if self._path.exists():
-        records = read_records(self._path)
-        kept = [r for r in records if resume_step is None or r["step"] <= resume_step]
-        if len(kept) != len(self._path.read_text(encoding="utf-8", errors="replace").splitlines()):
-          _write_records(self._path, kept)
-      purge = resume_step + 1 if resume_step else None
-      self._tb = EventFile(self.workdir / "tensorboard", purge_step=purge)
+      repair_records(self._path, resume_step)
+      tensorboard = self.workdir / "tensorboard"
+      purge = None
+      if resume_step is not None and tensorboard.is_dir():
+        prune_events(tensorboard, lambda event: resume_step == 0 or event.step > resume_step)
+        purge = resume_step + 1
+      self._tb = EventFile(tensorboard, purge_step=purge)
       self._jsonl = open(self._path, "a", encoding="utf-8")
 
   def write_scalars(self, step: int, scalars: Mapping[str, float], prefix: str = "", replace: bool = False) -> None:
-    """Logs ``scalars`` at ``step`` (names prefixed). ``replace``: first drop the
-    records of this step that hold names with this prefix (a rerun's evaluation)."""
+    """Logs ``scalars`` at ``step`` (names prefixed). ``replace``: first drop what was
+    logged at this step under this prefix (a new evaluation of the same step replaces
+    the old one's records, TensorBoard points and images)."""
     if not self.enabled:
       return
     if replace:
@@ -131,6 +208,15 @@ class MetricWriter:
       if len(kept) != len(records):
         _write_records(self._path, kept)
       self._jsonl = open(self._path, "a", encoding="utf-8")
+      prune_events(
+        self._tb.path.parent,
+        lambda event: (
+          event.step == step
+          and event.HasField("summary")
+          and all(v.tag.startswith(prefix) for v in event.summary.value)
+        ),
+        keep=self._tb.path,
+      )
     record = {"step": int(step)}
     for key, value in scalars.items():
       name = f"{prefix}{key}"
@@ -172,6 +258,25 @@ def say(message: str) -> None:
     sys.stdout.flush()
 
 
+def duration(seconds: float) -> str:
+  """``"2 h 05 min"``, ``"12 min"`` or ``"40 s"``."""
+  seconds = max(0, round(seconds))
+  if seconds >= 3600:
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+  return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
+
+
+def _bar_size(stream) -> dict[str, Any]:
+  """tqdm's size options for ``stream``: the terminal's own, or 80 columns and 24 lines
+  where the terminal reports no size (a pseudo-terminal under ``script`` or another
+  program), where tqdm would draw nothing at all."""
+  try:
+    columns = os.get_terminal_size(stream.fileno()).columns
+  except (OSError, ValueError, AttributeError):
+    columns = 0
+  return {"dynamic_ncols": True} if columns else {"ncols": 80, "nrows": 24}
+
+
 class Progress:
   """Step counter with loss, steps/s and ETA: a bar on a terminal, log lines elsewhere."""
 
@@ -179,9 +284,11 @@ class Progress:
     self.total, self.initial = total_steps, initial_step
     self.interactive = sys.stderr.isatty() if interactive is None else interactive
     self.enabled = jax.process_index() == 0
-    self._last_time, self._last_step = time.perf_counter(), initial_step
+    self._start = self._last_time = time.perf_counter()
+    self._last_step = initial_step
+    self._first: Optional[tuple[int, float]] = None  # (step, time) of this run's first step
     self._bar = (
-      tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
+      tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", file=sys.stderr, **_bar_size(sys.stderr))
       if self.enabled and self.interactive
       else None
     )
@@ -193,6 +300,24 @@ class Progress:
     rate = (step - self._last_step) / elapsed if elapsed > 0 else 0.0
     self._last_time, self._last_step = now, step
     return rate
+
+  def early_step(self, step: int, loss: float) -> None:
+    """A line for one of the first steps of this run, before the first logging step:
+    the first (its time includes compilation), then a later one with the time per step
+    since the first and the time left. Logs nothing."""
+    if not self.enabled:
+      return
+    now = time.perf_counter()
+    if self._first is None:
+      self._first = (step, now)
+      timing = f"first step {now - self._start:.0f}s (compilation included)"
+    else:
+      per_step = (now - self._first[1]) / max(1, step - self._first[0])
+      timing = f"{per_step:.2f} s/step after the first: about {duration(per_step * (self.total - step))} left"
+    if self._bar is not None:
+      self._bar.n = step
+      self._bar.set_postfix(loss=f"{loss:.4f}", refresh=True)
+    say(f"step {step}/{self.total}  loss {loss:.5f}  {timing}")
 
   def update(self, step: int, scalars: Mapping[str, float]) -> None:
     if not self.enabled:
@@ -215,9 +340,14 @@ class Progress:
 
 def counting(items: Iterable[Any], what: str, total: Optional[int] = None) -> Iterator[Any]:
   """Yields ``items`` and shows how many were done: a bar on a terminal, else a plain
-  line at every tenth of ``total`` (every 100 items when the total is unknown)."""
+  line after the first item (its time includes compilation) and at every tenth of
+  ``total`` (every 100 items when the total is unknown)."""
   interactive = sys.stderr.isatty() and jax.process_index() == 0
-  bar = tqdm.tqdm(total=total, desc=what, unit="batch", leave=False) if interactive else None
+  bar = (
+    tqdm.tqdm(total=total, desc=what, unit="batch", leave=False, file=sys.stderr, **_bar_size(sys.stderr))
+    if interactive
+    else None
+  )
   every = max(1, total // 10) if total else 100
   count = 0
   start = time.perf_counter()
@@ -227,7 +357,7 @@ def counting(items: Iterable[Any], what: str, total: Optional[int] = None) -> It
       count += 1
       if bar is not None:
         bar.update(1)
-      elif count % every == 0:
+      elif count == 1 or count % every == 0:
         say(f"{what}: {count}/{total if total else '?'} batches ({time.perf_counter() - start:.0f}s)")
   finally:
     if bar is not None:

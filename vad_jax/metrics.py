@@ -57,6 +57,18 @@ def _single_class(labels: np.ndarray, what: str) -> bool:
   return False
 
 
+def undefined_auc_reason(count: int, anomalous: int, what: str = "frames") -> str:
+  """Why the AUC (and EER) of ``count`` labelled ``what`` of which ``anomalous`` are
+  anomalous is ``nan``, for a person reading a summary; ``""`` when it is defined."""
+  if count == 0:
+    return f"no labelled {what} to score: an AUC needs labels"
+  if anomalous == count:
+    return f"all {count} scored {what} are anomalous: an AUC needs both classes"
+  if anomalous == 0:
+    return f"all {count} scored {what} are normal: an AUC needs both classes"
+  return ""
+
+
 def roc_curve(labels: Array, scores: Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Receiver operating characteristic of a binary score.
 

@@ -6,6 +6,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import warnings
 
 import jax
 import numpy as np
@@ -179,6 +180,25 @@ def test_evaluation_aggregation_hand_computed():
   from vad_jax import metrics
 
   assert metrics.roc_auc([0, 0, 1, 1, 1, 0, 0], raw) == pytest.approx(10 / 12)
+
+
+def test_an_evaluation_with_one_labelled_frame_says_why_its_aucs_are_nan():
+  stats = {k: np.array([30.0, 31.0, 32.0]) for k in scoring.STAT_KEYS}
+  scores = {s: np.array([0.0, 0.5, 1.0]) for s in evaluation.STREAMS}
+  video = evaluation.VideoScores(0, "gate", np.array([4, 5, 6]), np.array([-1, 1, -1]), stats, scores)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # undefined metrics are said in the summary, not warned about
+    results = evaluation.frame_level_metrics([video])
+  lines = evaluation.summary(results).splitlines()
+  assert lines[0] == "frame-level evaluation: 1 frames (1 anomalous) in 1 videos"
+  assert lines[1] == "  fused    micro AUC nan   macro AUC nan   EER nan"
+  assert lines[4:] == [
+    "  micro AUC and EER nan: all 1 scored frames are anomalous: an AUC needs both classes",
+    "  macro AUC nan: no video has both normal and anomalous labelled frames",
+  ]
+  assert evaluation.summary({**results, "frames": 0, "anomalous_frames": 0}).splitlines()[4] == (
+    "  micro AUC and EER nan: no labelled frames to score: an AUC needs labels"
+  )
 
 
 def test_duplicate_frames_are_rejected():

@@ -278,6 +278,24 @@ def test_metrics_from_fixed_probabilities():
   assert flat["clip_auc"] == pytest.approx(1.0) and set(flat) >= {"frame_f1", "alarm_f1"}
 
 
+def test_a_single_class_level_says_why_its_auc_is_nan():
+  arrays = {
+    "label": np.array([1, 1]),
+    "clip_probs": np.array([0.7, 0.4]),
+    "frame_probs": np.array([[0.6, 0.9], [0.4, 0.4]]),
+    "frame_labels": np.array([[1, 1], [0, 0]]),
+    "video_index": np.array([0, 1]),
+    "frame_index": np.array([[0, 1], [0, 1]]),
+  }
+  config = classifier.get_config("hybrid,synthetic")
+  config.alarm.window = 1
+  lines = hybrid_evaluation.summary(hybrid_evaluation.classification_metrics(arrays, config)).splitlines()
+  assert lines[0].startswith(
+    "clip  (2, 2 anomalous)  AUC nan (all 2 scored clips are anomalous: an AUC needs both classes)  acc"
+  )
+  assert lines[1].startswith("frame (4, 2 anomalous)  AUC 1.0000  acc")
+
+
 def test_motion_boxes_cover_the_moving_objects():
   full = synthetic.generate_video(3, num_frames=120, anomalies=("wrong_way",))
   middle = int(np.flatnonzero(full.labels).mean())

@@ -4,6 +4,7 @@ trained with ``own_videos:test``, evaluated, and a new video scored with the Pyt
 the prepared data refuse to stand in for another camera's footage."""
 
 import csv
+import logging
 
 import numpy as np
 import pytest
@@ -82,3 +83,24 @@ def test_train_on_own_footage_then_detect_a_new_video(footage, tmp_path):
   config.data.manual_dir = str(other_camera)
   with pytest.raises(own_videos.PreparedFromOtherFootageError, match="data_dir"):
     prepare.ensure_prepared(config.data)
+
+
+def test_preparing_footage_names_what_it_skipped_without_tfds_download_lines(tmp_path, capsys, caplog):
+  footage = tmp_path / "footage"
+  (footage / "train").mkdir(parents=True)
+  video.write_video(footage / "train" / "morning.mp4", walkway(8, 0))
+  (footage / "train" / "notes.txt").write_text("camera moved on Monday")
+  (footage / "train" / "Thumbs.db").write_bytes(b"\x00")
+  config = config_flags.load("own_videos:test")
+  config.data.manual_dir = str(footage)
+  config.data.data_dir = str(tmp_path / "tfds")
+  with caplog.at_level(logging.INFO):
+    prepare.ensure_prepared(config.data)
+  out = capsys.readouterr().out
+  assert out.splitlines() == [
+    f"preparing own_videos/default/1.0.0 from {footage} into {tmp_path / 'tfds/own_videos/default/1.0.0'} "
+    f"(once: later runs read the prepared data)",
+    "prepared own_videos/default/1.0.0: train 8 frames",
+    "skipped, not a video: train/Thumbs.db, train/notes.txt",
+  ]
+  assert "Variant folder" not in caplog.text and "dataset_info.json" not in caplog.text, caplog.text

@@ -12,7 +12,8 @@ The manual dir is the user's footage folder:
   file is allowed (scores without metrics).
 
 Video names are the file names without extension (or the folder names), so two files
-that differ only in extension are an error. Files with other extensions are skipped and
+that differ only in extension are an error, and so is a video whose frames change size
+part-way (``common.FrameSizeError``, naming the file and both sizes). Files with other extensions are skipped and
 listed in ``metadata["skipped"]``; a folder without images is an error (videos are not
 searched for in subfolders).
 
@@ -326,8 +327,16 @@ def _label_of(video: _Video, split: str, frame: int) -> int:
 
 
 def _frame_folder_records(video: _Video, split: str, config: common.VideoConfig) -> Iterator[dict]:
+  """A frame folder's frames; a frame of another size than the first stops the
+  preparation (``common.FrameSizeError`` naming the file and both sizes)."""
+  first_size = None
   for i in range(0, len(video.frames), config.frame_stride):
-    frame, _ = common.image_file_frame(video.frames[i], config.frame_size)
+    size = common.image_size(video.frames[i])
+    if size is not None:
+      first_size = common.check_frame_size(
+        first_size, size, str(video.frames[i]), "resize the frames to one size, or split the folder where it changes"
+      )
+    frame, _ = common.image_file_frame(video.frames[i], config.frame_size, video=video.relative, index=i)
     yield {"frame": frame, "label": _label_of(video, split, i)}
 
 
@@ -335,7 +344,7 @@ def _video_file_records(video: _Video, split: str, config: common.VideoConfig, n
   """Decodes one video file. A decoding error after the first frame ends the video
   there (noted); a decoded count that disagrees with the container's is noted."""
   stride = config.frame_stride
-  frames = video_lib.iter_frames(video.path, stride=stride, size=config.frame_size)
+  frames = video_lib.iter_frames(video.path, stride=stride, size=config.frame_size, one_size=True)
   kept = 0
   try:
     while True:

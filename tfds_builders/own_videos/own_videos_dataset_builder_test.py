@@ -241,3 +241,48 @@ def test_prepared_data_are_refused_for_another_footage_folder(tmp_path, caplog):
   with caplog.at_level(logging.WARNING):
     builder.check_prepared_source(manual)
   assert "changed since it was prepared into" in caplog.text and "(2 files then, 3 now)" in caplog.text
+
+
+def _mixed_size_video(path: pathlib.Path) -> None:
+  """An MPEG-TS video whose frames change from 24x16 to 32x24 after frame 4 (two
+  recordings joined, as a camera that changed resolution writes them)."""
+  parts = []
+  for i, size in enumerate([(16, 24), (24, 32)]):
+    part = path.with_name(f"part{i}.ts")
+    video.write_video(part, _frames(4, i, size=size))
+    parts.append(part.read_bytes())
+    part.unlink()
+  path.write_bytes(b"".join(parts))
+
+
+def test_frames_that_change_size_part_way_are_refused_naming_the_file_and_both_sizes(tmp_path):
+  manual = _footage(tmp_path / "folder", train={"cam_b": 6})
+  Image.fromarray(_frames(1, 5, size=(24, 32))[0]).save(manual / "train/cam_b/4.png")
+  with pytest.raises(
+    common.FrameSizeError,
+    match=r"train/cam_b/4\.png is 32x24 pixels \(width x height\) but the frames before it are 24x16",
+  ):
+    _prepare(tmp_path, manual)
+  manual = _footage(tmp_path / "video", train={"cam_a.mp4": 6})
+  _mixed_size_video(manual / "train/joined.ts")
+  with pytest.raises(common.FrameSizeError, match=r"train/joined\.ts: frame 4 is 32x24 pixels .* before it are 24x16"):
+    _prepare(tmp_path / "v", manual, config="128x128")  # refused before resizing hides it
+
+
+def test_a_truncated_jpeg_is_named_with_its_video_and_frame(tmp_path):
+  manual = tmp_path / "m"
+  (manual / "train" / "cam").mkdir(parents=True)
+  for i, frame in enumerate(_frames(5, 0)):
+    Image.fromarray(frame).save(manual / "train/cam" / f"{i}.jpg", quality=95)
+  data = (manual / "train/cam/2.jpg").read_bytes()
+  (manual / "train/cam/2.jpg").write_bytes(data[: len(data) // 2])
+  with pytest.raises(
+    common.FrameDecodeError, match=r"Cannot decode image .*train/cam/2\.jpg \(video train/cam, frame 2\)"
+  ):
+    _prepare(tmp_path, manual)
+
+
+def test_preparing_prints_none_of_tfds_download_lines(tmp_path, capsys):
+  _prepare(tmp_path, _footage(tmp_path / "m"))
+  out = capsys.readouterr().out
+  assert "Downloading and preparing" not in out and "downloaded and prepared" not in out, out

@@ -4,8 +4,16 @@ Builders live in ``vad_jax.tfds_builders.<name>.<name>_dataset_builder`` (the
 repository's ``tfds_builders/`` folder); importing that module registers the builder
 with TFDS. Preparation uses ``download_and_prepare`` (the
 ``tfds build`` command imports TensorFlow, which this project never needs).
+
+What a person sees: one line before a preparation (what, from where, to where), one
+after it (frames per split), and one per kind of input the builder skipped, naming them
+(all are in the prepared data's ``metadata["skipped"]``). TFDS's own lines about
+downloads ("Downloading and preparing dataset Unknown size", the builders leave them
+out) and about the folder of a dataset not prepared yet ("Variant folder ... has no
+dataset_info.json") are not shown.
 """
 
+import contextlib
 import importlib
 import importlib.resources
 import pathlib
@@ -17,7 +25,12 @@ import tensorflow_datasets as tfds
 from absl import logging
 from jax.experimental import multihost_utils
 
+from vad_jax import metric_writers
 from vad_jax.tfds_builders import common
+
+# TFDS's warning when it looks for a prepared dataset in a folder that holds none yet.
+_TFDS_NOT_PREPARED_WARNING = "Variant folder %s has no %s"
+SKIPPED_SHOWN = 10  # names shown per kind of skipped input
 
 BUILDERS_DIR = pathlib.Path(str(importlib.resources.files("vad_jax.tfds_builders")))
 
@@ -70,6 +83,38 @@ def remove_stale_preparations(builder: tfds.core.DatasetBuilder) -> list[pathlib
   return stale
 
 
+def _not_tfds_not_prepared_warning(record) -> bool:
+  return record.msg != _TFDS_NOT_PREPARED_WARNING
+
+
+@contextlib.contextmanager
+def quiet_tfds():
+  """Leaves out TFDS's "Variant folder ... has no dataset_info.json" warning, which it
+  logs for every dataset that is about to be prepared."""
+  logger = logging.get_absl_logger()
+  logger.addFilter(_not_tfds_not_prepared_warning)
+  try:
+    yield
+  finally:
+    logger.removeFilter(_not_tfds_not_prepared_warning)
+
+
+def report_prepared(builder: tfds.core.DatasetBuilder) -> None:
+  """The frames of each split of a dataset just prepared, and what its builder skipped,
+  by kind, with the names (``metadata["skipped"]`` lists them all, with details)."""
+  splits = builder.info.splits
+  counts = ", ".join(f"{name} {splits[name].num_examples} frames" for name in sorted(splits.keys()))
+  metric_writers.say(f"prepared {builder.info.full_name}: {counts}")
+  skipped = (builder.info.metadata or {}).get("skipped") or {}
+  by_reason: dict[str, list[str]] = {}
+  for item in skipped.get("items", []):
+    name, split = str(item["name"]), str(item["split"])
+    by_reason.setdefault(item["reason"], []).append(name if name.startswith(f"{split}/") else f"{split}/{name}")
+  for reason, names in by_reason.items():
+    more = f" and {len(names) - SKIPPED_SHOWN} more" if len(names) > SKIPPED_SHOWN else ""
+    metric_writers.say(f"skipped, {reason}: {', '.join(names[:SKIPPED_SHOWN])}{more}")
+
+
 def ensure_prepared(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """Prepares the dataset if needed (``data.prepare``) and returns its builder.
 
@@ -83,7 +128,9 @@ def ensure_prepared(data_config: ml_collections.ConfigDict) -> tfds.core.Dataset
   builder = builder_for(data_config)
 
   def prepare():
-    if builder.is_prepared():
+    with quiet_tfds():
+      prepared = builder.is_prepared()
+    if prepared:
       if data_config.manual_dir and isinstance(builder, common.FrameBuilder):
         builder.check_prepared_source(data_config.manual_dir)  # own footage: the same folder?
       return
@@ -95,7 +142,14 @@ def ensure_prepared(data_config: ml_collections.ConfigDict) -> tfds.core.Dataset
       )
     remove_stale_preparations(builder)
     manual_dir = data_config.manual_dir or None
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    metric_writers.say(
+      f"preparing {builder.info.full_name}"
+      + (f" from {manual_dir}" if manual_dir else "")
+      + f" into {builder.data_dir} (once: later runs read the prepared data)"
+    )
+    with quiet_tfds():
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    report_prepared(builder)
 
   if jax.process_count() > 1:
     if jax.process_index() == 0:

@@ -302,9 +302,10 @@ def evaluate_ensemble(
 
 
 def summary(results: Mapping[str, float]) -> str:
-  """The literature's figures (per-video min-max, Eq. 16) and, for a calibrated model,
-  the deployment protocol's beside them (no per-video step, alarms at the calibrated
-  target)."""
+  """Terminal lines: frame counts; per stream the literature's figures (per-video min-max,
+  Eq. 16: micro AUC, macro AUC, EER), a ``nan`` among them followed by a line saying why;
+  then, for a calibrated model, the deployment protocol's beside them (no per-video step,
+  alarms at the calibrated target)."""
   lines = [
     f"frame-level evaluation: {results['frames']} frames ({results['anomalous_frames']} anomalous) "
     f"in {results['videos']} videos; literature protocol (per-video min-max, Eq. 16):"
@@ -314,6 +315,11 @@ def summary(results: Mapping[str, float]) -> str:
       f"  {stream:<8} micro AUC {results[f'{stream}_micro_auc']:.4f}   "
       f"macro AUC {results[f'{stream}_macro_auc']:.4f}   EER {results[f'{stream}_eer']:.4f}"
     )
+  reason = metrics.undefined_auc_reason(results["frames"], results["anomalous_frames"])
+  if reason:
+    lines.append(f"  micro AUC and EER nan: {reason}")
+  if results.get("macro_auc_videos") == 0:
+    lines.append("  macro AUC nan: no video has both normal and anomalous labelled frames")
   if "fused_deployment_auc" in results:
     target = results.get("false_alarm_target")
     lines.append(

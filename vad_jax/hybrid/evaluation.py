@@ -139,8 +139,10 @@ def summary(results: Mapping[str, Any]) -> str:
     r = results[level]
     a = r["per_class"]["anomalous"]
     cm = r["confusion_matrix"]
+    reason = metrics.undefined_auc_reason(r["count"], r["anomalous"], "clips" if level == "clip" else "frames")
+    auc = f"AUC {r['roc_auc']:.4f}" + (f" ({reason})" if reason else "")
     lines.append(
-      f"{level:<5} ({r['count']}, {r['anomalous']} anomalous)  AUC {r['roc_auc']:.4f}  "
+      f"{level:<5} ({r['count']}, {r['anomalous']} anomalous)  {auc}  "
       f"acc {r['accuracy']:.4f}  P {a['precision']:.4f}  R {a['recall']:.4f}  F1 {a['f1']:.4f}  "
       f"macro F1 {r['macro']['f1']:.4f}  weighted F1 {r['weighted']['f1']:.4f}  "
       f"confusion [[TN FP] [FN TP]] {cm}"

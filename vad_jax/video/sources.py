@@ -18,6 +18,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from vad_jax.tfds_builders import common as builder_common
 from vad_jax.tfds_builders import video as video_lib
 from vad_jax.video import windows
 
@@ -152,21 +153,29 @@ def read_timed(source: str | os.PathLike) -> Iterator[tuple[windows.Frame, float
 
   A video file that ends early (truncated, or a decoding error after some frames) gives
   the frames that decode and an ``IncompleteVideoWarning`` saying how many the
-  container promised.
+  container promised. A video file or frame folder whose frames change size part-way
+  raises ``FrameSizeError`` naming the file (or frame file) and both sizes: resized to
+  the model's input, they would be scored as one scene (a stream may change size).
   """
   if is_stream(source):
     yield from read_stream(os.fspath(source))
     return
   path = pathlib.Path(source)
   if path.is_dir():
+    first_size = None
     for f in frame_files(path):  # decoded later, by the input pipeline's path
+      size = builder_common.image_size(f)
+      if size is not None:
+        first_size = builder_common.check_frame_size(
+          first_size, size, str(f), "resize the frames to one size, or split the folder where it changes"
+        )
       yield windows.EncodedFrame(f.read_bytes(), str(f)), None
     return
   check_source(path)
   promised = video_lib.probe(path).num_frames
   decoded, problem = 0, ""
   try:
-    for frame, time in video_lib.iter_frames(path, check_count=False, with_times=True):
+    for frame, time in video_lib.iter_frames(path, check_count=False, with_times=True, one_size=True):
       decoded += 1
       yield frame, time
   except video_lib.VideoDecodeError as error:
