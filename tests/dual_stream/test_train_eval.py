@@ -190,7 +190,9 @@ def test_an_evaluation_with_one_labelled_frame_says_why_its_aucs_are_nan():
     warnings.simplefilter("error")  # undefined metrics are said in the summary, not warned about
     results = evaluation.frame_level_metrics([video])
   lines = evaluation.summary(results).splitlines()
-  assert lines[0] == "frame-level evaluation: 1 frames (1 anomalous) in 1 videos"
+  assert lines[0] == (
+    "frame-level evaluation: 1 frames (1 anomalous) in 1 videos; literature protocol (per-video min-max, Eq. 16):"
+  )
   assert lines[1] == "  fused    micro AUC nan   macro AUC nan   EER nan"
   assert lines[4:] == [
     "  micro AUC and EER nan: all 1 scored frames are anomalous: an AUC needs both classes",
