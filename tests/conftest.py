@@ -19,10 +19,11 @@ from vad_jax.data import prepare
 
 
 @pytest.fixture(scope="session")
-def shared_root(tmp_path_factory, worker_id) -> pathlib.Path:
-  """A folder of this test session that every xdist worker sees."""
+def shared_root(request, tmp_path_factory) -> pathlib.Path:
+  """A folder of this test session that every xdist worker sees (also without xdist,
+  ``-p no:xdist``: then there is one process)."""
   base = tmp_path_factory.getbasetemp()
-  return base if worker_id == "master" else base.parent
+  return base.parent if hasattr(request.config, "workerinput") else base
 
 
 @contextlib.contextmanager
