@@ -50,6 +50,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   score.lam = 0.8  # lambda in Eq. (16): weight of the PSNR term
   score.memory_level = -1  # memory whose distance enters Eq. (15) (-1 = bottleneck)
 
+  config.eval_pixel_metrics = True  # localisation figures (pixel AUROC, RBDC/TBDC) when the eval split has masks
+
   data = config.data
   data.frame_stride = 1  # distance in frames between consecutive frames of a clip
 
