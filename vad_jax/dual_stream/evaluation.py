@@ -409,9 +409,9 @@ def summary(results: Mapping[str, float]) -> str:
       f"{results['gt_tracks']} tracks):"
     )
     lines.append(
-      f"  pixel AUROC {results['pixel_auroc']:.4f}   UCSD criterion AUC {results['pixel_criterion_auc']:.4f} "
+      f"  pixel AUROC {results['pixel_auroc']:.4f}   UCSD criterion AUC {results['pixel_criterion_auc']:.4f}, "
       f"EER {results['pixel_criterion_eer']:.4f}   RBDC {results['rbdc']:.4f}   TBDC {results['tbdc']:.4f}   "
-      f"(to 0.05 false positives per frame: {results['rbdc_005']:.4f}, {results['tbdc_005']:.4f})"
+      f"to 0.05 false positives per frame: RBDC {results['rbdc_005']:.4f}, TBDC {results['tbdc_005']:.4f}"
     )
   if "fused_deployment_auc" in results:
     target = results.get("false_alarm_target")
