@@ -1,10 +1,10 @@
 """Paper-scale defaults for the dual-stream memory-augmented network.
 
 The shared fields come from ``common.py``; this adds the network's own sections (model,
-loss, score, calibration, the clip stride). Every field carries a one-line comment.
-Dataset configs import ``get_config`` and override only what differs. The paper-scale
-widths (32, 64, 128, 256) are the widest that run at the paper's reported 34 fps on its
-GPU (docs/model.md, "Default size"). Variants:
+loss, score, calibration, the clip stride, the localisation figures' switch). Every field
+carries a one-line comment. Dataset configs import ``get_config`` and override only what
+differs. The paper-scale widths (32, 64, 128, 256) are the widest that run at the paper's
+reported 34 fps on its GPU (docs/model.md, "Default size"). Variants:
 ``configs/default.py:mnad`` (the MNAD / Frame-Pred widths 64-512, 4x the work per frame),
 ``configs/default.py:cpu`` (a model that trains on a laptop CPU) and
 ``configs/default.py:test`` (tiny, for the test suite).
