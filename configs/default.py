@@ -1,10 +1,10 @@
 """Paper-scale defaults for the dual-stream memory-augmented network.
 
 The shared fields come from ``common.py``; this adds the network's own sections (model,
-loss, score, calibration, the clip stride). Every field carries a one-line comment.
-Dataset configs import ``get_config`` and override only what differs. The paper-scale
-widths (32, 64, 128, 256) are the widest that run at the paper's reported 34 fps on its
-GPU (docs/model.md, "Default size"). Variants:
+loss, score, calibration, the clip stride, the localisation figures' switch). Every field
+carries a one-line comment. Dataset configs import ``get_config`` and override only what
+differs. The paper-scale widths (32, 64, 128, 256) are the widest that run at the paper's
+reported 34 fps on its GPU (docs/model.md, "Default size"). Variants:
 ``configs/default.py:mnad`` (the MNAD / Frame-Pred widths 64-512, 4x the work per frame),
 ``configs/default.py:cpu`` (a model that trains on a laptop CPU) and
 ``configs/default.py:test`` (tiny, for the test suite).
@@ -49,6 +49,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.score = score = ml_collections.ConfigDict()
   score.lam = 0.8  # lambda in Eq. (16): weight of the PSNR term
   score.memory_level = -1  # memory whose distance enters Eq. (15) (-1 = bottleneck)
+
+  config.eval_pixel_metrics = True  # localisation figures (pixel AUROC, RBDC/TBDC) when the eval split has masks
 
   data = config.data
   data.frame_stride = 1  # distance in frames between consecutive frames of a clip

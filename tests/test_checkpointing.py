@@ -66,5 +66,6 @@ def test_a_saved_config_gets_the_fields_added_since_for_its_model_only():
     "false_alarm_rate": 0.01,
   }
   assert "pooling" not in old_dual["model"]
+  assert old_dual["eval_pixel_metrics"] is True and "eval_pixel_metrics" not in filled  # extra figures only
   kept = checkpointing.with_added_fields({"model": {"name": "hybrid", "pooling": "max"}})
   assert kept["model"]["pooling"] == "max"  # a saved value is never replaced

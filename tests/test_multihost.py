@@ -1,6 +1,6 @@
 """A two-process (multi-host) training run on localhost: each process owns 2 virtual CPU
 devices of a 4-device mesh, feeds its shard of every batch, and both agree on the
-evaluation."""
+evaluation (frame level, and the localisation figures on the set's masks)."""
 
 import os
 import pathlib
@@ -31,7 +31,8 @@ def test_two_process_training_on_localhost(data_dir, tmp_path):
       config.num_train_steps = 2
       assert jax.process_count() == 2 and jax.device_count() == 4, (jax.process_count(), jax.device_count())
       results = loop.train_and_evaluate(config, {str(tmp_path / "run")!r})
-      print("RESULT", jax.process_index(), results["frames"], results["fused_micro_auc"])
+      keys = ("frames", "fused_micro_auc", "mask_frames", "pixel_auroc", "rbdc", "tbdc")
+      print("RESULT", jax.process_index(), *(results[k] for k in keys))
   """)
   procs = []
   for rank in range(2):
@@ -52,5 +53,5 @@ def test_two_process_training_on_localhost(data_dir, tmp_path):
   for p, (_, err) in zip(procs, outputs):
     assert p.returncode == 0, err[-3000:]
   lines = sorted(next(x for x in out.splitlines() if x.startswith("RESULT")) for out, _ in outputs)
-  assert lines[0].split()[2:] == lines[1].split()[2:]  # both hosts agree on every frame
+  assert lines[0].split()[2:] == lines[1].split()[2:]  # both hosts agree on every frame and every mask
   assert checkpointing.Checkpointer(tmp_path / "run" / "checkpoints", create=False).latest_step() == 2

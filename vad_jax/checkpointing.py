@@ -61,6 +61,8 @@ ADDED_FIELDS = {
   "model.conv_impl": dict.fromkeys(DUAL_STREAM, "auto"),
   "calibration.videos": dict.fromkeys(DUAL_STREAM, ""),
   "calibration.false_alarm_rate": dict.fromkeys(DUAL_STREAM, 0.01),
+  # Extra figures only (the frame-level ones are unchanged): on for old runs too.
+  "eval_pixel_metrics": dict.fromkeys(DUAL_STREAM, True),
   "model.temporal_input": {"hybrid": "frames", "convlstm": "frames"},
   "model.pooling": {"hybrid": "mean", "convlstm": "flatten"},
   "model.temporal_norm": {"hybrid": "none", "convlstm": "none"},

@@ -12,9 +12,16 @@ Nothing is smoothed.
 Outputs in ``<workdir>/eval/``: ``metrics.json``, ``scores.csv`` (one row per scored
 frame), ``roc.png``, ``score_curves/<video>.png`` and ``frames.png``.
 
-``pixel_level_metrics`` turns per-frame anomaly maps and the datasets' pixel masks into
-the localisation figures (pixel AUROC, the UCSD pixel-level criterion, RBDC/TBDC);
-``evaluate`` does not call it yet.
+When the evaluated split stores pixel masks (``loaders.stored_mask_size``) and
+``eval_pixel_metrics`` is on, the device also computes each scored frame's anomaly map,
+the fused prediction's squared error per pixel at the model's resolution (mean over
+channels, frames in [0, 1]; ``steps.eval_step(..., error_maps=True)``, the detector's
+map), and the batches carry the target frames' masks at their stored size. Each batch's
+maps are fetched while the next batch runs and added to a
+``localisation.LocalisationAccumulator`` (enlarged bilinearly to the masks) over the
+fixed grids ``PIXEL_THRESHOLDS`` / ``REGION_THRESHOLDS``, so that memory does not grow
+with the number of frames; the results gain the localisation figures (``PIXEL_KEYS``).
+``pixel_level_metrics`` computes the same figures from maps and masks held in memory.
 """
 
 import csv
@@ -35,6 +42,25 @@ from vad_jax.dual_stream import calibration as calibration_lib
 from vad_jax.dual_stream import network, scoring, steps
 
 STREAMS = ("fused", "spatial", "temporal")
+# Threshold grids of the localisation figures in ``evaluate``: fixed, so that frames are
+# accumulated as they arrive. The error maps lie in [0, 1] and most of a frame's errors
+# are small: geometric grids resolve them (the pixel grid's steps are 1.4 %; below 1e-6,
+# a quarter of a grey level squared, pixels tie).
+PIXEL_THRESHOLDS = np.geomspace(1e-6, 1.0, 1024)
+REGION_THRESHOLDS = np.geomspace(1e-4, 1.0, 64)
+PIXEL_KEYS = (
+  "pixel_auroc",
+  "pixel_criterion_auc",
+  "pixel_criterion_eer",
+  "rbdc",
+  "tbdc",
+  "rbdc_005",
+  "tbdc_005",
+  "mask_frames",
+  "anomalous_mask_frames",
+  "gt_regions",
+  "gt_tracks",
+)
 
 
 @dataclasses.dataclass
@@ -148,6 +174,38 @@ def pixel_level_metrics(
   return accumulator.result()
 
 
+class PixelMaps:
+  """The localisation figures of ``evaluate``, accumulated batch by batch: per frame with
+  a mask, its anomaly map against the mask (``[mask_size]``, the split's stored size)."""
+
+  def __init__(self, mask_size: tuple[int, int]):
+    self.mask_size = tuple(int(s) for s in mask_size)
+    self.accumulator = localisation.LocalisationAccumulator(PIXEL_THRESHOLDS, REGION_THRESHOLDS)
+
+  @classmethod
+  def for_split(cls, config, split) -> Optional["PixelMaps"]:
+    """None when ``eval_pixel_metrics`` is off or the split stores no masks."""
+    if not config.eval_pixel_metrics:
+      return None
+    size = loaders.stored_mask_size(split)
+    return None if size is None else cls(size)
+
+  def add(self, batch: Mapping[str, np.ndarray]) -> None:
+    """Adds a host batch of ``error_map``, ``masks``, ``has_mask`` and ``video_index``
+    (padding dropped; frames in order)."""
+    for i in np.flatnonzero(batch["has_mask"]):
+      self.accumulator.add(batch["error_map"][i], batch["masks"][i], video=int(batch["video_index"][i]))
+
+  def result(self) -> dict[str, float]:
+    """``PIXEL_KEYS`` as ``pixel_level_metrics`` gives them; ``{}`` when no scored frame
+    has a mask. An undefined figure is nan (``summary`` prints it as such)."""
+    if not self.accumulator.frames.sum():
+      return {}
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", metrics.UndefinedMetricWarning)
+      return self.accumulator.result()
+
+
 def write_outputs(
   eval_dir: pathlib.Path, videos: Sequence[VideoScores], results: Mapping[str, float], curves: bool = True
 ) -> None:
@@ -192,13 +250,17 @@ def choose_frames(videos: Sequence[VideoScores], count: int = 2) -> list[tuple[i
   return [(r[1], r[2], f"{'anomalous' if r[4] else 'normal'} {r[3]}#{r[2]}") for r in anomalous + normal]
 
 
-def frame_statistics(config, mesh, split, stats_fn: Callable[[Any], Mapping[str, Any]]) -> dict[str, np.ndarray]:
+def frame_statistics(
+  config, mesh, split, stats_fn: Callable[[Any], Mapping[str, Any]], maps: Optional[PixelMaps] = None
+) -> dict[str, np.ndarray]:
   """Scores every scorable frame of ``split``; host arrays without padding.
 
   ``stats_fn`` maps a global batch of clips ``[B, T, h, w, c]`` to per-example
   ``scoring.STAT_KEYS`` arrays (``steps.model_statistics`` for a trained state). Per-batch results stay
   on the device and are fetched once at the end (gathered from all hosts), so the loop
-  never waits on a transfer.
+  never waits on a transfer. With ``maps``, ``stats_fn`` also returns ``error_map``
+  ``[B, h, w]`` and the batches carry the masks: each batch's maps and masks are fetched
+  once the next batch is dispatched and added to ``maps``; they are not returned.
   """
   keys = ("video_index", "frame_index", "label", "valid")
   total = input_pipeline.eval_num_batches(
@@ -208,10 +270,24 @@ def frame_statistics(config, mesh, split, stats_fn: Callable[[Any], Mapping[str,
     num_devices=mesh.devices.size,
     frame_stride=config.data.frame_stride,
   )
-  batches = metric_writers.counting(input_pipeline.create_eval_iterator(config, mesh, split=split), "evaluation", total)
-  outputs = sharding.dispatch_in_order(
-    lambda batch: {**stats_fn(batch["frames"]), **{k: batch[k] for k in keys}}, batches
+  mask_size = None if maps is None else maps.mask_size
+  batches = metric_writers.counting(
+    input_pipeline.create_eval_iterator(config, mesh, split=split, mask_size=mask_size), "evaluation", total
   )
+  pending = []  # the previous batch's maps, fetched once the next batch is dispatched
+
+  def step(batch):
+    stats = dict(stats_fn(batch["frames"]))
+    if maps is not None:
+      if pending:
+        maps.add(sharding.fetch([pending.pop()]))
+      map_keys = ("masks", "has_mask", "video_index", "valid")
+      pending.append({"error_map": stats.pop("error_map"), **{k: batch[k] for k in map_keys}})
+    return {**stats, **{k: batch[k] for k in keys}}
+
+  outputs = sharding.dispatch_in_order(step, batches)
+  if pending:
+    maps.add(sharding.fetch(pending))
   if not outputs:
     raise ValueError(
       f"the evaluation split of {config.data.name} has no frame with {config.model.sequence_length - 1} predecessors"
@@ -249,11 +325,16 @@ def evaluate(
 ) -> dict[str, float]:
   """Evaluates ``state`` on ``split_name`` (default ``data.eval_split``) with the
   literature's protocol, and the deployment protocol when a ``calibration`` is given;
-  writes the outputs to ``eval_dir`` when given (process 0 only)."""
+  writes the outputs to ``eval_dir`` when given (process 0 only). With masks in the split
+  (and ``eval_pixel_metrics``), also the localisation figures ``PIXEL_KEYS``."""
   split = input_pipeline.open_split(config.data, split_name or config.data.eval_split)
-  arrays = frame_statistics(config, mesh, split, steps.model_statistics(config, state))
+  maps = PixelMaps.for_split(config, split)  # localisation figures where the split has masks
+  stats_fn = steps.model_statistics(config, state, error_maps=maps is not None)
+  arrays = frame_statistics(config, mesh, split, stats_fn, maps)
   videos = per_video_scores(arrays, [v["name"] for v in split.videos], config.score.lam)
   results = frame_level_metrics(videos)
+  if maps is not None:
+    results.update(maps.result())
   if calibration is not None:  # the deployment protocol beside the literature's
     calibrated = [(v.frames, v.labels, calibration_lib.calibrated_scores(v.stats, calibration)) for v in videos]
     results.update(calibration_lib.deployment_metrics(calibrated, calibration["threshold"]))
@@ -304,8 +385,9 @@ def evaluate_ensemble(
 def summary(results: Mapping[str, float]) -> str:
   """Terminal lines: frame counts; per stream the literature's figures (per-video min-max,
   Eq. 16: micro AUC, macro AUC, EER), a ``nan`` among them followed by a line saying why;
-  then, for a calibrated model, the deployment protocol's beside them (no per-video step,
-  alarms at the calibrated target)."""
+  then the localisation figures where the split had masks; then, for a calibrated model,
+  the deployment protocol's beside them (no per-video step, alarms at the calibrated
+  target)."""
   lines = [
     f"frame-level evaluation: {results['frames']} frames ({results['anomalous_frames']} anomalous) "
     f"in {results['videos']} videos; literature protocol (per-video min-max, Eq. 16):"
@@ -320,6 +402,17 @@ def summary(results: Mapping[str, float]) -> str:
     lines.append(f"  micro AUC and EER nan: {reason}")
   if results.get("macro_auc_videos") == 0:
     lines.append("  macro AUC nan: no video has both normal and anomalous labelled frames")
+  if "pixel_auroc" in results:
+    lines.append(
+      f"pixel-level localisation: fused prediction error against the masks of {results['mask_frames']} frames "
+      f"({results['anomalous_mask_frames']} anomalous; {results['gt_regions']} regions in "
+      f"{results['gt_tracks']} tracks):"
+    )
+    lines.append(
+      f"  pixel AUROC {results['pixel_auroc']:.4f}   UCSD criterion AUC {results['pixel_criterion_auc']:.4f}, "
+      f"EER {results['pixel_criterion_eer']:.4f}   RBDC {results['rbdc']:.4f}   TBDC {results['tbdc']:.4f}   "
+      f"to 0.05 false positives per frame: RBDC {results['rbdc_005']:.4f}, TBDC {results['tbdc_005']:.4f}"
+    )
   if "fused_deployment_auc" in results:
     target = results.get("false_alarm_target")
     lines.append(
