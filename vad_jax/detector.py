@@ -51,7 +51,8 @@ class Detector:
     directory, step, _ = state_lib.parse_checkpoint_path(checkpoint)
     mesh = sharding.make_mesh([device or jax.devices()[0]])
     config, state = state_lib.restore(directory, step, mesh)
-    calibration = checkpointing.read_calibration(directory, int(state.step))
+    check = tasks.hook(tasks.for_config(config), "check_calibration")
+    calibration = checkpointing.read_calibration(directory, int(state.step), check)
     return cls(config, state, pathlib.Path(checkpoint), calibration)
 
   @property
@@ -154,7 +155,9 @@ def calibrate(
 ) -> pathlib.Path:
   """Fits the deployment score of a checkpoint (a workdir or step folder) on the given
   videos of normal activity, or on the training videos its config held out
-  (``calibration.videos``), and saves it beside the checkpoint; returns the file."""
+  (``calibration.videos``), and saves it beside the checkpoint; returns the file. Says
+  what was fitted and how it held on frames the fit did not see (the task's
+  ``calibration_summary``, ``warning:`` lines included)."""
   directory, step, _ = state_lib.parse_checkpoint_path(checkpoint)
   videos = [os.fspath(v) for v in videos]
   for video in videos:
@@ -178,4 +181,8 @@ def calibrate(
     raise ValueError(
       f"nothing to calibrate for {checkpoint}: give --videos of normal activity, or train with calibration.videos set"
     )
-  return checkpointing.write_calibration(directory, int(state.step), calibration)
+  path = checkpointing.write_calibration(directory, int(state.step), calibration)
+  summary = tasks.hook(task, "calibration_summary")
+  for line in summary(calibration) if summary is not None else ():
+    print(line, flush=True)
+  return path

@@ -1,7 +1,9 @@
 """What ``vad-jax detect`` prints and writes, over a ``vad_jax.detector.Detector``.
 
 A single source is scored frame by frame as it is read (``stream``): one CSV line per
-scored frame on stdout, each alarm interval on stderr as it starts and ends, and the
+scored frame on stdout (``frame,score,alarm,boxes``: the boxes of an alarm's regions
+where the scorer gives them, ``boxes_field``), each alarm interval on stderr as it
+starts and ends, and the
 annotated video or image strip drawn as the frames go by. A whole-video normalisation
 prints the same lines once the video is scored (``print_detection``) and draws the
 output in a second pass (``write_output``). A folder of videos gives one result file per
@@ -40,6 +42,12 @@ def check_output(output: pathlib.Path) -> None:
     raise FileNotFoundError(f"--output {output}: the folder {output.parent} does not exist")
 
 
+def boxes_field(boxes) -> str:
+  """Boxes ``(x0, y0, x1, y1)`` as one CSV field: ``"x0 y0 x1 y1;x0 y0 x1 y1"``, empty for
+  none."""
+  return ";".join(" ".join(str(int(v)) for v in box) for box in boxes)
+
+
 def _when(index: int, time: float | None) -> str:
   """A frame in words: its number, and its time where the source has a clock."""
   return f"frame {index}" + (f" ({time:.2f} s)" if time is not None else "")
@@ -74,9 +82,9 @@ def stream(detector, source: str, output: pathlib.Path | None, options: Options)
           drawn.add(r)
         if r.score is not None:
           if not header:
-            print("frame,score,alarm")
+            print("frame,score,alarm,boxes")
             header = True
-          print(f"{r.index},{r.score:.4f},{int(r.alarm)}", flush=True)
+          print(f"{r.index},{r.score:.4f},{int(r.alarm)},{boxes_field(r.boxes)}", flush=True)
         if r.event is None:
           continue
         if r.event.last is None or (r.event.open and started is None):
