@@ -7,6 +7,7 @@
   result.frames, result.scores, result.alarm   # per scored frame
   for r in detector.stream("rtsp://cam/live", min_frames=5):  # frame by frame, endless sources
     r.index, r.score, r.alarm, r.event          # event: an alarm interval started or ended
+    r.boxes                                     # calibrated: where each alarm is, in the frame's pixels
   detector.alarm_intervals(result, min_frames=5)
   detector.export("ped2.jaxexport")            # runs with JAX alone (vad_jax.export)
 
@@ -108,8 +109,11 @@ class Detector:
     one reaches ``min_frames``, when it ends, or ``open`` when the source ends during
     it). ``keep_frames`` hands each source frame back with its result and ``error_maps``
     adds the prediction error per pixel (prediction network), both for drawing
-    (``video.annotation.heat_map``). The scores equal ``score``'s frame for frame; the
-    prediction network's ``video`` normalisation needs the whole video and is refused.
+    (``video.annotation.heat_map``). With the prediction network's calibrated score,
+    each alarmed frame's result holds the boxes of the regions that raised the alarm
+    (``result.boxes``, ``(x0, y0, x1, y1)`` in the source frame's pixels). The scores
+    equal ``score``'s frame for frame; the prediction network's ``video`` normalisation
+    needs the whole video and is refused.
 
       for result in detector.stream("rtsp://camera.local/stream", min_frames=5):
         if result.event is not None and result.event.last is None:
