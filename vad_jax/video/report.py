@@ -3,11 +3,11 @@
 A single source is scored frame by frame as it is read (``stream``): one CSV line per
 scored frame on stdout (``frame,score,alarm,boxes``: the boxes of an alarm's regions
 where the scorer gives them, ``boxes_field``), each alarm interval on stderr as it
-starts and ends, and the
-annotated video or image strip drawn as the frames go by. A whole-video normalisation
-prints the same lines once the video is scored (``print_detection``) and draws the
-output in a second pass (``write_output``). A folder of videos gives one result file per
-video and a summary (``folder``).
+starts and ends, and the annotated video or image strip drawn as the frames go by. A
+whole-video normalisation prints its lines (without boxes: no region without the
+calibration) once the video is scored (``print_detection``) and draws the output in a
+second pass (``write_output``). A folder of videos gives one result file per video and
+a summary (``folder``; each video scored whole, without boxes).
 """
 
 import contextlib
