@@ -6,14 +6,16 @@ where the scorer gives them, ``boxes_field``), each alarm interval on stderr as 
 starts and ends, and the annotated video or image strip drawn as the frames go by. A
 whole-video normalisation prints its lines (without boxes: no region without the
 calibration) once the video is scored (``print_detection``) and draws the output in a
-second pass (``write_output``). A folder of videos gives one result file per video and
-a summary (``folder``; each video scored whole, without boxes).
+second pass (``write_output``). A folder of videos gives one result file per video, its
+lines as a single source's, and a summary (``folder``).
 """
 
 import contextlib
 import dataclasses
 import pathlib
 import sys
+
+import numpy as np
 
 from vad_jax.tfds_builders import video as video_lib
 from vad_jax.video import annotation, results, sources
@@ -139,15 +141,39 @@ def print_detection(result: results.Detection, min_frames: int) -> list[tuple[in
   return intervals
 
 
+def _whole_video(detector, video: pathlib.Path, options: Options) -> results.Detection:
+  """One video's scored frames, with each frame's alarm boxes in ``details["boxes"]``:
+  streamed (the scorer's boxes, frame by frame), or scored whole for the ``video``
+  normalisation (no boxes)."""
+  if options.normalisation == "video":
+    result = detector.score(video, batch_size=options.batch_size, threshold=options.threshold, normalisation="video")
+    result.details["boxes"] = [()] * result.frames.size
+    return result
+  found = detector.stream(
+    video, batch_size=options.batch_size, threshold=options.threshold, normalisation=options.normalisation
+  )
+  scored = [r for r in found if r.score is not None]
+  if not scored:
+    raise ValueError(f"{video} has fewer frames than the model's window: nothing to score")
+  scores = np.array([r.score for r in scored])
+  return results.Detection(
+    frames=np.array([r.index for r in scored]),
+    scores=scores,
+    level=np.array([r.level for r in scored]),
+    alarm=np.array([r.alarm for r in scored], bool),
+    threshold=float("nan"),  # not reported per video
+    rule="",
+    details={"boxes": [r.boxes for r in scored]},
+  )
+
+
 def folder(detector, videos: pathlib.Path, output_dir: pathlib.Path | None, options: Options) -> None:
-  """Each video of a folder: a result file per video and a summary (``output_dir``),
-  and one summary line per video on the terminal."""
+  """Each video of a folder: a result file per video (``frame,score,alarm,boxes``) and a
+  summary (``output_dir``), and one summary line per video on the terminal."""
   rows = []
   for video in sources.video_files(videos):
     try:
-      result = detector.score(
-        video, batch_size=options.batch_size, threshold=options.threshold, normalisation=options.normalisation
-      )
+      result = _whole_video(detector, video, options)
     except (ValueError, video_lib.VideoDecodeError) as error:
       print(f"{video.name}: error: {error}", file=sys.stderr)
       rows.append((video.name, 0, "error", str(error)))
@@ -155,8 +181,9 @@ def folder(detector, videos: pathlib.Path, output_dir: pathlib.Path | None, opti
     intervals = results.alarm_intervals(result.frames, result.alarm, options.min_frames)
     if output_dir is not None:
       with open(output_dir / f"{video.stem}.csv", "w", encoding="utf-8") as out:
-        out.write("frame,score,alarm\n")
-        out.writelines(f"{i},{s:.6g},{int(a)}\n" for i, s, a in zip(result.frames, result.scores, result.alarm))
+        out.write("frame,score,alarm,boxes\n")
+        lines = zip(result.frames, result.scores, result.alarm, result.details["boxes"])
+        out.writelines(f"{i},{s:.6g},{int(a)},{boxes_field(b)}\n" for i, s, a, b in lines)
     spans = " ".join(f"{a}-{b}" for a, b in intervals)
     rows.append((video.name, int(result.frames.size), len(intervals), spans))
     print(f"{video.name}: {result.frames.size} frames scored, {len(intervals)} alarm intervals {spans}".rstrip())
