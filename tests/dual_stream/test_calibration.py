@@ -263,6 +263,7 @@ def test_detect_on_a_folder_of_videos_writes_one_result_per_video_and_a_summary(
   assert result.returncode == 0, result.stderr[-2000:]
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv", "b.csv", "summary.csv"]
   assert len((tmp_path / "out" / "b.csv").read_text().splitlines()) == 1 + 20 - 4
+  assert (tmp_path / "out" / "b.csv").read_text().startswith("frame,score,alarm,boxes\n")
   summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
   assert summary[0].startswith("video,frames_scored") and [r.split(",")[:2] for r in summary[1:]] == [
     ["a.avi", "8"],

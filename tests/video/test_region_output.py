@@ -95,6 +95,23 @@ def test_detect_prints_a_boxes_column(calibrated, capsys):
   assert report.boxes_field(((1, 2, 3, 4), (5, 6, 7, 8))) == "1 2 3 4;5 6 7 8" and report.boxes_field(()) == ""
 
 
+def test_each_video_of_a_folder_gets_the_boxes_column(calibrated, tmp_path, capsys):
+  from vad_jax.tfds_builders import video as video_lib
+
+  (tmp_path / "videos").mkdir()
+  (tmp_path / "out").mkdir()  # as detect makes it
+  video_lib.write_video(tmp_path / "videos" / "a.avi", np.stack(_frames(10, seed=4)))
+  video_lib.write_video(tmp_path / "videos" / "short.avi", np.stack(_frames(3, seed=4)))
+  options = report.Options(batch_size=4, threshold=-1.0, normalisation=None, min_frames=1)
+  report.folder(calibrated, tmp_path / "videos", tmp_path / "out", options)
+  rows = (tmp_path / "out" / "a.csv").read_text().splitlines()
+  assert rows[0] == "frame,score,alarm,boxes" and [r.split(",")[0] for r in rows[1:]] == ["4", "5", "6", "7", "8", "9"]
+  assert all(r.split(",")[3] for r in rows[1:])
+  summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+  assert summary[1].startswith("a.avi,6,1,4-9") and summary[2].startswith("short.avi,0,error,")
+  assert "short.avi: error:" in capsys.readouterr().err
+
+
 def test_the_boxes_are_outlined_on_the_annotated_frame(tmp_path):
   frame = np.full((40, 60, 3), 100, np.uint8)
   drawn = annotation.draw_boxes(frame, [(10, 5, 30, 25)], width=2)
