@@ -4,8 +4,8 @@ A single source is scored frame by frame as it is read (``stream``): one CSV lin
 scored frame on stdout (``frame,score,alarm,boxes``: the boxes of an alarm's regions
 where the scorer gives them, ``boxes_field``), each alarm interval on stderr as it
 starts and ends, and the annotated video or image strip drawn as the frames go by. A
-whole-video normalisation prints its lines (without boxes: no region without the
-calibration) once the video is scored (``print_detection``) and draws the output in a
+whole-video normalisation prints its lines (the boxes column empty: no regions without
+the calibration) once the video is scored (``print_detection``) and draws the output in a
 second pass (``write_output``). A folder of videos gives one result file per video, its
 lines as a single source's, and a summary (``folder``).
 """
@@ -129,9 +129,9 @@ def write_output(output: pathlib.Path, detector, source: str, result: results.De
 
 def print_detection(result: results.Detection, min_frames: int) -> list[tuple[int, int]]:
   """A whole video's scores as CSV lines, then its alarm intervals."""
-  print("frame,score,alarm")
+  print("frame,score,alarm,boxes")  # the columns of a stream's lines; a whole-video score has no boxes
   for i, s, a in zip(result.frames, result.scores, result.alarm):
-    print(f"{i},{s:.4f},{int(a)}")
+    print(f"{i},{s:.4f},{int(a)},")
   intervals = results.alarm_intervals(result.frames, result.alarm, min_frames)
   print(
     f"alarm intervals ({result.rule}, >= {min_frames} frames): "
