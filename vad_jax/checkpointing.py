@@ -268,15 +268,21 @@ def write_calibration(directory: str | pathlib.Path, step: int, calibration: Map
   return path
 
 
-def read_calibration(directory: str | pathlib.Path, step: int) -> Optional[dict[str, Any]]:
-  """The calibration saved beside checkpoint ``step``, or None."""
+def read_calibration(
+  directory: str | pathlib.Path, step: int, check: Optional[Callable[[Any, pathlib.Path], None]] = None
+) -> Optional[dict[str, Any]]:
+  """The calibration saved beside checkpoint ``step``, or None. ``check(calibration,
+  path)``: the task's check of its fields (``ValueError`` naming the file and field)."""
   path = pathlib.Path(directory) / str(step) / CALIBRATION_FILE
   if not path.exists():
     return None
   try:
-    return json.loads(path.read_text())
+    calibration = json.loads(path.read_text())
   except ValueError as error:
     raise CheckpointError(f"unreadable calibration {path}: {error}") from error
+  if check is not None:
+    check(calibration, path)
+  return calibration
 
 
 def read_config(directory: str | pathlib.Path, step: Optional[int] = None) -> ml_collections.ConfigDict:

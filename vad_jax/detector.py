@@ -7,6 +7,7 @@
   result.frames, result.scores, result.alarm   # per scored frame
   for r in detector.stream("rtsp://cam/live", min_frames=5):  # frame by frame, endless sources
     r.index, r.score, r.alarm, r.event          # event: an alarm interval started or ended
+    r.boxes                                     # calibrated: where each alarm is, in the frame's pixels
   detector.alarm_intervals(result, min_frames=5)
   detector.export("ped2.jaxexport")            # runs with JAX alone (vad_jax.export)
 
@@ -51,7 +52,8 @@ class Detector:
     directory, step, _ = state_lib.parse_checkpoint_path(checkpoint)
     mesh = sharding.make_mesh([device or jax.devices()[0]])
     config, state = state_lib.restore(directory, step, mesh)
-    calibration = checkpointing.read_calibration(directory, int(state.step))
+    check = tasks.hook(tasks.for_config(config), "check_calibration")
+    calibration = checkpointing.read_calibration(directory, int(state.step), check)
     return cls(config, state, pathlib.Path(checkpoint), calibration)
 
   @property
@@ -107,8 +109,11 @@ class Detector:
     one reaches ``min_frames``, when it ends, or ``open`` when the source ends during
     it). ``keep_frames`` hands each source frame back with its result and ``error_maps``
     adds the prediction error per pixel (prediction network), both for drawing
-    (``video.annotation.heat_map``). The scores equal ``score``'s frame for frame; the
-    prediction network's ``video`` normalisation needs the whole video and is refused.
+    (``video.annotation.heat_map``). With the prediction network's calibrated score,
+    each alarmed frame's result holds the boxes of the regions that raised the alarm
+    (``result.boxes``, ``(x0, y0, x1, y1)`` in the source frame's pixels). The scores
+    equal ``score``'s frame for frame; the prediction network's ``video`` normalisation
+    needs the whole video and is refused.
 
       for result in detector.stream("rtsp://camera.local/stream", min_frames=5):
         if result.event is not None and result.event.last is None:
@@ -154,7 +159,9 @@ def calibrate(
 ) -> pathlib.Path:
   """Fits the deployment score of a checkpoint (a workdir or step folder) on the given
   videos of normal activity, or on the training videos its config held out
-  (``calibration.videos``), and saves it beside the checkpoint; returns the file."""
+  (``calibration.videos``), and saves it beside the checkpoint; returns the file. Says
+  what was fitted and how it held on frames the fit did not see (the task's
+  ``calibration_summary``, ``warning:`` lines included)."""
   directory, step, _ = state_lib.parse_checkpoint_path(checkpoint)
   videos = [os.fspath(v) for v in videos]
   for video in videos:
@@ -178,4 +185,8 @@ def calibrate(
     raise ValueError(
       f"nothing to calibrate for {checkpoint}: give --videos of normal activity, or train with calibration.videos set"
     )
-  return checkpointing.write_calibration(directory, int(state.step), calibration)
+  path = checkpointing.write_calibration(directory, int(state.step), calibration)
+  summary = tasks.hook(task, "calibration_summary")
+  for line in summary(calibration) if summary is not None else ():
+    print(line, flush=True)
+  return path

@@ -317,6 +317,9 @@ def _train_and_evaluate(
       metric_writers.say(
         f"calibrated on {calibration['frames']} normal frames of {len(calibration['videos'])} held-out videos: {path}"
       )
+      summary = tasks.hook(task, "calibration_summary")
+      for line in summary(calibration) if summary is not None else ():
+        metric_writers.say(line)
   eval_dir = workdir_path / "eval"
   metric_writers.say(f"evaluating the model of step {total_steps}")
   results = task.evaluate(config, state, mesh, eval_dir=eval_dir, **kwargs)

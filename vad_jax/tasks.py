@@ -148,6 +148,14 @@ class StudyHooks(Protocol):
     did not see (held-out training videos, or ``videos``), or None when no such frames
     are configured."""
 
+  def check_calibration(self, calibration: Any, path: Optional[Any] = None) -> None:
+    """``ValueError`` naming the file ``path`` and the field when a saved calibration
+    is of another version or a field is missing or of the wrong type."""
+
+  def calibration_summary(self, calibration: Mapping[str, Any]) -> list[str]:
+    """Lines for the person who fitted ``calibration``: its threshold, target, frames,
+    a check on frames the fit did not see, and ``warning:`` lines."""
+
   def validate(self, config: Config, state: Any, mesh, speedup: int = 3) -> Optional[dict[str, float]]:
     """Flat figures on held-out normal training videos to choose a recipe by without
     the test split, or None when no video is held out."""

@@ -153,8 +153,9 @@ def run(config, batch: int, steps: int, skip_train: bool = False, time_eval: boo
 def detector_throughput(config, num_frames: int, size: tuple[int, int], batch: int) -> dict[str, float]:
   """Frames/s of the detector on a generated video file, PyAV decoding, the pipeline's
   preprocessing and the model included, as a live camera would be scored (the
-  dual-stream network with causal normalisation; the time of a calibrated score is the
-  same): ``Detector.score`` (results at the end), ``Detector.stream`` (each frame's
+  dual-stream network with causal normalisation; a calibrated ``score`` costs the same,
+  a calibrated ``stream`` also fetches the error maps, as the annotated path does, for
+  its alarm boxes): ``Detector.score`` (results at the end), ``Detector.stream`` (each frame's
   result as its batch is scored) and ``detect --output``'s path (the stream with frames
   and error maps, drawn with heat maps and written to an H.264 file). One warm-up pass
   on a short video compiles the programs first."""
@@ -166,7 +167,7 @@ def detector_throughput(config, num_frames: int, size: tuple[int, int], batch: i
   rng = np.random.default_rng(0)
   base = rng.integers(0, 255, (size[0], size[1] + num_frames, 3), dtype=np.uint8)
   # A task with several normalisations of its score (the prediction network) is timed with
-  # the causal one, which costs what the calibrated one does and needs no calibration.
+  # the causal one, which needs no calibration (a calibrated stream adds the error maps' transfer).
   normalisation = "causal" if "causal" in (tasks.hook(task, "NORMALISATIONS") or ()) else None
   timings = {}
   with tempfile.TemporaryDirectory() as tmp:

@@ -148,7 +148,7 @@ def test_the_detector_uses_the_saved_calibration_and_streams_like_offline(calibr
   np.testing.assert_allclose(first_part.scores, whole.scores[: len(first_part.scores)], atol=1e-5)  # batch rounding
 
 
-def test_without_calibration_the_detector_refuses_unless_asked(calibrated_run, tmp_path):
+def test_without_calibration_the_detector_refuses_unless_asked(calibrated_run, tmp_path, capsys):
   workdir, _, _ = calibrated_run
   bare = tmp_path / "bare"
   shutil.copytree(workdir / "checkpoints", bare / "checkpoints")
@@ -165,9 +165,21 @@ def test_without_calibration_the_detector_refuses_unless_asked(calibrated_run, t
     from PIL import Image
 
     Image.fromarray(np.full((16, 16), 100 + i % 5, np.uint8)).save(folder / f"{i:03d}.png")
+  capsys.readouterr()
   path = detector_lib.calibrate(bare, [str(folder)], false_alarm_rate=0.1)
   assert path == bare / "checkpoints" / "6" / "calibration.json"
   assert Detector.load(bare).calibration["videos"] == [str(folder)]
+  # What was fitted, said: 26 scored frames are too few for a 10 % target (200 needed),
+  # and too few to hold a part out.
+  said = capsys.readouterr().out
+  assert "alarm threshold 0.9 on the calibrated score (target false-alarm rate 10 %)" in said
+  assert "held-out check skipped" in said
+  assert "warning: 26 normal frames are too few to measure a 10 % false-alarm rate" in said
+  # A calibration of an earlier version is refused, naming the file and how to refit it.
+  saved = json.loads(path.read_text())
+  path.write_text(json.dumps({**saved, "version": 2}))
+  with pytest.raises(ValueError, match=f"calibration {path} has version 2.*vad-jax calibrate --workdir"):
+    Detector.load(bare)
 
 
 # ---- sources and outputs of detect (issue 10, part 3) ------------------------------------
@@ -251,6 +263,7 @@ def test_detect_on_a_folder_of_videos_writes_one_result_per_video_and_a_summary(
   assert result.returncode == 0, result.stderr[-2000:]
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv", "b.csv", "summary.csv"]
   assert len((tmp_path / "out" / "b.csv").read_text().splitlines()) == 1 + 20 - 4
+  assert (tmp_path / "out" / "b.csv").read_text().startswith("frame,score,alarm,boxes\n")
   summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
   assert summary[0].startswith("video,frames_scored") and [r.split(",")[:2] for r in summary[1:]] == [
     ["a.avi", "8"],

@@ -361,7 +361,8 @@ def test_detect_on_video_file_and_frame_folder(data_dir, uninterrupted, tmp_path
   )
   assert result.returncode == 0, result.stderr[-2000:]
   rows = result.stdout.strip().splitlines()
-  assert rows[0] == "frame,score,alarm" and len(rows) == 1 + 20 - (t - 1)
+  assert rows[0] == "frame,score,alarm,boxes" and len(rows) == 1 + 20 - (t - 1)
+  assert all(row.endswith(",") for row in rows[1:])  # no boxes without the calibrated score
   assert "alarm intervals" in result.stderr
   assert (tmp_path / "strip.png").is_file()
 

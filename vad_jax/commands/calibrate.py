@@ -8,6 +8,14 @@ training videos the config held out or the given videos of normal activity, and 
 beside the checkpoint (checkpoints/<step>/calibration.json), where detect, evaluate
 and vad_jax.detector.Detector find it. Training with calibration.videos set does this
 at its end.
+
+It then prints the alarm threshold, the target false-alarm rate, the frames and videos
+fitted on, and a held-out check: fitted again without the last video (one video:
+without its last third), the false-alarm rate on what was left out. A "warning:" line
+follows when that rate is over 1.5 times the target, or when there are too few frames
+to measure the target (fewer than 20 / target). The file saved is the fit on all the
+frames. A calibration of an earlier version is refused by detect and evaluate: fit it
+again with this command.
 """
 
 from absl import flags

@@ -22,11 +22,13 @@ model's anomaly probability over consecutive windows of data.clip_frames frames 
 alarm on the moving average of the last alarm.window probabilities, as in the authors'
 code.
 
-Prints one line per scored frame, each alarm interval (at least --min_frames
-consecutive alarmed frames) as it starts and ends, and optionally writes an annotated
-video at the source's frame rate (the prediction error as a heat map over the frame,
-frame number, time, score, score bar, red border while alarmed) or an image strip. The
-input and --output are checked before the model is loaded.
+Prints one line per scored frame (frame,score,alarm,boxes: with the calibrated score,
+the boxes x0 y0 x1 y1;... of the regions that raised an alarm, in the source's pixels),
+each alarm interval (at least --min_frames consecutive alarmed frames) as it starts and
+ends, and optionally writes an annotated video at the source's frame rate (the
+prediction error as a heat map over the frame, the alarm's boxes, frame number, time,
+score, score bar, red border while alarmed) or an image strip. The input and --output
+are checked before the model is loaded.
 """
 
 import pathlib

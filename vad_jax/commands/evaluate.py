@@ -51,7 +51,7 @@ def main(argv) -> None:
   if f.split:
     config.data.eval_split = f.split
   task.check_config(config)
-  calibration = checkpointing.read_calibration(checkpoint_dir, int(state.step))
+  calibration = checkpointing.read_calibration(checkpoint_dir, int(state.step), tasks.hook(task, "check_calibration"))
   kwargs = {"calibration": calibration} if calibration is not None else {}
   results = task.evaluate(config, state, mesh, f.split, output, **kwargs)
   if jax.process_index() == 0:

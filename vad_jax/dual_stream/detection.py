@@ -10,7 +10,8 @@ Three normalisations of the frame statistics (``NORMALISATIONS``):
 * ``causal``: Eq. (16) with the running min/max of what was seen so far.
 
 Without a calibration the scorer refuses to guess: an uncalibrated score is used only
-when asked for.
+when asked for. With the ``calibrated`` normalisation a stream also says where each
+alarm is: the boxes of the frame's regions that set it off (``regions.py``).
 """
 
 from collections.abc import Callable, Iterator, Mapping
@@ -21,7 +22,7 @@ import numpy as np
 
 from vad_jax.data import preprocessing
 from vad_jax.dual_stream import calibration as calibration_lib
-from vad_jax.dual_stream import scoring, steps
+from vad_jax.dual_stream import regions, scoring, steps
 from vad_jax.video import results, windows
 
 NORMALISATIONS = ("calibrated", "video", "causal")
@@ -65,6 +66,8 @@ class PredictionScorer:
   ):
     if normalisation is not None and normalisation not in NORMALISATIONS:
       raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+    if calibration is not None:
+      calibration_lib.check(calibration)
     self.config, self.state = config, state
     self.normalisation, self.calibration, self._threshold = normalisation, calibration, threshold
 
@@ -120,7 +123,9 @@ class PredictionScorer:
     have no score), for a source that may never end. The scores are ``score``'s, frame
     for frame, for the causal normalisations (``calibrated`` and ``causal``); ``video``
     needs the whole video and is refused. ``keep_frames`` hands each source frame back
-    with its result; ``error_maps`` adds the fused prediction's per-pixel error."""
+    with its result; ``error_maps`` adds the fused prediction's per-pixel error. With
+    ``calibrated``, each alarmed frame's result holds the boxes of its alarm
+    (``regions.alarm_boxes``, in the source frame's pixels)."""
     normalisation = self._normalisation(name)
     if normalisation == "video":
       raise ValueError(
@@ -128,10 +133,11 @@ class PredictionScorer:
         f"'calibrated' or 'causal'"
       )
     config = self.config
-    stats_fn = steps.model_statistics(config, self.state, error_maps)
+    locate = normalisation == "calibrated"  # the boxes need the error maps, and the frames' sizes
+    stats_fn = steps.model_statistics(config, self.state, error_maps or locate)
     scorer = fused_scorer(normalisation, config.score.lam, self.calibration)
     threshold, _ = self._threshold_and_rule(normalisation)
-    keeper = windows.FrameKeeper(frames, keep_frames)
+    keeper = windows.FrameKeeper(frames, keep_frames or locate)  # held until their results are out
     clips_of = windows.sliding_windows(
       iter(keeper),
       config.model.sequence_length,
@@ -146,12 +152,17 @@ class PredictionScorer:
       scores = scorer(stats)
       position = {int(i): row for row, i in enumerate(index[:count])}
       for i, frame in keeper.release(int(index[count - 1])):
+        kept = frame if keep_frames else None
         row = position.get(i)
         if row is None:
-          yield results.FrameResult(i, None, None, False, frame)
+          yield results.FrameResult(i, None, None, False, kept)
           continue
         score = float(scores[row])
+        alarm, boxes = score > threshold, ()
+        if locate and alarm:
+          level = self.calibration["region_level"]
+          boxes = regions.alarm_boxes(out["error_map"][row], level, windows.frame_size(frame))
         error_map = np.asarray(out["error_map"][row]) if error_maps else None
-        yield results.FrameResult(i, score, score, score > threshold, frame, error_map)
+        yield results.FrameResult(i, score, score, alarm, kept, error_map, boxes=boxes)
     for i, frame in keeper.release_all():  # a source shorter than T
-      yield results.FrameResult(i, None, None, False, frame)
+      yield results.FrameResult(i, None, None, False, frame if keep_frames else None)

@@ -23,6 +23,7 @@ STAT_KEYS = (
   "spatial_block_psnr",
   "temporal_block_psnr",
 )
+BLOCK_GRID = 8  # blocks per side of the grid ``block_psnr`` takes the worst block of
 
 
 def psnr(prediction: Array, target: Array) -> Array:
@@ -40,7 +41,7 @@ def psnr(prediction: Array, target: Array) -> Array:
   return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
 
 
-def block_psnr(prediction: Array, target: Array, grid: int = 8) -> Array:
+def block_psnr(prediction: Array, target: Array, grid: int = BLOCK_GRID) -> Array:
   """Per example, the PSNR (as in ``psnr``) of the worst-predicted block of a ``grid x
   grid`` tiling of the frame (height and width divisible by ``grid``): how badly the
   worst region is predicted, where ``psnr`` averages the error over the whole frame."""

@@ -149,13 +149,20 @@ def calibrate(
   if videos:
     per_video = [steps.video_statistics(config, state, frames, name=name)[1] for name, frames in videos.items()]
     stats = {k: np.concatenate([s[k] for s in per_video]) for k in scoring.STAT_KEYS}
-    return calibration_lib.fit(stats, config.score.lam, far, list(videos))
+    video_of_frame = np.repeat(np.arange(len(per_video)), [len(s["psnr"]) for s in per_video])
+    return calibration_lib.fit(stats, config.score.lam, far, list(videos), video_of_frame)
   if not config.calibration.videos:
     return None
   split = _held_out_split(config)
   arrays = evaluation.frame_statistics(config, mesh, split, steps.model_statistics(config, state))
-  stats = {k: arrays[k] for k in scoring.STAT_KEYS}
-  return calibration_lib.fit(stats, config.score.lam, far, [v["name"] for v in split.videos])
+  order = np.lexsort((arrays["frame_index"], arrays["video_index"]))  # each video's frames in order
+  stats = {k: np.asarray(arrays[k])[order] for k in scoring.STAT_KEYS}
+  names = [v["name"] for v in split.videos]
+  return calibration_lib.fit(stats, config.score.lam, far, names, np.asarray(arrays["video_index"])[order])
+
+
+check_calibration = calibration_lib.check
+calibration_summary = calibration_lib.summary
 
 
 def held_out_frames(config: Config) -> dict[str, np.ndarray]:

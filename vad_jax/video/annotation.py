@@ -1,6 +1,6 @@
 """Drawing a detector's results over the frames: the prediction error as a heat map, the
-frame number, time and score, alarms; written as a video or an image strip as the
-results arrive (``vad-jax detect --output``)."""
+boxes of an alarm's regions, the frame number, time and score, alarms; written as a
+video or an image strip as the results arrive (``vad-jax detect --output``)."""
 
 import pathlib
 
@@ -25,6 +25,28 @@ def heat_map(frame: np.ndarray, error_map: np.ndarray, scale: float, opacity: fl
   return (frame.astype(np.float32) * (1.0 - alpha) + colour * alpha).round().clip(0, 255).astype(np.uint8)
 
 
+BOX_COLOUR = (0, 230, 255)  # cyan: apart from the heat map's yellow to red and the alarm's red border
+
+
+def draw_boxes(frame: np.ndarray, boxes, colour=BOX_COLOUR, width: int | None = None) -> np.ndarray:
+  """A copy of ``frame`` (uint8 ``[H, W, 3]``) with the outline of each box ``(x0, y0,
+  x1, y1)`` (pixel edges, ``x0 <= x < x1``; clipped to the frame), ``width`` pixels wide
+  inside the box (default: about 1/100 of the frame's smaller side, at least 1)."""
+  out = np.array(frame, copy=True)
+  h, w = out.shape[:2]
+  width = width or max(1, round(min(h, w) / 100))
+  for x0, y0, x1, y1 in boxes:
+    x0, y0, x1, y1 = max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))
+    if x1 <= x0 or y1 <= y0:
+      continue
+    t = min(width, x1 - x0, y1 - y0)
+    out[y0 : y0 + t, x0:x1] = colour
+    out[y1 - t : y1, x0:x1] = colour
+    out[y0:y1, x0 : x0 + t] = colour
+    out[y0:y1, x1 - t : x1] = colour
+  return out
+
+
 def annotate(
   frame: np.ndarray,
   index: int,
@@ -33,12 +55,16 @@ def annotate(
   alarmed: bool,
   error_map: np.ndarray | None = None,
   heat_scale: float | None = None,
+  boxes=(),
 ) -> np.ndarray:
-  """The frame with the prediction error drawn over it (when given, ``heat_map``),
-  its number, its time from the source's clock (when it has one), score (``n/a`` while
-  the model cannot score yet), a score bar and a red border while alarmed."""
+  """The frame with the prediction error drawn over it (when given, ``heat_map``), the
+  outlines of the alarm's ``boxes`` (``draw_boxes``), its number, its time from the
+  source's clock (when it has one), score (``n/a`` while the model cannot score yet), a
+  score bar and a red border while alarmed."""
   if error_map is not None and heat_scale:
     frame = heat_map(frame, error_map, heat_scale)
+  if boxes:
+    frame = draw_boxes(frame, boxes)
   image = Image.fromarray(frame).convert("RGB")
   draw = ImageDraw.Draw(image)
   w, h = image.size
@@ -122,7 +148,8 @@ class AnnotatedOutput:
 
     def draw():
       frame = windows.to_rgb(result.frame)
-      return annotate(frame, result.index, result.time, level, alarm, result.error_map, heat)
+      boxes = result.boxes if alarm else ()  # a whole-video result's own alarms may differ from the stream's
+      return annotate(frame, result.index, result.time, level, alarm, result.error_map, heat, boxes)
 
     if self._writer is not None:
       self._writer.write(draw())

@@ -1,17 +1,21 @@
 """What ``vad-jax detect`` prints and writes, over a ``vad_jax.detector.Detector``.
 
 A single source is scored frame by frame as it is read (``stream``): one CSV line per
-scored frame on stdout, each alarm interval on stderr as it starts and ends, and the
-annotated video or image strip drawn as the frames go by. A whole-video normalisation
-prints the same lines once the video is scored (``print_detection``) and draws the
-output in a second pass (``write_output``). A folder of videos gives one result file per
-video and a summary (``folder``).
+scored frame on stdout (``frame,score,alarm,boxes``: the boxes of an alarm's regions
+where the scorer gives them, ``boxes_field``), each alarm interval on stderr as it
+starts and ends, and the annotated video or image strip drawn as the frames go by. A
+whole-video normalisation prints its lines (the boxes column empty: no regions without
+the calibration) once the video is scored (``print_detection``) and draws the output in a
+second pass (``write_output``). A folder of videos gives one result file per video, its
+lines as a single source's, and a summary (``folder``).
 """
 
 import contextlib
 import dataclasses
 import pathlib
 import sys
+
+import numpy as np
 
 from vad_jax.tfds_builders import video as video_lib
 from vad_jax.video import annotation, results, sources
@@ -38,6 +42,12 @@ def check_output(output: pathlib.Path) -> None:
     )
   if not output.parent.is_dir():
     raise FileNotFoundError(f"--output {output}: the folder {output.parent} does not exist")
+
+
+def boxes_field(boxes) -> str:
+  """Boxes ``(x0, y0, x1, y1)`` as one CSV field: ``"x0 y0 x1 y1;x0 y0 x1 y1"``, empty for
+  none."""
+  return ";".join(" ".join(str(int(v)) for v in box) for box in boxes)
 
 
 def _when(index: int, time: float | None) -> str:
@@ -74,9 +84,9 @@ def stream(detector, source: str, output: pathlib.Path | None, options: Options)
           drawn.add(r)
         if r.score is not None:
           if not header:
-            print("frame,score,alarm")
+            print("frame,score,alarm,boxes")
             header = True
-          print(f"{r.index},{r.score:.4f},{int(r.alarm)}", flush=True)
+          print(f"{r.index},{r.score:.4f},{int(r.alarm)},{boxes_field(r.boxes)}", flush=True)
         if r.event is None:
           continue
         if r.event.last is None or (r.event.open and started is None):
@@ -119,9 +129,9 @@ def write_output(output: pathlib.Path, detector, source: str, result: results.De
 
 def print_detection(result: results.Detection, min_frames: int) -> list[tuple[int, int]]:
   """A whole video's scores as CSV lines, then its alarm intervals."""
-  print("frame,score,alarm")
+  print("frame,score,alarm,boxes")  # the columns of a stream's lines; a whole-video score has no boxes
   for i, s, a in zip(result.frames, result.scores, result.alarm):
-    print(f"{i},{s:.4f},{int(a)}")
+    print(f"{i},{s:.4f},{int(a)},")
   intervals = results.alarm_intervals(result.frames, result.alarm, min_frames)
   print(
     f"alarm intervals ({result.rule}, >= {min_frames} frames): "
@@ -131,15 +141,39 @@ def print_detection(result: results.Detection, min_frames: int) -> list[tuple[in
   return intervals
 
 
+def _whole_video(detector, video: pathlib.Path, options: Options) -> results.Detection:
+  """One video's scored frames, with each frame's alarm boxes in ``details["boxes"]``:
+  streamed (the scorer's boxes, frame by frame), or scored whole for the ``video``
+  normalisation (no boxes)."""
+  if options.normalisation == "video":
+    result = detector.score(video, batch_size=options.batch_size, threshold=options.threshold, normalisation="video")
+    result.details["boxes"] = [()] * result.frames.size
+    return result
+  found = detector.stream(
+    video, batch_size=options.batch_size, threshold=options.threshold, normalisation=options.normalisation
+  )
+  scored = [r for r in found if r.score is not None]
+  if not scored:
+    raise ValueError(f"{video} has fewer frames than the model's window: nothing to score")
+  scores = np.array([r.score for r in scored])
+  return results.Detection(
+    frames=np.array([r.index for r in scored]),
+    scores=scores,
+    level=np.array([r.level for r in scored]),
+    alarm=np.array([r.alarm for r in scored], bool),
+    threshold=float("nan"),  # not reported per video
+    rule="",
+    details={"boxes": [r.boxes for r in scored]},
+  )
+
+
 def folder(detector, videos: pathlib.Path, output_dir: pathlib.Path | None, options: Options) -> None:
-  """Each video of a folder: a result file per video and a summary (``output_dir``),
-  and one summary line per video on the terminal."""
+  """Each video of a folder: a result file per video (``frame,score,alarm,boxes``) and a
+  summary (``output_dir``), and one summary line per video on the terminal."""
   rows = []
   for video in sources.video_files(videos):
     try:
-      result = detector.score(
-        video, batch_size=options.batch_size, threshold=options.threshold, normalisation=options.normalisation
-      )
+      result = _whole_video(detector, video, options)
     except (ValueError, video_lib.VideoDecodeError) as error:
       print(f"{video.name}: error: {error}", file=sys.stderr)
       rows.append((video.name, 0, "error", str(error)))
@@ -147,8 +181,9 @@ def folder(detector, videos: pathlib.Path, output_dir: pathlib.Path | None, opti
     intervals = results.alarm_intervals(result.frames, result.alarm, options.min_frames)
     if output_dir is not None:
       with open(output_dir / f"{video.stem}.csv", "w", encoding="utf-8") as out:
-        out.write("frame,score,alarm\n")
-        out.writelines(f"{i},{s:.6g},{int(a)}\n" for i, s, a in zip(result.frames, result.scores, result.alarm))
+        out.write("frame,score,alarm,boxes\n")
+        lines = zip(result.frames, result.scores, result.alarm, result.details["boxes"])
+        out.writelines(f"{i},{s:.6g},{int(a)},{boxes_field(b)}\n" for i, s, a, b in lines)
     spans = " ".join(f"{a}-{b}" for a, b in intervals)
     rows.append((video.name, int(result.frames.size), len(intervals), spans))
     print(f"{video.name}: {result.frames.size} frames scored, {len(intervals)} alarm intervals {spans}".rstrip())

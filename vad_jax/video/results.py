@@ -93,7 +93,10 @@ class FrameResult:
   squared error ``[h, w]`` at the model's resolution (frame scale ``[0, 1]``) when asked
   for; ``event`` an alarm interval that started (``last`` is ``None``) or ended at this
   frame; ``time`` the frame's presentation time in seconds from the source's own clock
-  (``None`` for a source without one: a frame folder, an array).
+  (``None`` for a source without one: a frame folder, an array); ``boxes`` the regions
+  of an alarmed frame that caused its alarm, ``(x0, y0, x1, y1)`` in the source frame's
+  pixels (``x0 <= x < x1``), where the scorer locates alarms (the prediction model's
+  calibrated score), else empty.
   """
 
   index: int
@@ -104,6 +107,7 @@ class FrameResult:
   error_map: np.ndarray | None = None
   event: AlarmEvent | None = None
   time: float | None = None
+  boxes: tuple[tuple[int, int, int, int], ...] = ()
 
 
 def with_alarm_events(results: Iterator[FrameResult], min_frames: int = 1) -> Iterator[FrameResult]:

@@ -45,6 +45,17 @@ def to_rgb(frame: Frame) -> np.ndarray:
   return frame.to_rgb() if isinstance(frame, EncodedFrame) else frame
 
 
+def frame_size(frame: Frame) -> tuple[int, int]:
+  """``(height, width)`` of a decoded or encoded frame (an encoded one's header only)."""
+  if isinstance(frame, EncodedFrame):
+    try:
+      with Image.open(io.BytesIO(frame.data)) as image:
+        return image.height, image.width
+    except OSError as error:
+      raise ValueError(f"cannot decode frame image {frame.name}: {error}") from error
+  return tuple(frame.shape[:2])
+
+
 def prepare_frame(frame: Frame, size: tuple[int, int], channels: int, jpeg_draft: bool = True) -> np.ndarray:
   """Model input ``uint8 [h, w, c]`` of one frame, through the input pipeline's path."""
   if isinstance(frame, EncodedFrame):
