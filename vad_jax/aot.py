@@ -112,7 +112,7 @@ def traced_programs(config: ml_collections.ConfigDict, mesh, global_batch: int, 
   _, one_state, one_batch = abstract_inputs(config, scorer_mesh, global_batch // n)
 
   def scorer(state, *inputs):
-    fn, _, _ = export.scoring_function(config, state)
+    fn, *_ = export.scoring_function(config, state)
     return fn(*inputs)
 
   example = dict(one_batch)

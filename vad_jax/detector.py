@@ -150,8 +150,9 @@ class Detector:
     return results.alarm_intervals(result.frames, result.alarm, min_frames)
 
   def export(self, path: str | os.PathLike) -> pathlib.Path:
-    """The scoring program for JAX alone (``vad_jax.export``)."""
-    return export.export(self.config, self.state, path)
+    """The scoring program for JAX alone (``vad_jax.export``), with the calibrated
+    scores and alarms when the checkpoint has a calibration."""
+    return export.export(self.config, self.state, path, self.calibration)
 
 
 def calibrate(

@@ -156,6 +156,13 @@ class StudyHooks(Protocol):
     """Lines for the person who fitted ``calibration``: its threshold, target, frames,
     a check on frames the fit did not see, and ``warning:`` lines."""
 
+  def calibrated_outputs(
+    self, config: Config, calibration: Mapping[str, Any]
+  ) -> tuple[Callable[[Mapping[str, Array]], dict[str, Array]], dict[str, Any]]:
+    """``(fn, description)`` for exporting with a calibration: ``fn(eval_step's
+    outputs)`` adds the calibrated scores and the alarm in JAX (traced into the exported
+    program), ``description`` records the calibration beside the program."""
+
   def validate(self, config: Config, state: Any, mesh, speedup: int = 3) -> Optional[dict[str, float]]:
     """Flat figures on held-out normal training videos to choose a recipe by without
     the test split, or None when no video is held out."""

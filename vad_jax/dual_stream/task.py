@@ -18,7 +18,7 @@ import numpy as np
 from vad_jax.data import indexing, input_pipeline, loaders, sources
 from vad_jax.data import prepare as data_prep
 from vad_jax.dual_stream import calibration as calibration_lib
-from vad_jax.dual_stream import detection, evaluation, network, scoring, steps, validation
+from vad_jax.dual_stream import detection, evaluation, exported_scores, network, scoring, steps, validation
 from vad_jax.video import windows
 
 Array = Any
@@ -163,6 +163,10 @@ def calibrate(
 
 check_calibration = calibration_lib.check
 calibration_summary = calibration_lib.summary
+
+
+# The calibrated score and alarm inside an exported program (``vad_jax.export``).
+calibrated_outputs = exported_scores.calibrated_outputs
 
 
 def held_out_frames(config: Config) -> dict[str, np.ndarray]:
