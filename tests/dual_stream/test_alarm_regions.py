@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.generated_statistics import normal_stats
 from vad_jax import checkpointing, cli
 from vad_jax.dual_stream import calibration, regions, scoring
 
@@ -147,16 +148,7 @@ def test_a_wrong_typed_or_missing_field_is_refused_naming_the_file_and_the_field
 
 def three_videos(rng, shift_last: float = 0.0):
   """3 x 1000 normal frames; the last video's worst blocks ``shift_last`` dB worse."""
-  n = 3000
-  stats = {
-    "psnr": rng.normal(30, 2, n),
-    "spatial_psnr": rng.normal(29, 2, n),
-    "temporal_psnr": rng.normal(31, 1, n),
-    "spatial_distance": rng.gamma(2.0, 0.1, n),
-    "temporal_distance": rng.gamma(3.0, 0.1, n),
-  }
-  for prefix in ("", "spatial_", "temporal_"):
-    stats[f"{prefix}block_psnr"] = stats[f"{prefix}psnr"] - rng.gamma(4.0, 1.2, n)
+  stats = normal_stats(rng, 3000)
   video_of_frame = np.repeat(np.arange(3), 1000)
   stats["block_psnr"][video_of_frame == 2] -= shift_last
   return stats, video_of_frame

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from tests.generated_statistics import normal_stats
 from vad_jax import detector as detector_lib
 from vad_jax import loop
 from vad_jax.configs import synthetic
@@ -15,19 +16,6 @@ from vad_jax.data import sources
 from vad_jax.detector import Detector
 from vad_jax.dual_stream import calibration
 from vad_jax.studies import curve
-
-
-def normal_stats(rng, n):
-  stats = {
-    "psnr": rng.normal(30, 2, n),
-    "spatial_psnr": rng.normal(29, 2, n),
-    "temporal_psnr": rng.normal(31, 1, n),
-    "spatial_distance": rng.gamma(2.0, 0.1, n),
-    "temporal_distance": rng.gamma(3.0, 0.1, n),
-  }
-  for prefix in ("", "spatial_", "temporal_"):  # the worst block is 3-8 dB worse than the frame
-    stats[f"{prefix}block_psnr"] = stats[f"{prefix}psnr"] - rng.gamma(4.0, 1.2, n)
-  return stats
 
 
 def test_the_threshold_gives_the_target_false_alarm_rate_on_unseen_normal_frames():

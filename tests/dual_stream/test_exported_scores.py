@@ -5,20 +5,13 @@ import jax
 import numpy as np
 import pytest
 
+from tests import generated_statistics
 from vad_jax.dual_stream import calibration, exported_scores
 
 
 def normal_stats(rng, n):
-  stats = {
-    "psnr": rng.normal(30, 2, n),
-    "spatial_psnr": rng.normal(29, 2, n),
-    "temporal_psnr": rng.normal(31, 1, n),
-    "spatial_distance": rng.gamma(2.0, 0.1, n),
-    "temporal_distance": rng.gamma(3.0, 0.1, n),
-  }
-  for prefix in ("", "spatial_", "temporal_"):  # the worst block is 3-8 dB worse than the frame
-    stats[f"{prefix}block_psnr"] = stats[f"{prefix}psnr"] - rng.gamma(4.0, 1.2, n)
-  return {k: v.astype(np.float32) for k, v in stats.items()}  # as a model gives them
+  """``generated_statistics.normal_stats`` in float32, as a model gives them."""
+  return {k: v.astype(np.float32) for k, v in generated_statistics.normal_stats(rng, n).items()}
 
 
 @pytest.fixture(scope="module")
