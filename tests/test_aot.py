@@ -158,6 +158,12 @@ def test_largest_fit_finds_the_boundary_of_a_nearly_linear_memory():
   refused = aot.largest_fit(lambda side: None if side > 9 else 50 * side**2, 2, 4, capacity=10**6, scale=lambda s: s**2)
   assert refused["largest"] == 9 and refused["tried"][10] is None
 
+  # A start above the boundary (the seed of --fit_start) halves, then bisects.
+  above = aot.largest_fit(measure, 12, 13, capacity=170)
+  assert above["largest"] == 6 and above["tried"][12] == 223 and above["tried"][7] == 173
+  nothing = aot.largest_fit(lambda b: None, 4, 5, capacity=170)
+  assert nothing["largest"] == 0 and nothing["peak_bytes"] is None
+
 
 def test_the_scaling_model_rings_the_all_reduce_over_the_slowest_link():
   from vad_jax.studies import scaling

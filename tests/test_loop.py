@@ -162,6 +162,7 @@ def test_the_first_steps_show_before_the_first_logging_step(tmp_path, capsys):
   loop.train_and_evaluate(config, str(tmp_path), stop_after_steps=8)
   lines = capsys.readouterr().out.splitlines()
   assert lines[0] == "training steps 1-8 of 16 (batch 8), compiling the training step first"
-  assert lines[1].startswith("step 1/16  loss ") and lines[1].endswith("s (compilation included)")
-  assert lines[2].startswith("step 3/16  loss ") and " s/step after the first: about " in lines[2]
-  assert lines[3].startswith("step 8/16  loss ")  # the first logging step
+  assert lines[1] == "precision: float32 (model.dtype)"  # the compute precision and why
+  assert lines[2].startswith("step 1/16  loss ") and lines[2].endswith("s (compilation included)")
+  assert lines[3].startswith("step 3/16  loss ") and " s/step after the first: about " in lines[3]
+  assert lines[4].startswith("step 8/16  loss ")  # the first logging step

@@ -342,6 +342,7 @@ def test_the_terminal_shows_progress_checkpoints_and_paths_not_library_logs(data
   status, out = terminal.run_on_a_pseudo_terminal([*command, f"--config.data.data_dir={data_dir}"], cwd=tmp_path)
   assert status == 0, out[-3000:]
   assert "training steps 1-6 of 6 (batch 8)" in out and re.search(r"step 1/6  loss \S+  first step \d+s", out)
+  assert "precision: float32 (model.dtype)" in out  # the compute precision and why
   assert re.search(r"\| 6/6 \[.*loss=", out), out[-3000:]  # the bar, drawn
   assert re.search(r"evaluation: +\d+%\|", out), out[-3000:]  # the evaluation's bar
   assert out.count("checkpoint step ") == 3 and "evaluating the model of step 6" in out

@@ -46,7 +46,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from vad_jax import export, tasks
+from vad_jax import export, precision, tasks
 from vad_jax import sharding as sharding_lib
 from vad_jax import state as state_lib
 from vad_jax.aot_targets import Target, TargetUnavailable, first_line, parse_target, target_devices
@@ -155,6 +155,7 @@ def compile_target(
       libtpu, too few CPU devices).
   """
   target = parse_target(target) if isinstance(target, str) else target
+  config = for_target_precision(config, target)
   unknown = [p for p in programs if p not in PROGRAMS]
   if unknown:
     raise ValueError(f"unknown programs {unknown}; choose from {list(PROGRAMS)}")
@@ -224,6 +225,17 @@ def compile_target(
         entry.update(analyse(compiled, 1 if name == "scorer" else num, chip_bytes))
     report["programs"][name] = entry
   return report
+
+
+def for_target_precision(config: ml_collections.ConfigDict, target: Target) -> ml_collections.ConfigDict:
+  """``config`` with ``model.dtype = "auto"`` resolved for the target's platform rather
+  than for this machine (a TPU or GPU computes bfloat16 natively)."""
+  if str(config.model.get("dtype", "float32")) != "auto":
+    return config
+  platform = {"tpu": "tpu", "cuda": "gpu"}.get(target.platform)  # cpu and local: this machine's backend
+  config = config.copy_and_resolve_references()
+  config.model.dtype = precision.resolve("auto", platform).name
+  return config
 
 
 def describe_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -340,18 +352,22 @@ def largest_fit(measure, first: int, second: int, capacity: int, scale=lambda x:
       tried[x] = measure(x)
     return tried[x] is not None and tried[x] <= capacity
 
-  if not fits(first):
-    return {"largest": 0, "peak_bytes": tried[first], "tried": tried}
-  lo, hi = first, None
-  if fits(second):
-    lo = second
+  if not fits(first):  # a start above the boundary: halve until a value fits, then bisect
+    hi, lo = first, first // 2
+    while lo >= 1 and not fits(lo):
+      hi, lo = lo, lo // 2
+    if lo < 1:
+      return {"largest": 0, "peak_bytes": tried[first], "tried": tried}
+    queue = []
+  elif fits(second):
+    lo, hi = second, None
     slope = (tried[second] - tried[first]) / (scale(second) - scale(first))
     guess = second
     while slope > 0 and scale(guess + 1) - scale(first) <= (capacity - tried[first]) / slope:
       guess += 1
     queue = [guess, guess + 1, guess - 1]
   else:
-    hi, queue = second, []
+    lo, hi, queue = first, second, []
   for _ in range(24):
     if hi == lo + 1:
       return {"largest": lo, "peak_bytes": tried[lo], "tried": tried}

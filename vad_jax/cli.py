@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from absl import app, flags
 
-from vad_jax import checkpointing, metric_writers, sharding
+from vad_jax import checkpointing, metric_writers, precision, sharding
 from vad_jax import workdir as workdir_lib
 from vad_jax.tfds_builders import common as builder_common
 
@@ -35,6 +35,13 @@ HELP_FOOTER = """
 A mistake in the input (a missing or damaged file, a bad value) ends the command with one
 line, "error: ..." naming the file or value, and exit status 1. With --verbosity given
 (-v 0: the libraries' INFO logs too; -v 1: their debug logs) its traceback shows as well."""
+
+
+def define_precision_flag() -> None:
+  """``--precision`` of the commands that restore a trained model (evaluate, detect, export)."""
+  flags.DEFINE_enum(
+    "precision", None, list(precision.CHOICES), "Compute precision (default: the one the model was trained with)."
+  )
 
 
 def user_error(error: BaseException) -> BaseException | None:

@@ -32,6 +32,7 @@ import ml_collections
 import numpy as np
 
 from vad_jax import checkpointing, export, sharding, tasks
+from vad_jax import precision as precision_lib
 from vad_jax import state as state_lib
 from vad_jax.video import results, sources, windows
 
@@ -46,12 +47,18 @@ class Detector:
   calibration: Optional[dict[str, Any]] = None
 
   @classmethod
-  def load(cls, checkpoint: str | os.PathLike, device: Optional[jax.Device] = None) -> "Detector":
+  def load(
+    cls, checkpoint: str | os.PathLike, device: Optional[jax.Device] = None, precision: Optional[str] = None
+  ) -> "Detector":
     """From a training workdir (its newest intact checkpoint) or a step folder
-    (``run/checkpoints/300``)."""
+    (``run/checkpoints/300``). ``precision`` (``vad_jax.precision.CHOICES``) replaces
+    the compute precision the model was trained with: the parameters are float32 in
+    every precision."""
     directory, step, _ = state_lib.parse_checkpoint_path(checkpoint)
     mesh = sharding.make_mesh([device or jax.devices()[0]])
     config, state = state_lib.restore(directory, step, mesh)
+    if precision is not None:
+      config.model.dtype = precision_lib.resolve(precision).requested
     check = tasks.hook(tasks.for_config(config), "check_calibration")
     calibration = checkpointing.read_calibration(directory, int(state.step), check)
     return cls(config, state, pathlib.Path(checkpoint), calibration)

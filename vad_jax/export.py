@@ -39,7 +39,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from vad_jax import tasks
+from vad_jax import precision, tasks
 from vad_jax import workdir as workdir_lib
 
 FORMAT_VERSION = 2  # 2: the program's size and sha256, the calibration
@@ -110,6 +110,7 @@ def export(
     "format_version": FORMAT_VERSION,
     "jax_version": jax.__version__,
     "model": config.model.name,
+    "precision": precision.of_config(config).name,
     "program": {"file": path.name, "bytes": len(program), "sha256": hashlib.sha256(program).hexdigest()},
     "inputs": [
       {"name": n, "shape": ["batch", *map(int, s.shape[1:])], "dtype": str(s.dtype)} for n, s in zip(names, specs)

@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from vad_jax import checkpointing, metric_writers, tasks
+from vad_jax import checkpointing, metric_writers, precision, tasks
 from vad_jax import sharding as sharding_lib
 from vad_jax import state as state_lib
 from vad_jax import workdir as workdir_lib
@@ -257,6 +257,7 @@ def _train_and_evaluate(
       f"training steps {start_step + 1}-{last_step} of {total_steps} (batch {config.batch_size}), "
       f"compiling the training step first"
     )
+    metric_writers.say(precision.of_config(config).describe())
   # Several CPU devices: one step in flight at a time (sharding.dispatch_in_order).
   serialize = sharding_lib.serial_dispatch()
   try:

@@ -29,4 +29,4 @@ def test_torch_reference_jax_side_counts_and_times_the_network(layers):
 def test_conv_layers_prints_a_row_per_shape(capsys):
   load("conv_layers").main(["2x8x8x4x4", "1x4x4x8x16"])
   rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("2x8x8", "1x4x4"))]
-  assert len(rows) == 2 and all(len(row.split("|")) == 5 for row in rows)
+  assert len(rows) == 2 and all(len(row.split("|")) == 7 for row in rows)  # shape, impl, dtype, GFLOP, 3 rates

@@ -36,12 +36,13 @@ import sys
 
 from absl import flags
 
-from vad_jax import cli
+from vad_jax import cli, precision
 from vad_jax.detector import Detector
 from vad_jax.video import report, sources
 
 
 def define_flags() -> None:
+  cli.define_precision_flag()
   flags.DEFINE_string(
     "checkpoint", None, "A checkpoint step directory, or a training workdir (latest step).", required=True
   )
@@ -83,7 +84,8 @@ def main(argv) -> None:
   output_dir = pathlib.Path(f.output_dir) if f.output_dir else None
   if output_dir is not None:
     output_dir.mkdir(parents=True, exist_ok=True)
-  detector = Detector.load(f.checkpoint)
+  detector = Detector.load(f.checkpoint, precision=f.precision)
+  print(precision.of_config(detector.config).describe(), file=sys.stderr, flush=True)  # stdout: the CSV
   if batch_of_videos:
     report.folder(detector, pathlib.Path(source), output_dir, options)
   elif f.normalisation != "video":

@@ -16,11 +16,12 @@ import pathlib
 import jax
 from absl import app, flags
 
-from vad_jax import checkpointing, cli, sharding, tasks
+from vad_jax import checkpointing, cli, precision, sharding, tasks
 from vad_jax import state as state_lib
 
 
 def define_flags() -> None:
+  cli.define_precision_flag()
   flags.DEFINE_string("workdir", None, "Training workdir: evaluates its latest checkpoint.")
   flags.DEFINE_string("checkpoint", None, "A checkpoint step directory (<workdir>/checkpoints/<step>).")
   flags.DEFINE_string("split", None, "Split to evaluate (default: the config's data.eval_split).")
@@ -41,6 +42,10 @@ def main(argv) -> None:
   checkpoint_dir, step, workdir = state_lib.parse_checkpoint_path(f.checkpoint or f.workdir)
   mesh = sharding.make_mesh()
   config, state = state_lib.restore(checkpoint_dir, step, mesh)
+  if f.precision:
+    config.model.dtype = f.precision
+  if jax.process_index() == 0:
+    print(precision.of_config(config).describe(), flush=True)
   if f.data_dir:
     config.data.data_dir = f.data_dir
   if f.builder_config:

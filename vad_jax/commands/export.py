@@ -19,11 +19,12 @@ import json
 
 from absl import flags
 
-from vad_jax import cli, export
+from vad_jax import cli, export, precision
 from vad_jax.detector import Detector
 
 
 def define_flags() -> None:
+  cli.define_precision_flag()
   flags.DEFINE_string(
     "checkpoint", None, "A checkpoint step directory, or a training workdir (latest step).", required=True
   )
@@ -33,7 +34,8 @@ def define_flags() -> None:
 def main(argv) -> None:
   del argv
   f = flags.FLAGS
-  detector = Detector.load(f.checkpoint)
+  detector = Detector.load(f.checkpoint, precision=f.precision)
+  print(precision.of_config(detector.config).describe(), flush=True)
   path = detector.export(f.output)
   description = json.loads(export.description_path(path).read_text())
   print(f"wrote {path} and {export.description_path(path)}", flush=True)

@@ -28,6 +28,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from vad_jax import precision
 from vad_jax.dual_stream import conv as conv_lib
 from vad_jax.dual_stream.attention import ResidualChannelAttention
 from vad_jax.dual_stream.memory import Memory
@@ -203,7 +204,7 @@ class PredictionStream(nn.Module):
       "discretization": jnp.stack(discretization, axis=1) if discretization else zeros,
       "attention_map": attention_map,
     }
-    return self.output_scale * jnp.tanh(out), aux
+    return self.output_scale * jnp.tanh(out.astype(jnp.float32)), aux  # float32 from here on
 
 
 class DualStreamNet(nn.Module):
@@ -327,6 +328,6 @@ def from_config(config: ml_collections.ConfigDict) -> DualStreamNet:
     margin_b=config.loss.margin_b,
     hinge=config.loss.hinge,
     negative_slope=m.negative_slope,
-    dtype=jnp.dtype(m.dtype),
+    dtype=precision.compute_dtype(config),
     conv_impl=m.conv_impl,
   )

@@ -31,6 +31,13 @@ def train_step(
   state, batch: Mapping[str, Array], *, model, config: ml_collections.ConfigDict
 ) -> tuple[Any, dict[str, Array]]:
   """One optimisation step on ``batch["frames"]``; returns the new state and loss terms."""
+  grads, terms, new_vars = gradients(state, batch, model=model, config=config)
+  state = state.apply_gradients(grads=grads, batch_stats=new_vars["batch_stats"], memory=new_vars["memory"])
+  return state, {**terms, "grad_norm": optax.global_norm(grads)}
+
+
+def gradients(state, batch: Mapping[str, Array], *, model, config: ml_collections.ConfigDict):
+  """``(gradients of the loss, loss terms, updated batch statistics and memory)``."""
   loss_config = config.loss
 
   def loss_fn(params):
@@ -41,8 +48,7 @@ def train_step(
     return loss, (terms, new_vars)
 
   grads, (terms, new_vars) = jax.grad(loss_fn, has_aux=True)(state.params)
-  state = state.apply_gradients(grads=grads, batch_stats=new_vars["batch_stats"], memory=new_vars["memory"])
-  return state, {**terms, "grad_norm": optax.global_norm(grads)}
+  return grads, terms, new_vars
 
 
 def eval_step(

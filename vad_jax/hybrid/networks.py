@@ -2,9 +2,9 @@
 the ConvLSTM baseline and EfficientNetV2-B0+HOG (``configs/classifier.py``)."""
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
+from vad_jax import precision
 from vad_jax.hybrid.convlstm import ConvLSTMBaseline, hard_sigmoid_keras2
 from vad_jax.hybrid.model import EfficientNetHOGClassifier, HybridModel1
 
@@ -16,7 +16,7 @@ def _size(value: int) -> int | None:
 def build(config: ml_collections.ConfigDict):
   """HybridModel-1, the ConvLSTM baseline or EfficientNetV2-B0+HOG (``model.name``)."""
   m = config.model
-  dtype = jnp.dtype(m.dtype)
+  dtype = precision.compute_dtype(config)
   if m.name == "hybrid":
     return HybridModel1(
       backbone=m.backbone,

@@ -21,6 +21,13 @@ MUTABLE = ("batch_stats",)
 
 def train_step(state, batch: dict[str, Array], *, model, config: ml_collections.ConfigDict):
   """One optimisation step; dropout keys derive from the seed and the step (resumable)."""
+  grads, terms, new_vars = gradients(state, batch, model=model, config=config)
+  state = state.apply_gradients(grads=grads, batch_stats=new_vars.get("batch_stats", state.batch_stats))
+  return state, {**terms, "grad_norm": optax.global_norm(grads)}
+
+
+def gradients(state, batch: dict[str, Array], *, model, config: ml_collections.ConfigDict):
+  """``(gradients of the loss, loss terms, updated batch statistics)`` of a training step."""
   dropout_rng = jax.random.fold_in(jax.random.key(config.seed + 1), state.step)
   if config.loss.shuffle_labels:
     batch = loss.shuffled_labels(batch, jax.random.fold_in(jax.random.key(config.seed + 2), state.step))
@@ -37,8 +44,7 @@ def train_step(state, batch: dict[str, Array], *, model, config: ml_collections.
     return value, (terms, new_vars)
 
   grads, (terms, new_vars) = jax.grad(loss_fn, has_aux=True)(state.params)
-  state = state.apply_gradients(grads=grads, batch_stats=new_vars.get("batch_stats", state.batch_stats))
-  return state, {**terms, "grad_norm": optax.global_norm(grads)}
+  return grads, terms, new_vars
 
 
 def probabilities(config: ml_collections.ConfigDict, logits: Array, aux: Mapping[str, Any]) -> dict[str, Array]:

@@ -79,6 +79,7 @@ def train_iterator(config: Config, mesh) -> tuple[Iterator[dict[str, Array]], in
 
 
 train_step = steps.train_step
+gradients = steps.gradients
 eval_step = steps.eval_step
 evaluate = evaluation.evaluate
 evaluate_ensemble = evaluation.evaluate_ensemble
