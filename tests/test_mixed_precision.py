@@ -9,6 +9,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from vad_jax import export, tasks
@@ -115,18 +116,23 @@ def test_the_compiled_bfloat16_training_step_multiplies_in_bfloat16():
   """With the matmul convolutions (``conv_impl="matmul"``) the dual-stream training step's
   products are bfloat16, apart from the memory's (float32 by design). XLA:CPU computes
   bfloat16 *convolutions* in float32 (it converts around them: 81 of 94 heavy products of
-  the ``mixed`` program are float32), which is why bfloat16 pays nothing there
+  the ``mixed`` program of the three-level test network are float32), which is why bfloat16 pays nothing there
   (docs/RESULTS.md, "bfloat16")."""
   config, task, _, batch = setup_system("dual_stream", "bfloat16")
   config.model.conv_impl = "matmul"
-  state, *_ = state_and_results("dual_stream", "float32")
+  config.model.widths = (4, 8)  # two levels: compiling dominates this test's time
+  state = jax.jit(
+    lambda rng: state_lib.create(
+      task.build_model(config), task.init_variables(task.build_model(config), config, rng, batch), optax.sgd(0.1)
+    )
+  )(jax.random.key(0))
   programs = {}
   for dtype in ("bfloat16", "float32"):
     config.model.dtype = dtype
     step = jax.jit(functools.partial(task.train_step, model=task.build_model(config), config=config))
     programs[dtype] = heavy_products(step.lower(state, batch).compile().as_text())
   network = [types for types, name in programs["bfloat16"] if "/memory" not in name]
-  assert len(network) > 50, programs["bfloat16"]
+  assert len(network) > 30, programs["bfloat16"]
   share = network.count("bf16") / len(network)
   assert share >= 0.9, f"{network.count('bf16')} of {len(network)} heavy products in bf16: {sorted(set(network))}"
   assert all(types == "f32" for types, name in programs["bfloat16"] if "/memory" in name)
