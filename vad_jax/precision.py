@@ -6,17 +6,16 @@ convolutions run in the compute dtype; each stream's output, the losses and the 
 statistics (PSNR, memory distances, calibration) are float32.
 
 ``auto`` is bfloat16 where the hardware computes bfloat16 dot products natively (GPUs,
-TPUs, and CPUs with AVX512-BF16, AMX-BF16 or Arm's BF16 extension) and float32 elsewhere:
-a CPU without them converts bfloat16 to float32 around every product and runs slower than
-in float32 throughout (docs/RESULTS.md, "bfloat16"). ``VAD_JAX_CPU_BF16=0`` (or ``1``)
-in the environment overrides what the CPU reports.
+TPUs, and CPUs with AVX512-BF16, AMX-BF16 or Arm's BF16 extension, read from
+``/proc/cpuinfo``) and float32 elsewhere. ``VAD_JAX_CPU_BF16=0`` (or ``1``) in the
+environment overrides what the CPU reports. On XLA:CPU bfloat16 does not pay yet even
+where the CPU supports it (docs/RESULTS.md, "bfloat16 on XLA:CPU").
 """
 
 import dataclasses
 import functools
 import os
 import pathlib
-import platform
 
 import jax
 import jax.numpy as jnp
@@ -68,18 +67,13 @@ def cpu_flags(cpuinfo: str) -> frozenset[str]:
 
 def cpu_bf16_support(flags: frozenset[str] | None = None, environ=os.environ) -> tuple[bool, str]:
   """Whether this CPU's dot products take bfloat16, and the evidence, from ``flags``
-  (default: ``/proc/cpuinfo``; Apple silicon M2 and later by its name) unless
+  (default: ``/proc/cpuinfo``; none where there is no such file) unless
   ``VAD_JAX_CPU_BF16`` says otherwise."""
   override = environ.get(OVERRIDE, "").strip()
   if override in ("0", "1"):
     return override == "1", f"{OVERRIDE}={override}"
   if flags is None:
     flags = _cpuinfo_flags()
-    if not flags and platform.system() == "Darwin" and platform.machine() == "arm64":
-      # No /proc/cpuinfo; BF16 arrived with the M2 (ARMv8.6).
-      brand = os.popen("sysctl -n machdep.cpu.brand_string 2>/dev/null").read().strip()
-      supported = bool(brand) and not brand.startswith("Apple M1")
-      return supported, f"CPU {brand or 'unknown Apple silicon'}"
   found = [flag for flag in CPU_BF16_FLAGS if flag in flags]
   if found:
     return True, "this CPU's dot products take bfloat16: " + ", ".join(found)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vad_jax import sharding, tasks
+from vad_jax import precision, sharding, tasks
 from vad_jax import state as state_lib
 from vad_jax.detector import Detector
 from vad_jax.video import annotation, sources
@@ -88,7 +88,7 @@ def counting_config(config):
 def run(config, batch: int, steps: int, skip_train: bool = False, time_eval: bool = True) -> dict[str, float]:
   """The benchmark's figures for ``config``'s model at ``batch`` (see the module docstring).
 
-  The peak is a matmul in the model's compute dtype (``model.dtype``, float32 if unset),
+  The peak is a matmul in the model's compute dtype (``model.dtype`` resolved, float32 if unset),
   so a bfloat16 model is compared with the bfloat16 peak.
   """
   task = tasks.for_config(config)
@@ -141,7 +141,7 @@ def run(config, batch: int, steps: int, skip_train: bool = False, time_eval: boo
     result["train step (s)"] = float(np.median(times))
     result["train frames/s"] = frames_per_call / result["train step (s)"]
     result["train GFLOP/s"] = result["train GFLOP/step"] / result["train step (s)"]
-  dtype = jnp.dtype(config.model.get("dtype", "float32"))
+  dtype = precision.compute_dtype(config)
   peak = matmul_peak(dtype, steps=steps)
   result[f"matmul peak {PEAK_NAMES.get(dtype.name, dtype.name)} GFLOP/s"] = peak
   result["forward % of peak"] = 100 * result["forward GFLOP/s"] / peak
